@@ -1,0 +1,11 @@
+"""glassfrac: predict where and when a disordered solid fails, from its undeformed structure.
+
+Units are LAMMPS "metal" throughout (eV, Å, ps, amu); 2D stress in N/m, 3D stress in GPa.
+"""
+
+from glassfrac.errors import GlassfracError, InputError
+from glassfrac.structure import Box, Structure, read, write
+
+__version__ = "0.1.0"
+
+__all__ = ["Box", "Structure", "read", "write", "GlassfracError", "InputError", "__version__"]

@@ -347,7 +347,9 @@ def write_lammps_data(structure: Structure, path, atom_style: str = "atomic",
         lines.append(f"{cell[1, 0]:.16g} {cell[2, 0]:.16g} {cell[2, 1]:.16g} xy xz yz")
     lines += ["", "Masses", ""]
     for t, s in sorted(type_map.items()):
-        lines.append(f"{t} {masses[structure.species == s][0] if (structure.species == s).any() else MASSES[s]:.6f} # {s}")
+        present = structure.species == s
+        mass = masses[present][0] if present.any() else MASSES[s]
+        lines.append(f"{t} {mass:.6f} # {s}")
     lines += ["", f"Atoms # {atom_style}", ""]
     pos = s3.positions
     for k in range(structure.n_atoms):

@@ -1,0 +1,126 @@
+"""The one interface every potential implements, and its results.
+
+A potential evaluates a whole :class:`~glassfrac.potentials.batch.Batch` at once, float64,
+on the batch's device. Sign conventions follow LAMMPS: ``virial`` is W = −∂E/∂ε (eV), the
+derivative with respect to a homogeneous strain ε applied as x → (1 + ε) x, so that the
+pressure is W / V and the stress (tension positive) is −W / V. Per-atom virials sum to the
+system virial (LAMMPS ``stress/atom`` without the kinetic part, in eV instead of bar·Å^3).
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from glassfrac.potentials.batch import (
+    EV_PER_A2_IN_N_PER_M,
+    EV_PER_A3_IN_GPA,
+    Batch,
+    Pairs,
+    VerletList,
+)
+
+
+@dataclass
+class Results:
+    """Energies (B,) eV, forces (N, d) eV/Å, virials (B, d, d) eV; per-atom parts if asked."""
+
+    energy: torch.Tensor
+    forces: torch.Tensor
+    virial: torch.Tensor | None = None
+    per_atom_energy: torch.Tensor | None = None
+    per_atom_virial: torch.Tensor | None = None
+
+
+class Potential(ABC):
+    """Energy, forces and virial of a batch of systems.
+
+    Subclasses set ``name``, ``species`` (names in code order) and ``cutoff`` (Å, the range
+    beyond which nothing acts) and implement :meth:`compute`.
+    """
+
+    name: str = "potential"
+    species: tuple[str, ...] = ()
+    cutoff: float = 0.0
+
+    @abstractmethod
+    def compute(self, batch: Batch, pairs: Pairs, virial: bool = True,
+                per_atom: bool = False) -> Results:
+        """Evaluate the batch; ``pairs`` is a half list covering at least ``cutoff``."""
+
+    def parameters(self) -> dict:
+        """The parameters that define this potential (recorded next to every output)."""
+        return {"name": self.name}
+
+    def batch(self, structures, device="cpu", frozen=None) -> Batch:
+        return Batch.from_structures(structures, self.species, device=device, frozen=frozen)
+
+    def evaluate(self, structures, device="cpu", per_atom=False) -> list[dict]:
+        """Evaluate structures in one batch; numpy results per structure.
+
+        Each dict has ``energy`` (eV), ``forces`` (eV/Å), ``virial`` (eV), ``stress``
+        (tension positive; N/m for sheets, GPa for bulk, named in ``stress_unit``) and, with
+        ``per_atom``, ``per_atom_energy`` (eV) and ``per_atom_virial`` (eV).
+        """
+        structures = list(structures)
+        batch = self.batch(structures, device=device)
+        pairs = VerletList(self.cutoff, skin=0.0).update(batch)
+        res = self.compute(batch, pairs, virial=True, per_atom=per_atom)
+        stress, units = stress_from_virial(batch, res.virial)
+        forces = batch.split(res.forces)
+        out = []
+        for k in range(batch.n_systems):
+            item = {
+                "energy": float(res.energy[k]),
+                "forces": forces[k],
+                "virial": res.virial[k].detach().cpu().numpy(),
+                "stress": stress[k],
+                "stress_unit": units[k],
+            }
+            out.append(item)
+        if per_atom:
+            for item, e, w in zip(out, batch.split(res.per_atom_energy),
+                                  batch.split(res.per_atom_virial), strict=True):
+                item["per_atom_energy"] = e
+                item["per_atom_virial"] = w
+        return out
+
+
+def stress_from_virial(batch: Batch, virial: torch.Tensor):
+    """Stress tensors (tension positive) as numpy (B, d, d) and their unit per system."""
+    sheet = batch.is_sheet().cpu().numpy()
+    measure = batch.measure().detach().cpu().numpy()
+    w = virial.detach().cpu().numpy()
+    factor = np.where(sheet, EV_PER_A2_IN_N_PER_M, EV_PER_A3_IN_GPA) / measure
+    stress = -w * factor[:, None, None]
+    units = ["N/m" if s else "GPa" for s in sheet]
+    return stress, units
+
+
+def forces_from_pair_gradient(batch: Batch, pairs: Pairs, vectors: torch.Tensor,
+                              grad: torch.Tensor, virial: bool = True, per_atom: bool = False):
+    """Forces, virials and per-atom virials from dE/dr_p of an energy written in pair vectors.
+
+    For an energy that depends on positions only through the pair vectors
+    ``vectors = r_p = x_j − x_i (+ image)`` (any many-body potential can be written so),
+    ``grad`` = ∂E/∂r_p (P, d) gives f_j −= grad, f_i += grad, W = −Σ_p r_p ⊗ ∂E/∂r_p, and a
+    per-atom virial that gives half of each pair's share to each end. Returns
+    ``(forces, virial or None, per_atom_virial or None)``.
+    """
+    forces = torch.zeros_like(batch.positions)
+    forces.index_add_(0, pairs.i, grad)
+    forces.index_add_(0, pairs.j, -grad)
+    w_sys = w_atom = None
+    if virial or per_atom:
+        w_pair = -vectors.unsqueeze(2) * grad.unsqueeze(1)
+        if virial:
+            w_sys = torch.zeros(batch.n_systems, batch.dim, batch.dim, dtype=grad.dtype,
+                                device=grad.device)
+            w_sys.index_add_(0, pairs.system, w_pair)
+        if per_atom:
+            w_atom = torch.zeros(batch.n_atoms, batch.dim, batch.dim, dtype=grad.dtype,
+                                 device=grad.device)
+            w_atom.index_add_(0, pairs.i, 0.5 * w_pair)
+            w_atom.index_add_(0, pairs.j, 0.5 * w_pair)
+    return forces, w_sys, w_atom

@@ -296,11 +296,12 @@ def _assemble(xyz, species, cell, origin, file_pbc, pbc, dim, arrays, path):
     if pbc is None:
         pbc = np.array(file_pbc, bool)
         vacuum = []
+        frac = np.linalg.solve(cell.T, (xyz - origin).T).T
+        spacing = 1.0 / np.linalg.norm(np.linalg.inv(cell), axis=0)  # distance between lattice planes
         for axis in range(dim):
-            if pbc[axis] and np.allclose(cell[axis], cell[axis, axis] * np.eye(3)[axis]):
-                length = cell[axis, axis]
-                u = np.sort(np.mod(xyz[:, axis] - origin[axis], length))
-                gaps = np.diff(np.concatenate([u, [u[0] + length]]))
+            if pbc[axis] and len(xyz):
+                u = np.sort(np.mod(frac[:, axis], 1.0))
+                gaps = np.diff(np.concatenate([u, [u[0] + 1.0]])) * spacing[axis]
                 if gaps.max() > VACUUM_GAP:
                     pbc[axis] = False
                     vacuum.append("xyz"[axis])

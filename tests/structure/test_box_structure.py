@@ -91,3 +91,25 @@ def test_ase_round_trip(dim):
     assert back.bond_images.tolist() == s.bond_images.tolist()
     assert np.allclose(back.arrays["charge"], s.arrays["charge"])
     assert back.info["seed"] == 3
+
+
+def test_open_box_with_zero_cell_wraps_and_images():
+    box = Box(np.zeros((2, 2)), pbc=False)
+    pos = np.array([[3.0, -2.0], [1.5, 7.0]])
+    assert np.allclose(box.wrap(pos), pos)
+    assert np.allclose(box.minimum_image(pos), pos)
+    assert np.allclose(box.cartesian(box.fractional(pos)), pos)
+
+
+def test_outputs_have_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from glassfrac.structure import write
+
+    s = Structure([[1.0, 1.0]], ["Si"], Box([5.0, 5.0]))
+    write(s, tmp_path / "a.xyz")
+    mode = stat.S_IMODE(os.stat(tmp_path / "a.xyz").st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask

@@ -36,10 +36,14 @@ Conventions and decisions:
 - Ring atoms are indices into the given structure, listed from the smallest index onwards.
   Ring centres are the mean of the ring's (unwrapped) vertices, wrapped into the cell.
 - Coordination (per species, expected value and number of violators): Si–Si in the network
-  (3); when O atoms are present, O within ``cutoff`` of every Si (3 for a monolayer, 4 for a
+  (``sides``, 3); when O atoms are present, O within ``cutoff`` of every Si (3 for a monolayer, 4 for a
   bilayer, counted over both layers) and Si within ``cutoff`` of every O (2).
-- Rings that contain a Si with fewer than 3 network bonds are flagged in ``boundary_rings``;
-  at an open edge (microscope patch) they may be cut by the edge and are best left out.
+- ``boundary_rings`` flags rings that contain a Si with fewer than 3 network bonds or (points
+  method) a Si whose Voronoi cell is unbounded, or that share a bond with a dropped face. At
+  an open edge (microscope patch) such rings may be cut or closed wrongly by the edge and
+  are best left out of statistics; rings of a patch that are not flagged can still be wrong
+  within about two Si spacings of the edge. ``distribution``, ``mu2`` and ``alpha`` are over
+  all rings, boundary rings included (ring_statistics.py computes them).
 """
 
 import copy
@@ -93,9 +97,7 @@ class Network:
 
 def _result(name: str, doc: str) -> property:
     def get(self):
-        if self._results is None:
-            raise AttributeError(f"RingAnalysis.{name} is not available before compute()")
-        return self._results[name]
+        return self._computed()[name]
 
     return property(get, doc=doc)
 
@@ -105,8 +107,9 @@ class RingAnalysis:
 
     ``method`` as in the module docstring; ``cutoff`` the Si–O cutoff in Å (default by
     monolayer/bilayer); ``node``/``bridge`` the species of network nodes and bridging atoms;
-    ``layer`` which layer of a bilayer to analyse; ``sides`` how many Voronoi sides each atom
-    shares with bonded neighbours (points method).
+    ``layer`` which layer of a bilayer to analyse; ``sides`` the Si–Si coordination of the
+    network (3): the expected value of the coordination check and, in the points method, the
+    number of Voronoi sides each atom shares with bonded neighbours.
     """
 
     def __init__(self, method: str = "auto", cutoff: float | None = None, node: str = "Si",
@@ -135,7 +138,8 @@ class RingAnalysis:
     ring_polygons = _result("ring_polygons", "Unwrapped vertex coordinates (n_k, 2) Å of each ring.")
     ring_centres = _result("ring_centres", "Ring centres (n_rings, 2) Å in the plane, wrapped into the cell.")
     ring_areas = _result("ring_areas", "Ring areas (n_rings,) Å^2.")
-    ring_pairs = _result("ring_pairs", "Adjacent rings (P, 2), one row per shared bond.")
+    ring_pairs = _result("ring_pairs", "Adjacent rings (P, 2), one row per shared bond (a ring next to its own "
+                                       "periodic image gives a row (r, r)).")
     distribution = _result("distribution", "p_n: fraction of rings of each size.")
     mu2 = _result("mu2", "Ring-size variance mu2.")
     alpha = _result("alpha", "Aboav–Weaire alpha (normalised form; nan if all rings are equal).")
@@ -143,7 +147,7 @@ class RingAnalysis:
     coordination_ok = _result("coordination_ok", "True if no atom violates its expected coordination.")
     defect_rings = _result("defect_rings", "Per ring: True if the ring is not hexagonal.")
     defect_map = _result("defect_map", "Per atom of the structure: True if it belongs to a non-6 ring.")
-    boundary_rings = _result("boundary_rings", "Per ring: True if it contains an under-coordinated Si.")
+    boundary_rings = _result("boundary_rings", "Per ring: True if it touches an open edge or an under-coordinated Si.")
     euler_characteristic = _result("euler_characteristic", "V − E + F over all faces (0 on a torus).")
     n_dropped_faces = _result("n_dropped_faces", "Faces that are not rings (outer or winding faces).")
     one_sided = _result("one_sided", "Points method: Voronoi sides (i, j) chosen by i only (atom indices).")
@@ -159,10 +163,12 @@ class RingAnalysis:
             has_bonds = structure.bonds is not None and len(structure.bonds) > 0
             method = "bonds" if has_bonds else "bridges" if has_bridge else "points"
         one_sided = np.zeros((0, 2), np.int64)
+        open_cell = np.zeros(0, np.int64)
         if method == "points":
             vb = voronoi_bonds(positions, box, self.sides)
             i, j, img = vb.bonds[:, 0], vb.bonds[:, 1], vb.images
             one_sided = atoms[vb.one_sided]
+            open_cell = atoms[vb.open_cell]
         else:
             if method == "bonds":
                 if structure.bonds is None or len(structure.bonds) == 0:
@@ -179,13 +185,14 @@ class RingAnalysis:
             if len(i) == 0:
                 raise InputError(f"no {self.node}–{self.node} bonds found by method {method!r}")
         bonds, images = _canonical_edges(i, j, img[:, :2])
-        network = Network(positions, box, atoms, bonds, images)
-        results = _rings(network, structure.n_atoms)
-        coordination = {f"{self.node}-{self.node}": _check(network.degree, 3, atoms)}
+        network = Network(_frozen(positions), box, _frozen(atoms), _frozen(bonds), _frozen(images))
+        results = _rings(network, structure.n_atoms, self.sides, open_cell)
+        coordination = {f"{self.node}-{self.node}": _check(network.degree, self.sides, atoms)}
         if has_bridge:
             coordination.update(_bridge_coordination(structure, cutoff, self.node, self.bridge, bilayer))
         results.update(
             network=network, method_used=method, n_atoms=structure.n_atoms, one_sided=_frozen(one_sided),
+            n_node_atoms=int(np.count_nonzero(structure.species == self.node)),
             coordination=coordination, cutoff=None if method == "points" and not has_bridge else cutoff,
             coordination_ok=all(c["violators"] == 0 for c in coordination.values()),
             layer=self.layer if bilayer else None,
@@ -196,34 +203,38 @@ class RingAnalysis:
     @property
     def results(self) -> dict:
         """A deep copy of every result, by name."""
-        if self._results is None:
-            raise AttributeError("RingAnalysis.results is not available before compute()")
-        return copy.deepcopy(self._results)
+        return copy.deepcopy(self._computed())
 
     def summary(self) -> dict:
         """The scalar results as a JSON-friendly dict (ring_sizes: size -> count)."""
-        r = self.results
+        r = self._computed()
         sizes, counts = np.unique(r["ring_sizes"], return_counts=True)
         return {
             "n_atoms": r["n_atoms"],
-            "n_si": len(r["network"].atoms),
+            "n_si": r["n_node_atoms"],
+            "n_network_si": len(r["network"].atoms),
             "method": r["method_used"],
             "layer": r["layer"],
             "cutoff": r["cutoff"],
             "n_bonds": len(r["network"].bonds),
             "n_rings": r["n_rings"],
             "ring_sizes": {int(s): int(c) for s, c in zip(sizes, counts, strict=True)},
-            "distribution": r["distribution"],
+            "distribution": dict(r["distribution"]),
             "mu2": r["mu2"],
             "alpha": r["alpha"],
             "coordination_ok": r["coordination_ok"],
-            "coordination": {k: {key: v[key] for key in ("expected", "violators", "histogram")}
+            "coordination": {k: {key: copy.deepcopy(v[key]) for key in ("expected", "violators", "histogram")}
                              for k, v in r["coordination"].items()},
             "euler_characteristic": r["euler_characteristic"],
             "n_dropped_faces": r["n_dropped_faces"],
             "n_boundary_rings": int(r["boundary_rings"].sum()),
             "n_one_sided": len(r["one_sided"]),
         }
+
+    def _computed(self) -> dict:
+        if self._results is None:
+            raise AttributeError("RingAnalysis results are not available before compute()")
+        return self._results
 
 
 # -- network construction ---------------------------------------------------------------------
@@ -286,8 +297,10 @@ def _canonical_edges(i, j, images):
 
 # -- faces ------------------------------------------------------------------------------------
 
-def _rings(network: Network, n_atoms: int) -> dict:
-    """Walk the faces of ``network`` and derive every ring result."""
+def _rings(network: Network, n_atoms: int, expected: int, edge_atoms) -> dict:
+    """Walk the faces of ``network`` and derive every ring result (``edge_atoms``: atom
+    indices that make their rings boundary rings, besides those with fewer than ``expected``
+    bonds)."""
     bonds, n_nodes = network.bonds, len(network.positions)
     m = len(bonds)
     vec = network.vectors
@@ -328,21 +341,28 @@ def _rings(network: Network, n_atoms: int) -> dict:
         rings.append(_frozen(network.atoms[tail[walk[sl]]]))
     ring_sizes = sizes[ring_face]
     centres = np.array([p.mean(axis=0) for p in polygons]).reshape(-1, 2)
-    if len(centres):
+    if len(centres) and network.box.pbc.any():  # an open box may have no cell to wrap with
         centres = network.box.wrap(centres)
 
-    half_ring = ring_of_face[face[np.argsort(walk)]]  # ring of each half-edge (−1: dropped face)
+    place = np.argsort(walk)  # position of each half-edge in the walk
+    half_ring = ring_of_face[face[place]]  # ring of each half-edge (−1: dropped face)
     r1, r2 = half_ring[:m], half_ring[m:]
-    shared = (r1 >= 0) & (r2 >= 0) & (r1 != r2)
+    # a bond with the same ring on both sides separates it from its own periodic image, unless
+    # both sides are walked at the same place (a dangling bond inside the ring)
+    gap = rel[place[m:]] - rel[place[:m]] - vec
+    shared = (r1 >= 0) & (r2 >= 0) & ((r1 != r2) | (np.linalg.norm(gap, axis=1) > 1e-6))
     ring_pairs = np.sort(np.column_stack([r1[shared], r2[shared]]), axis=1)
 
     defect_rings = ring_sizes != 6
     defect_map = np.zeros(n_atoms, bool)
     if defect_rings.any():
         defect_map[np.concatenate([rings[k] for k in np.flatnonzero(defect_rings)])] = True
-    under = np.zeros(n_atoms, bool)
-    under[network.atoms[network.degree < 3]] = True
-    boundary = np.array([under[r].any() for r in rings], bool)
+    edge_atom = np.zeros(n_atoms, bool)
+    edge_atom[network.atoms[network.degree < expected]] = True
+    edge_atom[edge_atoms] = True
+    boundary = np.array([edge_atom[r].any() for r in rings], bool)
+    outer = (r1 < 0) ^ (r2 < 0)  # bonds between a ring and a dropped face
+    boundary[np.concatenate([r1[outer & (r1 >= 0)], r2[outer & (r2 >= 0)]])] = True
     n_rings = len(rings)
     return {
         "n_rings": n_rings,

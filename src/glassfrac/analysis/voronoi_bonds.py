@@ -11,7 +11,9 @@ kept only if both of its atoms choose the side they share (a mutual choice). Dec
   the replicated region, so the cells of the original atoms are exact.
 - Open axes (microscope patches): sides that run to infinity are not eligible, so atoms on
   the convex hull pick among their finite sides and usually end up under-coordinated;
-  ``open_cell`` flags atoms whose Voronoi cell is unbounded.
+  ``open_cell`` flags atoms whose Voronoi cell is unbounded. With one periodic and one open
+  axis, Voronoi vertices beyond the extent of the points along the open axis are left out of
+  the exactness check above (they belong to edge atoms and would need ever more images).
 - Sides of zero length (a shared Voronoi vertex only, as between second neighbours of a
   perfect honeycomb) are never chosen; ties in width are broken by the shorter distance.
 """
@@ -50,12 +52,13 @@ def voronoi_bonds(positions, box: Box, sides: int = 3) -> VoronoiBonds:
         raise ValueError("voronoi_bonds needs 2D positions (N, 2) and a 2D box")
     if n < 3:
         raise InputError(f"the Voronoi rule needs at least 3 points, got {n}")
-    frac = box.fractional(positions)
+    cell = _working_cell(box)
+    frac = (positions - box.origin) @ np.linalg.inv(cell)
+    extent = frac.min(axis=0), frac.max(axis=0)
     shift = np.zeros_like(frac)
     shift[:, box.pbc] = np.floor(frac[:, box.pbc])
     frac -= shift
     shift = shift.astype(np.int64)
-    cell = box.cell
     plane = 1.0 / np.linalg.norm(np.linalg.inv(cell), axis=0)  # lattice-plane spacings, Å
     span = np.ptp(positions, axis=0)
     area = box.area if box.pbc.all() else max(float(np.prod(span)), 1e-12)
@@ -66,7 +69,8 @@ def voronoi_bonds(positions, box: Box, sides: int = 3) -> VoronoiBonds:
             vor = Voronoi(points)
         except QhullError as exc:
             raise InputError(f"Voronoi construction failed (collinear or duplicate points?): {exc}") from None
-        if _cells_exact(vor, points, n, cell, box.pbc, margin / plane, plane):
+        if _cells_exact(vor, _inner_vertices(vor, cell, box.pbc, extent), points, n, cell, box.pbc,
+                        margin / plane, plane):
             break
         if margin > 50.0 * plane.max():
             raise InputError("could not build exact periodic Voronoi cells (cell too small or points too sparse)")
@@ -133,12 +137,39 @@ def _replicate(frac, cell, pbc, reach):
     return np.concatenate(pts), np.concatenate(idx), np.concatenate(img).astype(np.int64)
 
 
-def _cells_exact(vor, points, n, cell, pbc, reach, plane) -> bool:
-    """True if the Voronoi cells of the ``n`` original points cannot change with more images."""
+def _working_cell(box):
+    """The box cell with every open axis replaced by a unit vector normal to the periodic one
+    (2D), or the identity if no axis is periodic, so that it can be inverted."""
+    if not box.pbc.any():
+        return np.eye(2)
+    cell = box.cell.copy()
+    if not box.pbc.all():
+        a = np.flatnonzero(box.pbc)[0]
+        normal = np.array([-cell[a, 1], cell[a, 0]]) / np.linalg.norm(cell[a])
+        cell[1 - a] = normal
+    return cell
+
+
+def _inner_vertices(vor, cell, pbc, extent):
+    """Ridge vertex indices (R, 2), with −1 for vertices at infinity or beyond the extent
+    (fractional min, max) of the points along an open axis."""
+    rv = np.asarray(vor.ridge_vertices, dtype=np.int64)
+    if pbc.all():
+        return rv
+    f = vor.vertices @ np.linalg.inv(cell)
+    lo, hi = extent
+    outside = np.zeros(len(f), bool)
+    for a in np.flatnonzero(~pbc):
+        outside |= (f[:, a] < lo[a]) | (f[:, a] > hi[a])
+    return np.where((rv >= 0) & outside[np.maximum(rv, 0)], -1, rv)
+
+
+def _cells_exact(vor, rv, points, n, cell, pbc, reach, plane) -> bool:
+    """True if the Voronoi cells of the ``n`` original points cannot change with more images
+    (``rv``: ridge vertices, −1 where unbounded)."""
     if not pbc.any():
         return True
     rp = vor.ridge_points
-    rv = np.asarray(vor.ridge_vertices, dtype=np.int64)
     mine = (rp < n).any(axis=1)
     if pbc.all() and (rv[mine] < 0).any():
         return False

@@ -19,7 +19,7 @@ free region at the last stable strain minus its value at zero strain, in N/m.
 
 The free-region stress is the virial of all pairs with at least one free atom (half of a
 free–frozen pair) over the free area π r_free². Needs a pair potential that provides
-``pair_terms(r, code) -> (V, V', V'')`` (the Yukawa potential does).
+``pair_derivatives(r, code) -> (V', V'')`` (the Yukawa potential does).
 """
 
 from dataclasses import dataclass
@@ -41,15 +41,15 @@ class ProbeSettings:
     shell: float | None = None
     directions: int = 1
     load_angle: float = 0.0
-    step: float = 0.005
+    step: float = 0.01
     precision: float = 1e-4
     max_strain: float = 0.25
     fmax: float = 1e-8
-    max_newton: int = 25
+    max_newton: int = 8
     max_jump: float = 0.25
     stress_drop: float = 0.05
     chunk: int = 256
-    skin: float = 1.5
+    skin: float = 0.5
 
 
 @dataclass
@@ -105,6 +105,7 @@ class _Chunk:
 
     def __init__(self, potential, windows: Windows, index, angles, settings: ProbeSettings):
         self.potential = potential
+        self.windows = windows
         self.s = settings
         self.index = np.asarray(index)
         self.angle = torch.as_tensor(np.asarray(angles, float))
@@ -135,6 +136,14 @@ class _Chunk:
         self.area = np.pi * settings.r_free**2
         self.pos = self.ref.clone()  # current positions of all atoms (frozen ones affine)
         self._pairs_at = None
+
+    def subset(self, rows) -> "_Chunk":
+        """A chunk of the windows ``rows`` of this one, at their current positions."""
+        rows = torch.as_tensor(rows)
+        out = _Chunk(self.potential, self.windows, self.index[rows.numpy()], self.angle[rows].numpy(), self.s)
+        out.pos = self.pos[rows, : out.M].clone()
+        out.build_pairs()
+        return out
 
     # -- geometry ------------------------------------------------------------------------
     def F(self, e) -> torch.Tensor:
@@ -190,7 +199,7 @@ class _Chunk:
         r_vec = self.pos[self.pw, self.pb] - self.pos[self.pw, self.pa]
         r = r_vec.norm(dim=1)
         inside = r < self.potential.cutoff
-        _, dv, d2v = self.potential.pair_terms(r, self.pcode)
+        dv, d2v = self.potential.pair_derivatives(r, self.pcode)
         dv = torch.where(inside, dv, 0.0)
         d2v = torch.where(inside, d2v, 0.0)
         u = r_vec / r[:, None]
@@ -260,8 +269,8 @@ class _Chunk:
 def probe_map(structure: Structure, potential, settings: ProbeSettings | None = None, centres=None):
     """Threshold map of ``structure``; returns a dict of arrays (see :func:`save_map`)."""
     s = settings or ProbeSettings()
-    if not hasattr(potential, "pair_terms"):
-        raise ValueError(f"local probing needs a pair potential with pair_terms(); {potential.name} has none")
+    if not hasattr(potential, "pair_derivatives"):
+        raise ValueError(f"local probing needs a pair potential with pair_derivatives(); {potential.name} has none")
     shell = potential.cutoff if s.shell is None else s.shell
     if centres is None:
         centres = grid_centres(structure.box, s.grid)
@@ -306,18 +315,28 @@ def probe_map(structure: Structure, potential, settings: ProbeSettings | None = 
 
 
 def _track(chunk: _Chunk, s: ProbeSettings) -> dict:
-    """Follow every window of a chunk to its first instability, bisecting the strain."""
+    """Follow every window of a chunk to its first instability, bisecting the strain.
+
+    Windows that are done are dropped from the chunk whenever they make up half of it.
+    """
     C = chunk.C
     chunk.build_pairs()
-    active = torch.ones(C, dtype=torch.bool)
-    ok, tau0, iters = chunk.newton(active)
-    total = iters
+    ok, tau0, total = chunk.newton(torch.ones(C, dtype=torch.bool))
+    result = {"tau_in": tau0.numpy().copy(), "tau_c": tau0.numpy().copy(), "strain": np.zeros(C)}
+    rows = np.arange(C)  # chunk row -> position in the result arrays
     lo_e = torch.zeros(C, dtype=torch.float64)
     hi_e = torch.full((C,), np.inf, dtype=torch.float64)
     lo_tau = tau0.clone()
     lo_free = chunk.pos[:, : chunk.nf].clone()
     done = ~ok  # windows unstable even at zero strain keep Δτ = 0
     while not done.all():
+        if done.sum() >= 0.5 * len(done) and len(done) > 8:
+            keep = torch.nonzero(~done).squeeze(1)
+            _store(result, rows[done.numpy()], lo_tau[done], lo_e[done])
+            chunk = chunk.subset(keep)
+            rows, lo_e, hi_e, lo_tau = rows[keep.numpy()], lo_e[keep], hi_e[keep], lo_tau[keep]
+            lo_free = lo_free[keep, : chunk.nf]
+            done = done[keep]
         bracket = torch.isfinite(hi_e)
         narrow = bracket & (hi_e - lo_e <= s.precision * (1 + 1e-9))
         # coarse step, bisection, or (bracket narrow enough) a confirming step straight to hi
@@ -341,7 +360,14 @@ def _track(chunk: _Chunk, s: ProbeSettings) -> dict:
         hi_e = torch.where(up & narrow, torch.inf, hi_e)
         hi_e = torch.where(run & ~stable, target, hi_e)
         done = done | (run & narrow & ~stable) | (up & (target >= s.max_strain))
-    return {"tau_in": tau0.numpy(), "tau_c": lo_tau.numpy(), "strain": lo_e.numpy(), "iterations": total}
+    _store(result, rows, lo_tau, lo_e)
+    result["iterations"] = total
+    return result
+
+
+def _store(result, rows, tau, strain):
+    result["tau_c"][rows] = tau.numpy()
+    result["strain"][rows] = strain.numpy()
 
 
 def goodness(threshold_map, centres, event_locations, box: Box) -> np.ndarray:

@@ -68,13 +68,35 @@ class Box:
             return float(abs(a[0] * b[1] - a[1] * b[0]))
         return float(np.linalg.norm(np.cross(a, b)))
 
+    def _basis(self) -> np.ndarray:
+        """The cell with degenerate open-axis vectors replaced by unit normals (invertible)."""
+        if abs(np.linalg.det(self._cell)) > 1e-12:
+            return self._cell
+        basis = self._cell.copy()
+        for axis in np.flatnonzero(~self._pbc):
+            if np.linalg.norm(basis[axis]) < 1e-12:
+                basis[axis] = 0.0
+                others = [basis[k] for k in range(self.dim) if k != axis]
+                if self.dim == 3:
+                    normal = np.cross(others[0], others[1])
+                else:
+                    normal = np.array([-others[0][1], others[0][0]])
+                basis[axis] = normal / np.linalg.norm(normal) if np.linalg.norm(normal) > 1e-12 \
+                    else np.eye(self.dim)[axis]
+        if abs(np.linalg.det(basis)) < 1e-12:
+            basis = np.where(self._pbc[:, None], basis, np.eye(self.dim))
+        return basis
+
     def fractional(self, positions) -> np.ndarray:
-        """Fractional coordinates of Cartesian ``positions`` (N, dim)."""
-        return np.linalg.solve(self._cell.T, (np.asarray(positions, float) - self._origin).T).T
+        """Fractional coordinates of Cartesian ``positions`` (N, dim).
+
+        Along an open axis whose cell vector is zero, the coordinate is in Å along a unit normal.
+        """
+        return np.linalg.solve(self._basis().T, (np.asarray(positions, float) - self._origin).T).T
 
     def cartesian(self, fractional) -> np.ndarray:
         """Cartesian coordinates (Å) of ``fractional`` coordinates."""
-        return np.asarray(fractional, float) @ self._cell + self._origin
+        return np.asarray(fractional, float) @ self._basis() + self._origin
 
     def wrap(self, positions) -> np.ndarray:
         """Positions mapped into the cell along periodic axes."""
@@ -90,9 +112,10 @@ class Box:
         angles within 60–120°); strongly sheared cells should be reduced first.
         """
         vectors = np.asarray(vectors, float)
-        f = np.linalg.solve(self._cell.T, vectors.T).T
+        basis = self._basis()
+        f = np.linalg.solve(basis.T, vectors.T).T
         f[..., self._pbc] -= np.round(f[..., self._pbc])
-        return f @ self._cell
+        return f @ basis
 
     def image_shift(self, images) -> np.ndarray:
         """Cartesian translation (Å) of integer periodic ``images`` (N, dim)."""

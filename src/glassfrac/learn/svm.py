@@ -1,0 +1,455 @@
+"""Atom-level SVM classifier and softness (FC22 §6, DU21), trained with samples kept apart.
+
+The chain is ``StructureFunctions`` (per-atom descriptors, :mod:`glassfrac.analysis.structure_functions`)
+→ ``Pipeline(StandardScaler, SVC(kernel, class_weight="balanced"))``. Descriptors are
+computed once per structure; the pipeline's C (and γ for RBF) are chosen by ``GridSearchCV``
+with ``GroupKFold`` over samples, so the atoms of one sample never sit in both the training
+and the validation part.
+
+Decisions recorded here:
+
+- Labels: any per-atom binary array of the structures (``first_break``, ``bond_changed``,
+  ``crack`` from the loading stage, or one of your own), values 0/1. ``species`` restricts
+  training and prediction to atoms of those central species (DU21 trains on Al only); the
+  other atoms still enter as neighbours.
+- Held-out evaluation (:func:`evaluate`) is nested: an outer ``GroupKFold`` over samples, a
+  grid search with an inner ``GroupKFold`` on the training samples of each fold; every atom
+  gets the score of the model that never saw its sample. Metrics are pooled over those atoms.
+- ``negative_ratio`` (optional) keeps, in each training set only, all positives and at most
+  that many times as many randomly chosen negatives (seeded): kernel SVMs scale as n², and
+  positives can be < 0.1 % of atoms (FC22). Test atoms are never subsampled.
+- Softness = signed distance to the decision boundary in the standardised feature space:
+  f(x) / ‖w‖ with f the SVM decision value. For the linear kernel ‖w‖ is the norm of the
+  weight vector (DU21's softness); for RBF it is the norm of w in the kernel's feature space,
+  ‖w‖² = Σ_kl a_k a_l K(s_k, s_l) over support vectors s with dual coefficients a, so softness
+  is the distance to the separating hyperplane in that space (same ranking as f).
+- A fitted model is held as arrays (scaler mean and scale; linear weights or support vectors,
+  dual coefficients and γ; intercept) and evaluated with numpy, before and after saving, so a
+  loaded model predicts exactly what the original did. Files: safetensors with the arrays and
+  a JSON header entry ``glassfrac`` (descriptor settings, feature names, label, training
+  summary, versions); nothing is pickled or executed on load.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from glassfrac.analysis.structure_functions import StructureFunctions, fc22_descriptor
+from glassfrac.errors import InputError
+from glassfrac.files import atomic_path
+from glassfrac.learn.metrics import classification_metrics, flagged_curve, plot_evaluation
+from glassfrac.structure import Box, Structure
+
+MODEL_FORMAT = "glassfrac-softness-svm-1"
+
+PUBLISHED = {"first_break": {"source": "FC22", "sensitivity": 0.994, "specificity": 0.96,
+                             "note": "held-out atoms of 2D silica bilayers, mu2 = 0.2 (reference/protocols.md §6)"}}
+"""Published operating points per label, reported next to ours."""
+
+DEFAULT_C = (0.01, 0.1, 1.0, 10.0)
+
+
+# -- datasets ---------------------------------------------------------------------------------
+
+@dataclass
+class AtomDataset:
+    """Samples for atom-level learning: ``structures`` carrying the per-atom binary array
+    ``label`` (0/1), one ``names`` entry per sample (the CV groups)."""
+
+    structures: list
+    names: list
+    label: str
+    skipped: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if len(self.structures) != len(self.names):
+            raise ValueError("one name per structure is needed")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("sample names must be unique (they define the CV groups)")
+        for s, name in zip(self.structures, self.names, strict=True):
+            if self.label not in s.arrays:
+                raise InputError(f"no per-atom array {self.label!r} (have {sorted(s.arrays)})", name)
+            values = np.asarray(s.arrays[self.label])
+            if not np.isin(values, (0, 1)).all():
+                raise InputError(f"per-atom array {self.label!r} must hold 0/1 labels, found "
+                                 f"{np.unique(values)[:5].tolist()}", name)
+
+    def masks(self, species=None) -> list:
+        """Per sample: the atoms used as centres (those of ``species``; all if None)."""
+        return [np.ones(s.n_atoms, bool) if species is None else np.isin(s.species, list(species))
+                for s in self.structures]
+
+    def targets(self, species=None):
+        """Labels (int8) and sample index of the centre atoms, concatenated over samples."""
+        masks = self.masks(species)
+        y = np.concatenate([np.asarray(s.arrays[self.label])[m] for s, m in zip(self.structures, masks, strict=True)])
+        groups = np.concatenate([np.full(m.sum(), k) for k, m in enumerate(masks)])
+        return y.astype(np.int8), groups
+
+
+def load_dataset(path, label: str) -> AtomDataset:
+    """Samples from ``path``: a folder of extended XYZ files (``*.xyz``, ``*.extxyz``; one sample
+    each, named by file stem), or a campaign export (``glassfrac dataset export``: a ``.npz``
+    file or a folder with ``manifest.json``). Export samples whose ``label`` is missing (−1 or
+    NaN) are skipped and listed in ``skipped``."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".npz":
+        return _from_export(_export_samples_npz(path, label), label, path)
+    if not path.is_dir():
+        raise InputError("not a dataset: expected a folder of .xyz files, a campaign export folder "
+                         "(manifest.json) or a .npz export", path)
+    if (path / "manifest.json").is_file():
+        return _from_export(_export_samples_folder(path, label), label, path)
+    from glassfrac.structure import read
+
+    files = sorted(p for p in path.iterdir() if p.suffix in (".xyz", ".extxyz"))
+    if not files:
+        raise InputError("no .xyz/.extxyz files and no manifest.json in the folder", path)
+    return AtomDataset([read(f) for f in files], [f.stem for f in files], label)
+
+
+def _export_samples_npz(path, label):
+    """(sample_id, arrays) per sample of a concatenated export (arrays: positions, species,
+    the label or None, cell, pbc, dim)."""
+    with np.load(path, allow_pickle=False) as data:
+        start = data["atom_start"]
+        fields = {k: data[k] for k in ("sample_id", "positions", "species", "cell", "pbc", "dim")}
+        values = data[label] if label in data.files else None
+    for s, sample_id in enumerate(fields["sample_id"]):
+        atoms = slice(start[s], start[s + 1])
+        yield str(sample_id), {"positions": fields["positions"][atoms], "species": fields["species"][atoms],
+                               "label": None if values is None else values[atoms], "cell": fields["cell"][s],
+                               "pbc": fields["pbc"][s], "dim": fields["dim"][s]}
+
+
+def _export_samples_folder(path, label):
+    """As :func:`_export_samples_npz`, for the folder form (manifest.json + one .npz per sample)."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    for entry in manifest["samples"]:
+        with np.load(path / entry["file"], allow_pickle=False) as data:
+            yield str(entry["sample_id"]), {
+                "positions": data["positions"], "species": data["species"],
+                "label": data[label] if label in data.files else None,
+                "cell": data["cell"][0], "pbc": data["pbc"][0], "dim": data["dim"][0]}
+
+
+def _from_export(samples, label, path) -> AtomDataset:
+    structures, names, skipped = [], [], []
+    for sample_id, a in samples:
+        values = a["label"]
+        if values is None or np.isnan(np.asarray(values, float)).any() or (np.asarray(values) < 0).any():
+            skipped.append(sample_id)
+            continue
+        dim = int(a["dim"])
+        box = Box(a["cell"][:dim, :dim], a["pbc"][:dim])
+        structures.append(Structure(a["positions"][:, :dim], a["species"], box,
+                                    arrays={label: np.asarray(values).astype(np.int8)}, info={"sample_id": sample_id}))
+        names.append(sample_id)
+    if not structures:
+        raise InputError(f"no sample of the export has the per-atom label {label!r}", path)
+    return AtomDataset(structures, names, label, skipped)
+
+
+# -- the fitted model -------------------------------------------------------------------------
+
+class SoftnessModel:
+    """Descriptor + standard scaler + binary SVM, held as arrays (module docstring).
+
+    Linear: ``weights`` (n_features,); RBF: ``support_vectors`` (n_sv, n_features),
+    ``dual_coef`` (n_sv,) and ``gamma``. All in the standardised feature space.
+    """
+
+    def __init__(self, descriptor: StructureFunctions, mean, scale, intercept: float, kernel: str = "linear",
+                 weights=None, support_vectors=None, dual_coef=None, gamma: float | None = None,
+                 species=None, label: str | None = None, info: dict | None = None):
+        if kernel not in ("linear", "rbf"):
+            raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
+        self.descriptor = descriptor
+        self.mean = np.asarray(mean, float)
+        self.scale = np.asarray(scale, float)
+        self.intercept = float(intercept)
+        self.kernel = kernel
+        self.species = None if species is None else tuple(species)
+        self.label = label
+        self.info = dict(info or {})
+        if kernel == "linear":
+            self.weights = np.asarray(weights, float)
+            self.norm = float(np.sqrt(self.weights @ self.weights))
+        else:
+            self.support_vectors = np.asarray(support_vectors, float)
+            self.dual_coef = np.asarray(dual_coef, float).ravel()
+            self.gamma = float(gamma)
+            self.norm = float(np.sqrt(self.dual_coef @ self._kernel_sum(self.support_vectors)))
+
+    @classmethod
+    def from_pipeline(cls, descriptor, pipeline, species=None, label=None, info=None) -> "SoftnessModel":
+        """Extract the arrays of a fitted ``Pipeline(StandardScaler, SVC)``."""
+        scaler, svc = pipeline.named_steps["scale"], pipeline.named_steps["svm"]
+        if list(svc.classes_) != [0, 1]:
+            raise ValueError(f"expected classes [0, 1], got {list(svc.classes_)}")
+        common = dict(species=species, label=label, info=info)
+        if svc.kernel == "linear":
+            return cls(descriptor, scaler.mean_, scaler.scale_, svc.intercept_[0], "linear",
+                       weights=svc.coef_[0], **common)
+        return cls(descriptor, scaler.mean_, scaler.scale_, svc.intercept_[0], "rbf",
+                   support_vectors=svc.support_vectors_, dual_coef=svc.dual_coef_[0], gamma=svc._gamma, **common)
+
+    # -- evaluation on features -------------------------------------------------------------
+    def decision_from_features(self, features) -> np.ndarray:
+        """SVM decision value f(x) of descriptor rows (n, n_features); > 0: class 1."""
+        z = (np.asarray(features, float) - self.mean) / self.scale
+        if self.kernel == "linear":
+            return z @ self.weights + self.intercept
+        return self._kernel_sum(z) + self.intercept
+
+    def softness_from_features(self, features) -> np.ndarray:
+        """Signed distance f(x) / ‖w‖ to the boundary (standardised units)."""
+        return self.decision_from_features(features) / self.norm
+
+    def _kernel_sum(self, z, rows: int = 2048) -> np.ndarray:
+        """Σ_k a_k K(z, s_k) for each row of ``z``, ``rows`` rows at a time."""
+        from scipy.spatial.distance import cdist
+
+        out = np.empty(len(z))
+        for a in range(0, len(z), rows):
+            out[a:a + rows] = np.exp(-self.gamma * cdist(z[a:a + rows], self.support_vectors, "sqeuclidean")) \
+                @ self.dual_coef
+        return out
+
+    # -- evaluation on structures -----------------------------------------------------------
+    def centre_mask(self, structure: Structure) -> np.ndarray:
+        """Atoms the model classifies (its central species; all if none were set)."""
+        return np.ones(structure.n_atoms, bool) if self.species is None else np.isin(structure.species, self.species)
+
+    def softness(self, structure: Structure) -> np.ndarray:
+        """Softness per atom (N,); NaN for atoms of other species than the model's."""
+        mask = self.centre_mask(structure)
+        out = np.full(structure.n_atoms, np.nan)
+        out[mask] = self.softness_from_features(self.descriptor.transform_one(structure)[mask])
+        return out
+
+    def annotate(self, structure: Structure) -> Structure:
+        """A copy with per-atom ``softness`` (float, NaN where not classified) and ``predicted``
+        (int8: 1 event, 0 none, −1 not classified), for colouring in OVITO."""
+        s = self.softness(structure)
+        out = structure.copy()
+        out.set_array("softness", s)
+        out.set_array("predicted", np.where(np.isnan(s), -1, s > 0).astype(np.int8))
+        return out
+
+    # -- files ------------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write safetensors (arrays) with the JSON header entry ``glassfrac``, atomically."""
+        from safetensors.numpy import save_file
+
+        tensors = {"scaler.mean": self.mean, "scaler.scale": self.scale, "svm.intercept": np.array([self.intercept])}
+        if self.kernel == "linear":
+            tensors["svm.weights"] = self.weights
+        else:
+            tensors.update({"svm.support_vectors": self.support_vectors, "svm.dual_coef": self.dual_coef,
+                            "svm.gamma": np.array([self.gamma])})
+        params = self.descriptor.get_params()
+        params["species"] = list(self.descriptor.species_)
+        meta = {"format": MODEL_FORMAT, "kernel": self.kernel, "label": self.label,
+                "species": None if self.species is None else list(self.species),
+                "descriptor": {"class": "StructureFunctions", "params": _jsonable(params),
+                               "feature_names": self.descriptor.get_feature_names_out().tolist()},
+                "info": _jsonable(self.info), "versions": _versions()}
+        with atomic_path(path) as tmp:
+            save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}, str(tmp),
+                      metadata={"glassfrac": json.dumps(meta)})
+
+    @classmethod
+    def load(cls, path) -> "SoftnessModel":
+        """Rebuild a model saved by :meth:`save` (no code is executed from the file)."""
+        from safetensors import safe_open
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError("model file not found", path)
+        try:
+            with safe_open(str(path), framework="np") as handle:
+                meta = json.loads((handle.metadata() or {})["glassfrac"])
+            t = load_file(str(path))
+        except Exception as exc:  # safetensors raises several types for a foreign file
+            raise InputError(f"not a glassfrac softness model ({exc})", path) from exc
+        if meta.get("format") != MODEL_FORMAT:
+            raise InputError(f"unknown model format {meta.get('format')!r} (expected {MODEL_FORMAT})", path)
+        params = meta["descriptor"]["params"]
+        params["radial_centers"] = tuple(params["radial_centers"])
+        params["angular"] = tuple(tuple(p) for p in params["angular"])
+        params["species"] = tuple(params["species"])
+        descriptor = StructureFunctions(**params).fit()
+        if descriptor.get_feature_names_out().tolist() != meta["descriptor"]["feature_names"]:
+            raise InputError("the descriptor rebuilt from the file has other features than the saved ones", path)
+        common = dict(species=meta["species"], label=meta["label"], info=meta["info"])
+        if meta["kernel"] == "linear":
+            return cls(descriptor, t["scaler.mean"], t["scaler.scale"], t["svm.intercept"][0], "linear",
+                       weights=t["svm.weights"], **common)
+        return cls(descriptor, t["scaler.mean"], t["scaler.scale"], t["svm.intercept"][0], "rbf",
+                   support_vectors=t["svm.support_vectors"], dual_coef=t["svm.dual_coef"],
+                   gamma=t["svm.gamma"][0], **common)
+
+
+# -- training and held-out evaluation ---------------------------------------------------------
+
+def pipeline(kernel: str = "linear", C: float = 1.0, gamma="scale"):
+    """``Pipeline(StandardScaler, SVC(kernel, C, gamma, class_weight="balanced"))``."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    return Pipeline([("scale", StandardScaler()),
+                     ("svm", SVC(kernel=kernel, C=C, gamma=gamma, class_weight="balanced"))])
+
+
+@dataclass
+class TrainingSettings:
+    """Hyper-parameter grid and CV of :func:`train`. ``gamma`` is used by RBF only ("scale":
+    1 / (n_features · variance), i.e. 1 / n_features after standardising)."""
+
+    kernel: str = "linear"
+    C: tuple = DEFAULT_C
+    gamma: tuple = ("scale",)
+    n_splits: int = 5
+    scoring: str = "balanced_accuracy"
+    negative_ratio: float | None = None
+    seed: int = 0
+
+    def grid(self) -> dict:
+        grid = {"svm__C": [float(c) for c in self.C]}
+        if self.kernel == "rbf":
+            grid["svm__gamma"] = list(self.gamma)
+        return grid
+
+
+@dataclass
+class Evaluation:
+    """Held-out scores (softness) of every centre atom, from the fold that did not train on its
+    sample; ``folds`` records each fold's test samples and chosen hyper-parameters."""
+
+    y: np.ndarray
+    scores: np.ndarray
+    groups: np.ndarray
+    names: list
+    label: str
+    folds: list
+
+    def summary(self) -> dict:
+        """Pooled metrics, the flagged-fraction curve, per-sample metrics and published figures."""
+        out = classification_metrics(self.y, self.scores)
+        if self.y.any():
+            curve = flagged_curve(self.y, self.scores, self.groups)
+            out["flagged_curve"] = {"area": curve["area"], "flagged_to_catch": curve["flagged_to_catch"],
+                                    "flagged": curve["flagged"][::10], "caught": curve["caught"][::10]}
+        out["per_sample"] = []
+        for k, name in enumerate(self.names):
+            m = self.groups == k
+            if m.any():
+                s = classification_metrics(self.y[m], self.scores[m])
+                out["per_sample"].append({"sample": name, **{key: s[key] for key in (
+                    "n_atoms", "n_positive", "sensitivity", "specificity", "accuracy", "roc_auc")}})
+        out["folds"] = self.folds
+        if self.label in PUBLISHED:
+            out["published"] = PUBLISHED[self.label]
+        return out
+
+    def plot(self, path) -> None:
+        plot_evaluation(self.y, self.scores, path, self.groups,
+                        title=f"label {self.label!r}, held-out samples ({len(self.names)})",
+                        reference=PUBLISHED.get(self.label))
+
+
+def train(dataset: AtomDataset, descriptor: StructureFunctions | None = None, species=None,
+          settings: TrainingSettings | None = None, evaluate: bool = True):
+    """Fit descriptor + SVM on all samples; with ``evaluate``, also the held-out evaluation.
+
+    Returns ``(model, evaluation)`` (``evaluation`` is None without ``evaluate``). The
+    descriptor defaults to FC22's; its species are those of the dataset unless already set.
+    """
+    settings = settings or TrainingSettings()
+    descriptor = descriptor if descriptor is not None else fc22_descriptor()
+    descriptor.fit(dataset.structures)
+    masks = dataset.masks(species)
+    X = np.concatenate([descriptor.transform_one(s)[m] for s, m in zip(dataset.structures, masks, strict=True)])
+    y, groups = dataset.targets(species)
+    if len(np.unique(y)) != 2:
+        raise InputError(f"label {dataset.label!r} needs both classes among the centre atoms, "
+                         f"found only {np.unique(y).tolist()}")
+    evaluation = _evaluate(X, y, groups, dataset, settings) if evaluate else None
+    estimator, chosen, cv_score = _search(X, y, groups, settings, np.arange(len(y)))
+    info = {"n_samples": len(dataset.names), "samples": list(dataset.names), "n_atoms": int(len(y)),
+            "n_positive": int(y.sum()), "settings": _jsonable(settings.__dict__), "chosen": chosen,
+            "cv_score": cv_score}
+    if evaluation is not None:
+        s = evaluation.summary()
+        info["held_out"] = {k: s[k] for k in ("sensitivity", "specificity", "accuracy", "balanced_accuracy",
+                                              "roc_auc", "confusion")}
+    model = SoftnessModel.from_pipeline(descriptor, estimator, species, dataset.label, info)
+    return model, evaluation
+
+
+def _evaluate(X, y, groups, dataset, settings) -> Evaluation:
+    from sklearn.model_selection import GroupKFold
+
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise InputError("held-out evaluation needs at least 2 samples")
+    scores = np.full(len(y), np.nan)
+    folds = []
+    for train_idx, test_idx in GroupKFold(n_splits=min(settings.n_splits, n_groups)).split(X, y, groups):
+        if len(np.unique(y[train_idx])) < 2:
+            raise InputError("a training fold has only one class; use more samples or fewer splits")
+        estimator, chosen, cv_score = _search(X, y, groups, settings, train_idx)
+        scores[test_idx] = SoftnessModel.from_pipeline(None, estimator).softness_from_features(X[test_idx])
+        folds.append({"test_samples": [dataset.names[g] for g in np.unique(groups[test_idx])],
+                      "train_samples": [dataset.names[g] for g in np.unique(groups[train_idx])],
+                      "chosen": chosen, "cv_score": cv_score})
+    return Evaluation(y, scores, groups, list(dataset.names), dataset.label, folds)
+
+
+def _search(X, y, groups, settings, idx):
+    """Fit on the atoms ``idx`` (negatives subsampled if asked), choosing the grid point by
+    GroupKFold over samples; returns (fitted pipeline, chosen parameters, CV score or None)."""
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+
+    idx = _subsample(idx, y, settings.negative_ratio, settings.seed)
+    grid = settings.grid()
+    if all(len(v) == 1 for v in grid.values()):
+        chosen = {k: v[0] for k, v in grid.items()}
+        return pipeline(settings.kernel).set_params(**chosen).fit(X[idx], y[idx]), _jsonable(chosen), None
+    n_groups = len(np.unique(groups[idx]))
+    if n_groups < 2:
+        raise InputError("a grid search over samples needs at least 2 training samples; give one C (and gamma)")
+    search = GridSearchCV(pipeline(settings.kernel), grid, scoring=settings.scoring,
+                          cv=GroupKFold(n_splits=min(settings.n_splits, n_groups)), n_jobs=1)
+    search.fit(X[idx], y[idx], groups=groups[idx])
+    return search.best_estimator_, _jsonable(search.best_params_), float(search.best_score_)
+
+
+def _subsample(idx, y, ratio, seed):
+    """All positives of ``idx`` and at most ``ratio`` × as many negatives (sorted indices)."""
+    if ratio is None:
+        return idx
+    pos, neg = idx[y[idx] == 1], idx[y[idx] == 0]
+    keep = int(np.ceil(ratio * len(pos)))
+    if keep < len(neg):
+        neg = np.random.default_rng(seed).choice(neg, keep, replace=False)
+    return np.sort(np.concatenate([pos, neg]))
+
+
+def _jsonable(value):
+    from glassfrac.cli import to_jsonable
+
+    return to_jsonable(value)
+
+
+def _versions() -> dict:
+    import sklearn
+
+    from glassfrac import __version__
+
+    return {"glassfrac": __version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__}

@@ -12,6 +12,10 @@ Events, judged between consecutive relaxed states:
 - a drop of any atom's potential energy by more than ``energy_drop`` (0.1 eV, FC22);
 - for tension of silica, a bond break by the geometric rule of :mod:`glassfrac.labels.bonds`.
 
+Relaxation defaults to L-BFGS: on a 1350-atom Yukawa monolayer in pure shear (steps of 1e-4,
+1e-8 eV/Å) it needed ~150 iterations per step against 250–900 for FIRE, with the tangent
+predictor of :meth:`AQSDriver._advance` (without it, ~320).
+
 The run stops at ``max_strain``, after ``max_events`` events, or at fracture: the stress has
 fallen below ``fracture_fraction`` of its peak after the peak.
 """
@@ -36,7 +40,7 @@ class AQSSettings:
     step: float = 0.005
     precision: float = 1e-4
     fmax: float = 1e-8
-    method: str = "fire"
+    method: str = "lbfgs"
     max_relax_steps: int = 100_000
     stress_drop: float = 1e-3
     energy_drop: float = 0.1
@@ -108,6 +112,7 @@ class _State:
     energy: float
     iterations: int
     converged: bool
+    velocity: torch.Tensor | None = None  # non-affine displacement per unit strain (Å)
 
 
 class AQSDriver:
@@ -145,14 +150,21 @@ class AQSDriver:
         batch.cells = state.cell.clone()
 
     def _advance(self, batch, state: _State, strain: float, mask) -> _State:
-        """Relaxed state at ``strain``, reached affinely from ``state``."""
+        """Relaxed state at ``strain``, reached from ``state`` by the affine map plus the
+        tangent prediction of the non-affine displacement (``state.velocity``): on an elastic
+        branch the relaxation then starts a second-order distance from its minimum."""
         self._load(batch, state)
         G = torch.as_tensor(self.path.increment(state.strain, strain), dtype=batch.positions.dtype,
                             device=batch.device)
         G = self._embed(G, batch.dim)
-        batch.positions = batch.positions @ G.T
+        affine = batch.positions @ G.T
+        batch.positions = affine.clone()
+        if state.velocity is not None:
+            batch.positions += (strain - state.strain) * (state.velocity @ G.T)
         batch.cells = batch.cells @ G.T
-        return self._relaxed_state(batch, strain, mask)
+        new = self._relaxed_state(batch, strain, mask)
+        new.velocity = (new.positions - affine) / (strain - state.strain)
+        return new
 
     @staticmethod
     def _embed(G, dim):
@@ -204,6 +216,7 @@ class AQSDriver:
             nxt = self._advance(batch, state, target, mask)
             kinds = self._events_between(state, nxt, structure)
             if kinds:
+                nxt.velocity = None
                 lo, hi = state, nxt
                 while hi.strain - lo.strain > s.precision * (1 + 1e-9):
                     mid = self._advance(batch, lo, 0.5 * (lo.strain + hi.strain), mask)
@@ -214,6 +227,7 @@ class AQSDriver:
                         lo = mid
                 kinds = self._events_between(lo, hi, structure) or kinds
                 events.append(self._event(lo, hi, kinds, reference, structure))
+                hi.velocity = None  # a new branch starts after the event
                 if "bond_break" in kinds:
                     self._breaks_so_far = self._count_breaks(self._structure(structure, hi))
                 nxt = hi

@@ -1,0 +1,101 @@
+"""Amorphous alumina MD cost: ns/day at the reduced default size, our driver against a plain
+LAMMPS run of the same system, and the paper-size cost extrapolated from measured steps.
+
+    python benchmarks/oxides.py [--quick]
+
+Prints one JSON object per figure. The reduced default is 300 atoms (Matsui, PPPM 1e-5,
+10 Å cutoff, NVT at 3000 K: the liquid that most of a quench simulates), 1 thread, 1 rank.
+The paper-size figures time 8100 atoms for a few hundred steps and scale them to the
+865,000 steps of one pressure of configs/oxide-paper.toml (extrapolated, one core; divide by
+the rank count for an ideal ``mpirun -np N`` run). Without --quick one reduced-default
+melt-quench (0 GPa) is also timed end to end.
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from glassfrac.oxides.config import load_config
+from glassfrac.oxides.md import LammpsMD, MDSettings, Stage, n_steps
+from glassfrac.oxides.quench import melt_quench, random_alumina
+from glassfrac.threads import set_threads
+
+PAPER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "oxide-paper.toml"
+MACHINE = f"{os.cpu_count()} cores (shared), 1 thread, 1 MPI rank"
+
+
+def emit(figure, value, unit, **extra):
+    print(json.dumps({"benchmark": "oxides", "figure": figure, "value": value, "unit": unit,
+                      "machine": MACHINE, "extrapolated": False, **extra}), flush=True)
+
+
+def driver_seconds(structure, potential, time_ps, thermo_every=100):
+    """Wall seconds of ``time_ps`` NVT at 3000 K through LammpsMD (after 0.1 ps warm-up)."""
+    with LammpsMD(structure, potential, MDSettings(thermo_every=thermo_every)) as md:
+        md.velocities(3000.0)
+        md.run(Stage("warm", "nvt", 0.1, 3000.0), show_progress=False)
+        return md.run(Stage("timed", "nvt", time_ps, 3000.0), show_progress=False).seconds
+
+
+def plain_seconds(structure, potential, time_ps):
+    """The same, as one plain LAMMPS ``run`` (no chunks, no thermo extraction)."""
+    with LammpsMD(structure, potential, MDSettings()) as md:
+        md.velocities(3000.0)
+        md.command("fix plain all nvt temp 3000 3000 0.1")
+        md.command("run 100")
+        tick = time.perf_counter()
+        md.command(f"run {n_steps(time_ps, md.settings.timestep_ps)}")
+        return time.perf_counter() - tick
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter timings, no end-to-end quench")
+    args = parser.parse_args()
+    set_threads(1)
+    quick = load_config(PAPER_CONFIG.with_name("oxide-quick.toml"))
+    paper = load_config(PAPER_CONFIG)
+    potential = quick.potential
+
+    small = random_alumina(quick.quench.n_units, 3.0, seed=1)
+    time_ps = 0.3 if args.quick else 1.0
+    ours = driver_seconds(small, potential, time_ps)
+    plain = plain_seconds(small, potential, time_ps)
+    per_day = time_ps * 1e-3 / (ours / 86400)
+    emit("md_ns_per_day_default_size", round(per_day, 3), "ns/day", n_atoms=small.n_atoms,
+         steps=n_steps(time_ps, 0.001), potential=potential.describe())
+    emit("md_ns_per_day_plain_lammps_default_size", round(time_ps * 1e-3 / (plain / 86400), 3), "ns/day",
+         n_atoms=small.n_atoms)
+    emit("driver_over_plain_lammps_time", round(ours / plain, 3), "ratio", n_atoms=small.n_atoms,
+         note="chunked runs of thermo_every=100 steps plus thermo extraction, versus one LAMMPS run")
+
+    big = random_alumina(paper.quench.n_units, 3.0, seed=1)
+    big_ps = 0.05 if args.quick else 0.2
+    seconds = driver_seconds(big, paper.potential, big_ps)
+    per_step = seconds / n_steps(big_ps, 0.001)
+    emit("md_ms_per_step_paper_size", round(per_step * 1e3, 2), "ms/step", n_atoms=big.n_atoms,
+         steps=n_steps(big_ps, 0.001))
+    steps = sum(n_steps(s.time_ps, paper.md.timestep_ps) for s in paper.quench.stages(0.0))
+    emit("paper_quench_core_hours_per_pressure", round(steps * per_step / 3600, 1), "core-hours",
+         extrapolated=True, steps=steps, config=str(PAPER_CONFIG.relative_to(PAPER_CONFIG.parents[1])),
+         run="mpirun -np N glassfrac oxide quench --config configs/oxide-paper.toml --out runs/alumina --json",
+         reference={"what": "DU21 schedule, 8100 atoms", "value": steps, "unit": "MD steps"})
+    t = paper.tension
+    tension_steps = n_steps(t.equilibrate_ps, 0.001) + n_steps(t.max_strain / (t.strain_rate_per_s * 1e-12), 0.001)
+    emit("paper_plane_stress_core_hours", round(tension_steps * per_step * 2 / 3600, 1), "core-hours",
+         extrapolated=True, steps=tension_steps, n_atoms=2 * big.n_atoms,
+         note="doubled sample: cost per step taken as twice the 8100-atom figure")
+
+    if not args.quick:
+        tick = time.perf_counter()
+        result = melt_quench(0.0, quick.quench, potential, quick.md)
+        emit("reduced_quench_seconds", round(time.perf_counter() - tick, 1), "s", n_atoms=small.n_atoms,
+             simulated_ps=sum(s.time_ps for s in quick.quench.stages(0.0)),
+             density_g_cm3=round(result.density, 4),
+             al_coordination_fractions=result.summary()["al_coordination_fractions"])
+
+
+if __name__ == "__main__":
+    main()

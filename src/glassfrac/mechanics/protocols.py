@@ -2,7 +2,8 @@
 
 - :func:`tension_test` (FC22): uniaxial strain along x, lateral sizes fixed; labels: curve,
   small-strain modulus, peak stress, rupture strain (first bond break, bisected), rupture
-  location (midpoint of the broken O–Si bond in the undeformed sample), crack atoms, and
+  location (midpoint in the undeformed sample of the longest O–Si bond broken in the first
+  break event; ``rupture_bonds`` lists every bond broken in it), crack atoms, and
   per-atom classes (``first_break``: atoms of the first broken bond; ``bond_changed``: atoms
   that lost a bond by the end of the test).
 - :func:`shear_test` (LISTI25): area-preserving pure shear; labels: the first ``n_events``
@@ -74,6 +75,7 @@ def tension_labels(result: LoadingResult, pairs, images) -> dict:
         labels["rupture_strain"] = first.strain
         labels["rupture_location"] = mid.tolist()
         labels["rupture_atoms"] = new.pairs[k].tolist()
+        labels["rupture_bonds"] = new.pairs.tolist()
         first_break[new.pairs[k]] = 1
     final_breaks = broken_bonds(result.final, pairs, images)
     changed = np.zeros(ref.n_atoms, dtype=np.int8)

@@ -1,1 +1,20 @@
-"""imaging stage."""
+"""Microscope images: rendering structures as images, and image → Si positions → bonded structure.
+
+- :mod:`.render`: the FC22 photon model (the one renderer of glassfrac; the CNNs use it);
+- :mod:`.detect`: reading images, Si detection (Laplacian of Gaussian, trackpy), pixel size;
+- :mod:`.corrections`: manual add/remove edits as a CSV file;
+- :mod:`.build`: Voronoi bonds, rescaling, O, relaxation, frozen region, rings, predictor hook;
+- :mod:`.pipeline`: the chain behind ``glassfrac image``;
+- :mod:`.evaluate`: scoring detections against known positions.
+"""
+
+from glassfrac.imaging.build import BuiltStructure, apply_predictors, build_structure
+from glassfrac.imaging.corrections import Correction, apply_corrections, read_corrections, write_corrections
+from glassfrac.imaging.detect import Detections, Roi, detect, read_image, write_image
+from glassfrac.imaging.evaluate import match_points
+from glassfrac.imaging.pipeline import ImageAnalysis, analyse_image
+from glassfrac.imaging.render import PixelMap, RenderedImage, RenderSettings, render
+
+__all__ = ["BuiltStructure", "Correction", "Detections", "ImageAnalysis", "PixelMap", "RenderSettings",
+           "RenderedImage", "Roi", "analyse_image", "apply_corrections", "apply_predictors", "build_structure",
+           "detect", "match_points", "read_corrections", "read_image", "render", "write_corrections", "write_image"]

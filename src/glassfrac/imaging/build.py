@@ -1,0 +1,184 @@
+"""From detected Si positions to a bonded 2D silica structure (FC22, LISTI25; protocols.md §9).
+
+Steps of :func:`build_structure`:
+
+1. pixels → Å with the pixel size (``PixelMap`` convention, image corner at 0);
+2. Si–Si bonds by the Voronoi rule of FC22 (:func:`~glassfrac.analysis.voronoi_bonds`, the
+   three widest sides, mutual choices only) in an open (non-periodic) box; Si with fewer than
+   3 bonds are reported, split into edge Si (within 2 median bond lengths of the convex
+   hull of the detections, or with an unbounded Voronoi cell: the image or ROI cut off their
+   partners or, through wrong edge bonds, their neighbours' partners; expected) and interior
+   ones (a missed or spurious detection nearby, worth a correction);
+3. rescaled so that the mean Si–Si bond is ``si_si`` = 3.05 Å (LISTI25; ``rescale=False``
+   keeps the pixel size). The mean is over bonds between two interior 3-coordinated Si, since
+   edge atoms pick long spurious sides across the open boundary;
+4. an O at the midpoint of every Si–Si bond, with Si–O bonds;
+5. optionally relaxed with free boundaries (Yukawa 2D silica potential, L-BFGS to ``fmax``);
+6. rings by :class:`~glassfrac.analysis.rings.RingAnalysis` on the Si–O bonds;
+7. per-atom arrays: ``frozen`` (True outside a circle of ``frozen_radius`` Å around
+   ``centre``, default the mean Si position; all False without a radius), for loading with
+   the outside held (LISTI25), and ``pixel_xy`` (position in image pixels before relaxation).
+
+Trained predictors (softness SVM, ResNet, LISTI) are applied to the result with
+:func:`apply_predictors`; they live in :mod:`glassfrac.learn`.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from glassfrac.analysis.ring_statistics import ring_size_variance
+from glassfrac.analysis.rings import RingAnalysis
+from glassfrac.analysis.voronoi_bonds import voronoi_bonds
+from glassfrac.errors import InputError
+from glassfrac.imaging.detect import SI_SI
+from glassfrac.imaging.render import PixelMap
+from glassfrac.structure.box import Box
+from glassfrac.structure.structure import Structure
+
+
+@dataclass(frozen=True)
+class BuiltStructure:
+    """Result of :func:`build_structure`.
+
+    ``structure``: 2D Si + O (Si first, in detection order), open box, Si–O bonds, arrays
+    ``frozen`` and ``pixel_xy``; ``si_bonds`` (E, 2) Si–Si bonds (Si indices, O ``k`` bridges
+    bond ``k``); ``coordination`` (N_si,) Si–Si bonds per Si; ``undercoordinated`` Si indices
+    with fewer than 3 bonds, split into ``edge`` and ``interior`` (module docstring);
+    ``angstrom_per_pixel`` the final scale; ``scale`` the rescaling factor applied to the
+    pixel size; ``rings`` the computed :class:`RingAnalysis`; ``relax`` the relaxer's stats
+    (None if not relaxed).
+    """
+
+    structure: Structure
+    si_bonds: np.ndarray
+    coordination: np.ndarray
+    undercoordinated: np.ndarray
+    edge: np.ndarray
+    interior: np.ndarray
+    angstrom_per_pixel: float
+    scale: float
+    rings: RingAnalysis
+    relax: dict | None
+
+    def summary(self) -> dict:
+        """JSON-friendly figures: Si ``atoms``, Si–Si ``bonds``; ``rings``, ``ring_sizes`` and
+        ``mu2`` over the rings not flagged as boundary rings (rings cut or closed by the open
+        edge would distort them), ``rings_all`` every ring; undercoordinated counts; scale."""
+        r = self.rings
+        interior = ~np.asarray(r.boundary_rings)
+        sizes = np.asarray(r.ring_sizes)[interior]
+        values, counts = np.unique(sizes, return_counts=True)
+        return {
+            "atoms": int(len(self.coordination)),
+            "n_o": int(len(self.si_bonds)),
+            "bonds": int(len(self.si_bonds)),
+            "rings": int(interior.sum()),
+            "rings_all": int(r.n_rings),
+            "ring_sizes": {int(v): int(c) for v, c in zip(values, counts, strict=True)},
+            "mu2": ring_size_variance(sizes) if len(sizes) else None,
+            "undercoordinated": int(len(self.undercoordinated)),
+            "undercoordinated_interior": int(len(self.interior)),
+            "angstrom_per_pixel": self.angstrom_per_pixel,
+            "scale": self.scale,
+            "frozen": int(np.count_nonzero(self.structure.arrays["frozen"])),
+            "relaxed": self.relax is not None,
+        }
+
+
+def build_structure(positions_px, pixel_size: float, si_si: float = SI_SI, rescale: bool = True,
+                    relax: bool = False, fmax: float = 1e-3, frozen_radius: float | None = None,
+                    centre=None, potential=None) -> BuiltStructure:
+    """A bonded Si + O structure from Si pixel positions (module docstring).
+
+    ``positions_px`` (N, 2) px; ``pixel_size`` Å/px; ``si_si`` target mean Si–Si bond, Å;
+    ``relax``: relax with free boundaries to ``fmax`` eV/Å with ``potential`` (default
+    ``yukawa2d``); ``frozen_radius`` Å and ``centre`` (2,) Å (final coordinates) of the free
+    region.
+    """
+    xy_px = np.asarray(positions_px, float).reshape(-1, 2)
+    if len(xy_px) < 3:
+        raise InputError(f"need at least 3 Si to build a network, got {len(xy_px)}")
+    if pixel_size <= 0:
+        raise ValueError(f"pixel size must be positive, got {pixel_size}")
+    xy = PixelMap(float(pixel_size)).to_angstrom(xy_px)
+    vb = voronoi_bonds(xy, _open_box(xy, si_si), sides=3)
+    if len(vb.bonds) == 0:
+        raise InputError("no Si–Si bonds found by the Voronoi rule")
+    i, j = vb.bonds.T
+    n = len(xy)
+    coordination = np.bincount(vb.bonds.ravel(), minlength=n)
+    edge = _near_hull(xy, 2.0 * float(np.median(np.linalg.norm(xy[j] - xy[i], axis=1)))) | vb.open_cell
+    inner = (coordination[i] == 3) & (coordination[j] == 3) & ~edge[i] & ~edge[j]
+    if not inner.any():
+        inner = np.ones(len(i), bool)
+    mean = float(np.linalg.norm(xy[j] - xy[i], axis=1)[inner].mean())
+    scale = si_si / mean if rescale else 1.0
+    si = xy * scale
+    o = 0.5 * (si[i] + si[j])
+    m = len(o)
+    positions = np.concatenate([si, o])
+    o_index = n + np.arange(m)
+    bonds = np.concatenate([np.column_stack([i, o_index]), np.column_stack([j, o_index])])
+    structure = Structure(positions, ["Si"] * n + ["O"] * m, _open_box(positions, si_si), bonds=bonds,
+                          arrays={"pixel_xy": np.concatenate([xy_px, 0.5 * (xy_px[i] + xy_px[j])])},
+                          info={"source": "image", "angstrom_per_pixel": float(pixel_size * scale)})
+    stats = None
+    if relax:
+        structure, stats = _relax(structure, fmax, potential)
+    if centre is None:
+        centre = structure.positions[:n].mean(axis=0)
+    frozen = np.zeros(n + m, bool)
+    if frozen_radius is not None:
+        if frozen_radius <= 0:
+            raise ValueError(f"frozen radius must be positive, got {frozen_radius}")
+        frozen = np.linalg.norm(structure.positions - np.asarray(centre, float), axis=1) > frozen_radius
+    structure.set_array("frozen", frozen)
+    under = np.flatnonzero(coordination < 3)
+    rings = RingAnalysis(method="bonds").compute(structure)
+    return BuiltStructure(structure, vb.bonds.copy(), coordination, under, under[edge[under]],
+                          under[~edge[under]], float(pixel_size * scale), float(scale), rings, stats)
+
+
+def apply_predictors(structure: Structure, predictors: Mapping) -> dict:
+    """``{name: predictor.predict_structure(structure)}`` for every trained predictor given.
+
+    The hook for the models of :mod:`glassfrac.learn` (softness SVM, ResNet, LISTI): each takes
+    the built structure (2D Si + O, open box, ``frozen`` array) and returns its prediction.
+    """
+    out = {}
+    for name, predictor in predictors.items():
+        if not callable(getattr(predictor, "predict_structure", None)):
+            raise TypeError(f"predictor {name!r} has no predict_structure(structure) method")
+        out[name] = predictor.predict_structure(structure)
+    return out
+
+
+def _near_hull(xy, distance: float) -> np.ndarray:
+    """Points within ``distance`` of the boundary of the convex hull of ``xy``."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        hull = ConvexHull(xy)
+    except QhullError as exc:
+        raise InputError(f"the Si positions span no area (collinear?): {exc}") from None
+    # hull.equations: unit outward normals n and offsets c with n·x + c <= 0 inside
+    depth = -(xy @ hull.equations[:, :2].T + hull.equations[:, 2])
+    return depth.min(axis=1) < distance
+
+
+def _open_box(xy, margin: float) -> Box:
+    """A non-periodic box around the points with ``margin`` Å on every side."""
+    lo = xy.min(axis=0) - margin
+    return Box(np.ptp(xy, axis=0) + 2 * margin, pbc=False, origin=lo)
+
+
+def _relax(structure, fmax, potential):
+    from glassfrac.mechanics.relax import relax
+    from glassfrac.potentials import get_potential
+
+    potential = potential or get_potential("yukawa2d")
+    ((relaxed, stats),) = relax(potential, [structure], method="lbfgs", fmax=fmax)
+    relaxed.box = _open_box(relaxed.positions, SI_SI)
+    return relaxed, stats

@@ -20,6 +20,13 @@ COMMAND_MODULES = [
     "glassfrac.generate.commands",
     "glassfrac.analysis.commands",
     "glassfrac.mechanics.commands",
+    "glassfrac.mechanics.loading_commands",
+    "glassfrac.oxides.commands",
+    "glassfrac.campaign.commands",
+    "glassfrac.learn.commands",
+    "glassfrac.learn.cnn_commands",
+    "glassfrac.learn.listi_commands",
+    "glassfrac.imaging.commands",
 ]
 
 

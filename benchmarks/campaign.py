@@ -1,0 +1,141 @@
+"""Campaign throughput and runner overhead, on a paper-like config at reduced size.
+
+    python benchmarks/campaign.py [--quick] [--config configs/paper-listi25.toml] [--out bench-out/campaign]
+
+The config's protocol (potential, relaxer, test settings) is kept; its samples are replaced
+by ``--samples`` samples (2 disorder levels) of ``--rings`` rings. Prints one JSON object per
+figure:
+
+- ``loop_seconds_per_sample``: the stages called in a plain loop (no store, no runner);
+- ``runner_overhead_serial``: ``glassfrac campaign run --workers 0`` against that loop, % extra;
+- ``runner_overhead_localcluster_1``: a 1-worker LocalCluster (start-up included), % extra;
+- ``throughput_localcluster``: samples per hour with the default workers (cores / 1 thread);
+- ``report_render``: the campaign's HTML report in headless Chromium: seconds, and the
+  fraction of non-white pixels of the screenshot (0 would be a blank page).
+
+Every run uses the same seeds; the benchmark checks that the runs stored the same labels.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def emit(figure, value, unit, **extra):
+    print(json.dumps({"benchmark": "campaign", "figure": figure, "value": value, "unit": unit,
+                      "machine": f"{os.cpu_count()} cores, 1 thread per worker", "extrapolated": False, **extra}),
+          flush=True)
+
+
+def reduced(config, rings, samples, directory):
+    """``config`` with its first group cut to ``samples`` samples (two disorder levels) of ``rings`` rings."""
+    group = config.groups[0]
+    levels = group.mu2 or group.sigma_factor or group.mu2_range
+    levels = (levels[0], levels[0] * 2) if len(levels) == 1 else tuple(levels[:2])
+    name = "mu2" if group.sigma_factor is None else "sigma_factor"
+    values = {"mu2": None, "mu2_range": None, "sigma_factor": None, name: levels}
+    small = replace(group, rings=tuple(rings), count=max(1, samples // 2), **values)
+    return replace(config, name=f"{config.name}-bench", groups=(small,), directory=Path(directory), database=None)
+
+
+def plain_loop(config, directory) -> float:
+    """Seconds to run the stages of every sample in a loop, without store or runner."""
+    from glassfrac.campaign.pipeline import Plan, SampleContext, stage_function
+    from glassfrac.campaign.samples import expand
+
+    plan = Plan(campaign=config.name, seed=config.seed, tests=config.tests, test_settings=config.test_settings,
+                potentials=config.potentials, relax=config.relax, samples_dir=str(directory), run_id="loop")
+    start = time.perf_counter()
+    for spec in expand(config):
+        ctx = SampleContext(spec, plan, Path(directory) / spec.sample_id)
+        for stage in plan.stages():
+            stage_function(stage)(ctx)
+    return time.perf_counter() - start
+
+
+def labels(config):
+    from glassfrac.campaign.runner import open_store
+
+    return [{k: v for k, v in r.key_value_pairs.items() if k != "seconds"} for r in open_store(config).rows()]
+
+
+def render(report: Path, out: Path) -> tuple[float, float]:
+    """Screenshot ``report`` with headless Chromium; returns (seconds, non-white pixel fraction)."""
+    from matplotlib.image import imread
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        raise RuntimeError("no chromium on PATH (Debian: apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        start = time.perf_counter()
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={profile}", f"--screenshot={out}", "--window-size=1280,2400",
+                        report.resolve().as_uri()], check=True, capture_output=True, timeout=120)
+        seconds = time.perf_counter() - start
+    image = imread(out)[..., :3]
+    return seconds, float(np.mean(np.any(image < 0.95, axis=-1)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2 samples of 6 x 6 rings instead of 4 of 8 x 8")
+    parser.add_argument("--config", default=str(ROOT / "configs/paper-listi25.toml"))
+    parser.add_argument("--rings", type=int, nargs=2, default=None)
+    parser.add_argument("--samples", type=int, default=None)
+    parser.add_argument("--out", default=str(ROOT / "bench-out/campaign"))
+    args = parser.parse_args()
+    from glassfrac.campaign.config import load_config
+    from glassfrac.campaign.runner import default_workers, open_store, run_campaign
+    from glassfrac.report.html import write_report
+    from glassfrac.threads import set_threads
+
+    set_threads(1)
+    rings = args.rings or ((6, 6) if args.quick else (8, 8))
+    samples = args.samples or (2 if args.quick else 4)
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    base = load_config(args.config)
+    what = {"config": Path(args.config).name, "rings": list(rings), "samples": samples, "kind": base.groups[0].kind,
+            "tests": list(base.tests)}
+
+    plain_loop(reduced(base, rings, 1, out / "warmup"), out / "warmup")  # imports and caches, not timed
+    loop = plain_loop(reduced(base, rings, samples, out / "loop"), out / "loop")
+    emit("loop_seconds_per_sample", round(loop / samples, 3), "s", **what)
+    runs = {}
+    for name, workers in (("serial", 0), ("localcluster_1", 1), ("localcluster", None)):
+        config = reduced(base, rings, samples, out / name)
+        start = time.perf_counter()
+        summary = run_campaign(config, workers=workers, show_progress=False)
+        runs[name] = time.perf_counter() - start
+        if summary["done"] != samples:
+            raise RuntimeError(f"{name}: {summary['failed']} samples failed: {open_store(config).failures()}")
+        if name != "localcluster":
+            emit(f"runner_overhead_{name}", round(100 * (runs[name] - loop) / loop, 2), "%",
+                 runner_seconds=round(runs[name], 3), loop_seconds=round(loop, 3), goal="<= 5 %", **what)
+        else:
+            emit("throughput_localcluster", round(3600 * samples / runs[name], 2), "samples/h",
+                 workers=default_workers(1, samples), seconds=round(runs[name], 3), **what)
+    reference = labels(reduced(base, rings, samples, out / "serial"))
+    for name in ("localcluster_1", "localcluster"):
+        if labels(reduced(base, rings, samples, out / name)) != reference:
+            raise RuntimeError(f"{name} stored other labels than the serial run")
+    report = write_report(open_store(reduced(base, rings, samples, out / "localcluster")))
+    seconds, ink = render(report, out / "report.png")
+    emit("report_render", round(ink, 4), "non-white fraction", seconds=round(seconds, 2), screenshot=str(
+        out / "report.png"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""Image models (FC22): training throughput on CPU, and the mu2 model with its Grad-CAM figures.
+
+    python benchmarks/cnn.py [--quick]                      # throughput (images per second)
+    python benchmarks/cnn.py --mu2 DIR [--quick]            # mu2 experiment on a generated dataset
+    python benchmarks/cnn.py --make-rupture DIR --samples N # tension-labelled monolayers
+    python benchmarks/cnn.py --rupture DIR [--quick]        # strain / location / crack on labelled samples
+
+(a) Throughput: forward + backward + Adam step of batches of 32 standardised images (small
+    ResNet at 64 and 128 px, ResNet-50 at 128 px with batches of 8), best of 3 (quick) or 5
+    repeats, one thread; and inference on batches of 64 images per second.
+(b) mu2: DIR is filled (if empty) with ``--samples`` monolayers of 7 × 8 rings, mu2 target drawn
+    uniformly in [0.25, 1] (seed 0), made by ``glassfrac.generate.generate`` (bond-switching
+    Monte Carlo, embedding, O at the Si–Si midpoints; not relaxed); the label is the measured
+    mu2. Images 64 px (pixels = 128 across the box: ≈ 0.54 Å/px, FC22's 0.66);
+    the small ResNet is trained (72/8/20 split, seed 0) and evaluated on the test 20 %, next to
+    the training mean and linear regressions on ring statistics; Grad-CAM φ and ρ(G, D) per
+    stage are averaged over the test samples.
+(c) rupture: ``--make-rupture DIR`` writes ``--samples`` monolayers of 7 × 8 rings at the target
+    mu2 = 0.2 (FC22's disorder), relaxed with yukawa2d (L-BFGS to 1e-5 eV/Å, box lengths to
+    zero stress) and loaded by ``tension_test`` with looser tolerances than FC22
+    (``TENSION_FAST``); ``--rupture DIR`` trains the strain, location and crack models on them
+    (small ResNet, 64 px, 4 copies per sample per epoch) and reports test metrics next to the
+    baselines, Grad-CAM φ, ρ(G, U) with yukawa2d per-atom energies and peak distances.
+
+Prints one JSON object per figure.
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from glassfrac.threads import set_threads  # noqa: E402
+
+MACHINE = "2 shared cores, no GPU, 1 thread"
+
+
+def emit(figure, value, unit, reference=None, **extra):
+    print(json.dumps({"benchmark": "cnn", "figure": figure, "value": value, "unit": unit, "machine": MACHINE,
+                      "reference": reference or {}, "extrapolated": False, **extra}), flush=True)
+
+
+# -- (a) throughput ---------------------------------------------------------------------------------
+
+def throughput(quick: bool) -> None:
+    from glassfrac.learn.resnet import ResNetConfig, ResNetRegressor
+
+    cases = [("small", 64, 32), ("small", 128, 32)] + ([] if quick else [("resnet50", 128, 8)])
+    repeats = 3 if quick else 5
+    for arch, size, batch in cases:
+        torch.manual_seed(0)
+        net = ResNetRegressor(ResNetConfig.preset(arch))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        x, y = torch.randn(batch, 1, size, size), torch.randn(batch, 1)
+
+        def step(net=net, opt=opt, x=x, y=y):
+            opt.zero_grad()
+            loss = ((net(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+
+        step()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        emit(f"train_{arch}_{size}px", round(batch / min(times), 1), "images/s",
+             {"what": "FC22 trained ResNet50 on a GPU (no figure given)"}, batch=batch, repeats=repeats)
+        net.eval()
+        with torch.no_grad():
+            net(x)
+            start = time.perf_counter()
+            net(torch.randn(64, 1, size, size))
+            emit(f"predict_{arch}_{size}px", round(64 / (time.perf_counter() - start), 1), "images/s", batch=64)
+
+
+# -- (b) mu2 ----------------------------------------------------------------------------------------
+
+def generate_monolayer(mu2: float, seed: int, rings=(7, 8)):
+    """A 2D silica monolayer of ``rings`` with target ring-size variance ``mu2`` (glassfrac generate)."""
+    from glassfrac.generate import generate
+
+    return generate(rings=rings, mu2=mu2, distribution="gamma", kind="monolayer", seed=seed)
+
+
+def make_mu2_dataset(directory: Path, n: int, seed: int = 0) -> None:
+    from glassfrac.analysis.rings import RingAnalysis
+    from glassfrac.structure import write
+
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    targets = rng.uniform(0.25, 1.0, n)
+    for k, mu2 in enumerate(targets):
+        path = directory / f"m{k:04d}.xyz"
+        if path.exists():
+            continue
+        s = generate_monolayer(float(mu2), seed * 100_000 + k)
+        rings = RingAnalysis().compute(s)
+        s.info.update(mu2=float(rings.mu2), defect_fraction=float(np.mean(rings.ring_sizes != 6)))
+        write(s, path)
+
+
+def ring_baselines(structures, split) -> dict:
+    """Linear regressions of mu2 on ring statistics (training samples), scored on the test samples."""
+    from sklearn.linear_model import LinearRegression
+
+    from glassfrac.analysis.rings import RingAnalysis
+    from glassfrac.learn.training import regression_metrics
+
+    sizes = [np.asarray(RingAnalysis().compute(s).ring_sizes) for s in structures]
+    y = np.array([s.info["mu2"] for s in structures])
+    features = {
+        "defect_fraction": np.array([[np.mean(z != 6)] for z in sizes]),
+        "ring_size_distribution": np.array([[np.mean(z == n) for n in range(4, 11)] for z in sizes]),
+    }
+    out = {}
+    for name, X in features.items():
+        fit = LinearRegression().fit(X[split["train"]], y[split["train"]])
+        out[name] = regression_metrics(y[split["test"]], fit.predict(X[split["test"]]))
+    return out
+
+
+def mu2_experiment(directory: Path, quick: bool, n: int, epochs: int) -> None:
+    from glassfrac.learn.gradcam import explain
+    from glassfrac.learn.images import ImageSettings, images_from_structures, read_structures
+    from glassfrac.learn.resnet import ResNetConfig
+    from glassfrac.learn.training import TrainSettings, train_and_evaluate
+    from glassfrac.report.attention import plot_attention, plot_predictions
+
+    start = time.perf_counter()
+    make_mu2_dataset(directory, n)
+    emit("mu2_dataset_seconds", round(time.perf_counter() - start, 1), "s", samples=n)
+    structures, names = read_structures(directory)
+    structures, names = structures[:n], names[:n]
+    settings = ImageSettings(size=64, pixels=128)
+    data = images_from_structures(structures, names, "mu2", settings)
+    train = TrainSettings(epochs=epochs, batch_size=32, lr=1e-3, seed=0, copies_per_epoch=2, val_copies=8)
+    start = time.perf_counter()
+    model, record = train_and_evaluate(data, ResNetConfig.preset("small"), train,
+                                       checkpoint=directory / "mu2.checkpoint")
+    seconds = time.perf_counter() - start
+    out_dir = directory / "results"
+    out_dir.mkdir(exist_ok=True)
+    model.save(out_dir / "mu2.safetensors")
+    test = record["test"]
+    dataset = {"what": "2D silica monolayers, 7x8 rings (112 Si, 168 O), mu2 uniform in [0.25, 1], seed 0",
+               "samples": record["n_samples"], "image": settings.to_dict(), "pixel_size": record["pixel_size"]}
+    emit("mu2_test_r2", test["model"]["r2"], "", PUBLISHED_MU2, dataset=dataset, best_epoch=record["best_epoch"],
+         epochs=len(record["history"]), train_seconds=round(seconds, 1))
+    emit("mu2_test_mae", test["model"]["mae"], "", dataset=dataset)
+    emit("mu2_baseline_mean_r2", test["baseline"]["r2"], "", mae=test["baseline"]["mae"])
+    index = {name: k for k, name in enumerate(names)}
+    split = {part: [index[name] for name in record["split"][part]] for part in ("train", "test")}
+    for name, metrics in ring_baselines(structures, split).items():
+        emit(f"mu2_baseline_linear_{name}_r2", metrics["r2"], "", mae=metrics["mae"])
+    plot_predictions(test["truth"], test["predicted"], out_dir / "mu2_test.png", "mu2",
+                     metrics={"R²": test["model"]["r2"], "MAE": test["model"]["mae"]})
+    # Grad-CAM over the test samples
+    stats = {}
+    for k, name in enumerate(record["split"]["test"]):
+        result = explain(model, structures[index[name]])
+        for r, item in result["stats"]["t"].items():
+            stats.setdefault(r, []).append((item["phi"], item["rho_defects"], structures[index[name]].info["mu2"]))
+        if k < 3:
+            plot_attention(result["image"], result["maps"]["t"], result["pixel_map"],
+                           out_dir / f"attention_{name}.png", result["defects"],
+                           stats={r: {"φ": s["phi"], "ρ": s["rho_defects"]} for r, s in result["stats"]["t"].items()},
+                           title=f"{name}: mu2 = {structures[index[name]].info['mu2']:.2f}, "
+                                 f"predicted {result['prediction']:.2f}")
+    for r in sorted(stats, reverse=True):
+        phi, rho, mu2 = np.array(stats[r], float).T
+        cell = model.image_settings.size // r
+        low = mu2 < np.median(mu2)
+        emit(f"mu2_gradcam_r{r}_phi", float(np.mean(phi)), "", std=float(np.std(phi)),
+             cell_angstrom=cell * record["pixel_size"], n=len(phi))
+        emit(f"mu2_gradcam_r{r}_rho_defects", float(np.nanmean(rho)), "", std=float(np.nanstd(rho)),
+             reference={"what": "FC22 Fig. 3g / SI Fig. 4: highest at r = 32, positive, decreasing with disorder"},
+             low_mu2=float(np.nanmean(rho[low])), high_mu2=float(np.nanmean(rho[~low])),
+             median_mu2=float(np.median(mu2)))
+    (out_dir / "mu2_record.json").write_text(json.dumps(_plain(record), indent=1))
+
+
+PUBLISHED_MU2 = {"what": "FC22: disorder predicted accurately, mu2 in [0.25, 1] (no number given)"}
+
+
+def _plain(value):
+    from glassfrac.cli import to_jsonable
+
+    return to_jsonable(value)
+
+
+# -- (c) rupture ------------------------------------------------------------------------------------
+
+TENSION_FAST = {"path": "uniaxial_strain", "max_strain": 0.3, "step": 0.01, "precision": 1e-3, "fmax": 1e-4,
+                "method": "lbfgs", "stress_drop": float("inf")}
+"""Tension settings of the labelled dataset: FC22's protocol with looser tolerances (FC22: steps
+0.005, bisection to 5e-5·L, FIRE to 1e-8 eV/Å), about 15 times cheaper here."""
+
+
+def make_rupture_dataset(directory: Path, n: int, mu2: float = 0.2, seed: int = 1) -> None:
+    """``n`` monolayers (7 × 8 rings, target ``mu2``) relaxed with yukawa2d (L-BFGS to 1e-5 eV/Å,
+    box lengths to zero stress) and loaded with ``tension_test`` (TENSION_FAST); written as
+    extended XYZ of the relaxed undeformed sample with the labels. Existing files are kept."""
+    from glassfrac.mechanics.aqs import AQSSettings
+    from glassfrac.mechanics.protocols import tension_test
+    from glassfrac.mechanics.relax import relax
+    from glassfrac.potentials import get_potential
+    from glassfrac.structure import write
+
+    directory.mkdir(parents=True, exist_ok=True)
+    potential = get_potential("yukawa2d")
+    settings = AQSSettings(**TENSION_FAST)
+    for k in range(n):
+        path = directory / f"t{k:04d}.xyz"
+        if path.exists():
+            continue
+        start = time.process_time()
+        (relaxed, _), = relax(potential, [generate_monolayer(mu2, seed * 100_000 + k)], fmax=1e-5, cell=[True, True])
+        result, labels = tension_test(relaxed, potential, settings)
+        ref = result.reference
+        ref.info.update(mu2_target=mu2, seed=seed * 100_000 + k, fractured=bool(labels["fractured"]),
+                        cpu_seconds=time.process_time() - start, tension=TENSION_FAST)
+        if labels["rupture_strain"] is not None:
+            ref.info.update(rupture_strain=float(labels["rupture_strain"]),
+                            rupture_location=[float(v) for v in labels["rupture_location"]])
+        write(ref, path)
+        emit("tension_sample_cpu_seconds", round(ref.info["cpu_seconds"], 1), "s", sample=path.name,
+             atoms=ref.n_atoms, rupture_strain=labels["rupture_strain"])
+
+
+def rupture_experiment(directory: Path, quick: bool, epochs: int) -> None:
+    from glassfrac.learn.images import ImageSettings, images_from_structures, read_structures
+    from glassfrac.learn.resnet import ResNetConfig
+    from glassfrac.learn.training import TrainSettings, train_and_evaluate
+
+    structures, names = read_structures(directory)
+    settings = ImageSettings(size=64, pixels=128)
+    out_dir = directory / "results"
+    out_dir.mkdir(exist_ok=True)
+    for target in ("strain", "location", "crack"):
+        data = images_from_structures(structures, names, target, settings)
+        train = TrainSettings(epochs=epochs, batch_size=16, lr=1e-3, seed=0, copies_per_epoch=4, val_copies=16)
+        model, record = train_and_evaluate(data, ResNetConfig.preset("small"), train,
+                                           checkpoint=directory / f"{target}.checkpoint")
+        model.save(out_dir / f"{target}.safetensors")
+        test = record["test"]
+        key = {"strain": "r2", "location": "mean_error", "crack": "mean_mcc"}[target]
+        emit(f"{target}_test_{key}", test["model"][key], "angstrom" if target == "location" else "",
+             record["published"], baseline=_short(test["baseline"]), model=_short(test["model"]),
+             samples=record["n_samples"], dropped=len(record["dropped"]), best_epoch=record["best_epoch"],
+             dataset=f"{len(structures)} monolayers of 7x8 rings, mu2 target 0.2, yukawa2d, {directory.name}")
+        (out_dir / f"{target}_record.json").write_text(json.dumps(_plain(record), indent=1))
+        index = {name: k for k, name in enumerate(names)}
+        test_structures = [structures[index[name]] for name in record["split"]["test"]]
+        rupture_figures(target, model, test_structures, test, out_dir)
+
+
+def rupture_figures(target, model, structures, test, out_dir) -> None:
+    """Grad-CAM of the strain model (φ, ρ(G, U), peak distance), attention field of the location
+    model and crack maps, over the test samples."""
+    from glassfrac.learn.gradcam import explain, pearson
+    from glassfrac.learn.images import render_sample
+    from glassfrac.potentials import get_potential
+    from glassfrac.report.attention import plot_attention, plot_attention_field, plot_crack, plot_predictions
+
+    if target == "strain":
+        plot_predictions(test["truth"], test["predicted"], out_dir / "strain_test.png", "rupture strain",
+                         metrics={"R²": test["model"]["r2"]})
+        potential = get_potential("yukawa2d")
+        rows = {}
+        for k, s in enumerate(structures):
+            energies = np.asarray(potential.evaluate([s], per_atom=True)[0]["per_atom_energy"], float)
+            result = explain(model, s, energies)
+            for r, item in result["stats"]["t"].items():
+                rows.setdefault(r, []).append((item["phi"], item["rho_energy"], item["peak_distance"],
+                                               float(result["prediction"])))
+            if k < 3:
+                plot_attention(result["image"], result["maps"]["t"], result["pixel_map"],
+                               out_dir / f"strain_att_{k}.png", result["defects"], s.info.get("rupture_location"),
+                               {r: {"φ": v["phi"], "ρU": v["rho_energy"]} for r, v in result["stats"]["t"].items()})
+        for r in sorted(rows, reverse=True):
+            phi, rho_u, dist, pred = np.array(rows[r], float).T
+            emit(f"strain_gradcam_r{r}", float(np.mean(phi)), "phi", rho_energy=float(np.nanmean(rho_u)),
+                 peak_distance=float(np.mean(dist)), phi_vs_predicted_strain=pearson(phi, pred), n=len(phi),
+                 reference={"what": "FC22: low phi for low predicted strain (Fig. 4e); rho(G, U) highest at low "
+                                    "strain (Fig. 4i)"})
+    elif target == "location":
+        plot_predictions(test["truth"], test["predicted"], out_dir / "location_test.png", "location (fraction)")
+        result = explain(model, structures[0])
+        r = max(result["maps"]["x"])
+        plot_attention_field(result["image"], result["maps"]["x"][r], result["maps"]["y"][r], result["divergence"],
+                             result["pixel_map"], out_dir / "location_field.png",
+                             structures[0].info.get("rupture_location"), result["prediction"])
+    else:
+        for k, s in enumerate(structures[:3]):
+            rendered = render_sample(s, model.image_settings, model.image_settings.render_seed)
+            prediction = model.predict(rendered.image[None])[0]
+            labels = np.asarray(s.arrays["crack"])[rendered.atoms]
+            plot_crack(rendered.image, prediction, rendered.pixel_map, s.positions[rendered.atoms, :2], labels,
+                       out_dir / f"crack_{k}.png", test["model"]["mcc"][k])
+
+
+def _short(metrics):
+    return {k: v for k, v in metrics.items() if k not in ("errors", "mcc")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--mu2", type=Path, default=None, metavar="DIR", help="run the mu2 experiment in DIR")
+    parser.add_argument("--rupture", type=Path, default=None, metavar="DIR", help="train rupture models on DIR")
+    parser.add_argument("--make-rupture", type=Path, default=None, metavar="DIR",
+                        help="generate and load --samples monolayers into DIR (tension labels)")
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=100)
+    args = parser.parse_args()
+    set_threads(1)
+    if args.mu2 is not None:
+        mu2_experiment(args.mu2, args.quick, 40 if args.quick else args.samples, 3 if args.quick else args.epochs)
+    elif args.make_rupture is not None:
+        make_rupture_dataset(args.make_rupture, 4 if args.quick else args.samples)
+    elif args.rupture is not None:
+        rupture_experiment(args.rupture, args.quick, 3 if args.quick else args.epochs)
+    else:
+        throughput(args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""LISTI predictors: dataset, training time, held-out correlation and goodness, time of a map.
+
+    python benchmarks/listi.py [--quick] [--out bench-out/listi] [--samples N] [--grid N]
+
+Dataset (built once and cached under OUT/data in the layout of ``glassfrac.learn.windows``, so
+``glassfrac listi train OUT/data`` works on it too): ``--samples`` 2D silica monolayers from
+``glassfrac.generate.network.generate`` (16 × 18 = 288 rings, 1440 atoms, log-normal ring sizes
+with sigma factor 1 as LISTI25, seeds 1000 + k), relaxed with yukawa2d (L-BFGS to 1e-6 eV/Å,
+cell relaxed), probed on ``--grid`` × ``--grid`` windows (``ProbeSettings`` defaults: R_free
+11 Å, shell = cutoff, pure shear along x) and sheared (``shear_test``, first 6 events; strain
+step 2.5e-4 bisected to 2.5e-5, L-BFGS to 1e-6 eV/Å instead of 1e-4 / 1e-5 / FIRE to 1e-8).
+Split by sample (seed 0): 60 / 15 / 25 %.
+
+Figures (one JSON object per line): dataset description; per model (gnn, cnn, lstm,
+baseline) the training time, the held-out (test samples) correlation and RMSE of predicted vs
+probed Δτ, the mean goodness per event 1–6 of predicted and of probed maps on the test samples
+and on the training + validation samples, with LISTI25's figures; the same on a JuMol sample
+(external, validation only, probed and sheared the same way); the time to map a 10^4-atom
+sample (JuMol sample tiled 2 × 4, 10,800 atoms, 50 × 50 windows) with each model, best of 3.
+``--quick``: 4 samples, 8 × 8 grids, a few epochs (checks that everything runs).
+"""
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from glassfrac import Structure, read, write
+from glassfrac.cli import to_jsonable
+from glassfrac.files import atomic_open
+from glassfrac.learn.listi import EVENTS, KINDS, PUBLISHED, Trainer, TrainSettings, evaluate
+from glassfrac.learn.windows import WindowSpec, build_windows, load_probed
+from glassfrac.mechanics.protocols import SHEAR_DEFAULTS
+from glassfrac.threads import set_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+JUMOL = ROOT.parent / "shared" / "data" / "jumol-2d-silica" / "sig_1.00_sample_0.data"
+MACHINE = f"{os.cpu_count()} cores shared, 1 thread, no GPU"
+RINGS = (16, 18)
+FRACTIONS = (0.60, 0.15, 0.25)
+EPOCHS = {"gnn": 200, "cnn": 60, "lstm": 150, "baseline": 1}
+QUICK_EPOCHS = {"gnn": 4, "cnn": 2, "lstm": 4, "baseline": 1}
+SHEAR = replace(SHEAR_DEFAULTS, step=2.5e-4, precision=2.5e-5, fmax=1e-6, method="lbfgs")
+"""Pure shear to the first 6 events: LISTI25's protocol with coarser steps and tolerance (CPU time)."""
+REFERENCE_TIME = {"what": "LISTI25: preprocess, train and predict one sample (GNN), M1 Ultra", "value": 2.25 * 3600,
+                  "unit": "s"}
+
+
+def emit(figure, value, unit=None, **extra):
+    print(json.dumps(to_jsonable({"benchmark": "listi", "figure": figure, "value": value, "unit": unit,
+                                  "machine": MACHINE, **extra})), flush=True)
+
+
+def tiled(structure: Structure, nx: int, ny: int) -> Structure:
+    """The structure repeated nx × ny times (periodic)."""
+    cell = structure.box.cell
+    shifts = np.array([i * cell[0] + j * cell[1] for i in range(nx) for j in range(ny)])
+    positions = (structure.positions[None] + shifts[:, None]).reshape(-1, 2)
+    return Structure(positions, np.tile(structure.species, nx * ny), structure.box.with_cell(np.diag([nx, ny]) @ cell))
+
+
+# -- the dataset -------------------------------------------------------------------------------------
+
+def probe_and_shear(structure, folder: Path, grid: int, potential, shear: bool = True) -> None:
+    """map.npz and (``shear``) events.json of ``structure`` in ``folder`` unless they are there."""
+    from glassfrac.mechanics.probe import ProbeSettings, probe_map, save_map
+    from glassfrac.mechanics.protocols import shear_test
+
+    if not (folder / "map.npz").is_file():
+        settings = ProbeSettings(grid=grid)
+        start = time.perf_counter()
+        result = probe_map(structure, potential, settings)
+        save_map(result, folder / "map.npz", settings, extra={"seconds": time.perf_counter() - start})
+    if shear and not (folder / "events.json").is_file():
+        start = time.perf_counter()
+        _, labels = shear_test(structure, potential, SHEAR)
+        with atomic_open(folder / "events.json") as handle:
+            json.dump(to_jsonable({"events": labels["events"], "seconds": time.perf_counter() - start}), handle)
+
+
+def make_sample(k: int, folder: Path, grid: int, potential, shear: bool = True) -> None:
+    """Generate, relax, probe and shear sample ``k`` into ``folder`` (cached step by step)."""
+    from glassfrac.generate.network import generate
+    from glassfrac.mechanics.relax import relax
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "structure.xyz"
+    if not path.is_file():
+        structure = generate(rings=RINGS, distribution="lognormal", sigma_factor=1.0, kind="monolayer", seed=1000 + k)
+        (structure, _), = relax(potential, [structure], method="lbfgs", fmax=1e-6, cell=True, raise_on_failure=True)
+        tmp = folder / "structure.part.xyz"
+        write(structure, tmp)
+        tmp.replace(path)
+    probe_and_shear(read(path), folder, grid, potential, shear)
+
+
+def describe(samples, split, grid, data: Path) -> dict:
+    """The dataset figure: sizes, split, events, probing cost."""
+    from glassfrac.mechanics.probe import load_map
+
+    seconds = [load_map(data / s.name / "map.npz")["meta"].get("seconds") for s in samples]
+    atoms = [s.structure.n_atoms for s in samples]
+    return {"atoms_per_sample": [min(atoms), max(atoms)], "grid": grid, "windows": grid * grid * len(samples),
+            "split": {k: [samples[i].name for i in v] for k, v in split.items()},
+            "events_per_sample": [0 if s.events is None else len(s.events) for s in samples],
+            "probe_seconds_per_sample": float(np.mean([x for x in seconds if x is not None] or [np.nan])),
+            "generator": f"generate.network.generate monolayer, rings {RINGS}, lognormal sigma 1, seeds 1000 + k",
+            "split_seed": 0, "fractions": FRACTIONS}
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="4 samples, 8 x 8 grids, a few epochs")
+    parser.add_argument("--out", default=str(ROOT / "bench-out" / "listi"), help="cache and model folder")
+    parser.add_argument("--samples", type=int, default=None, help="number of samples (default 16; quick 4)")
+    parser.add_argument("--grid", type=int, default=None, help="probe grid per side (default 16; quick 8)")
+    parser.add_argument("--models", default=",".join(KINDS), help="comma-separated model kinds")
+    args = parser.parse_args()
+    set_threads(1)
+    from glassfrac.learn.listi import split_by_sample
+    from glassfrac.potentials import get_potential
+
+    n_samples = args.samples or (4 if args.quick else 16)
+    grid = args.grid or (8 if args.quick else 16)
+    out = Path(args.out) / ("quick" if args.quick else "full")
+    data = out / "data"
+    potential = get_potential("yukawa2d")
+    for k in range(n_samples):
+        make_sample(k, data / f"sample_{k:03d}", grid, potential)
+    samples, _ = load_probed(data)
+    samples = samples[:n_samples]
+    split = split_by_sample(len(samples), FRACTIONS, seed=0)
+    emit("dataset", len(samples), "samples", **describe(samples, split, grid, data))
+    spec = WindowSpec()
+    graphs = build_windows(samples, spec)
+    seen = split["train"] + split["validation"]
+
+    jumol = None
+    if not args.quick and JUMOL.is_file():
+        folder = out / "jumol" / JUMOL.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "structure.xyz").is_file():
+            write(read(JUMOL), folder / "structure.xyz")
+        probe_and_shear(read(folder / "structure.xyz"), folder, grid, potential)
+        jumol_samples, _ = load_probed(folder.parent)
+        jumol = (jumol_samples, build_windows(jumol_samples, spec))
+
+    big = tiled(read(JUMOL), 2, 4) if JUMOL.is_file() else None
+    for kind in args.models.split(","):
+        epochs = (QUICK_EPOCHS if args.quick else EPOCHS)[kind]
+        settings = TrainSettings(epochs=epochs, patience=20)
+        model, record = Trainer(kind, graphs, split, spec, settings, checkpoint=out / f"{kind}.checkpoint").run()
+        model.save(out / f"{kind}.safetensors")
+        emit(f"train_seconds_{kind}", record["train_seconds"], "s", epochs_run=record.get("epochs_run"),
+             best_epoch=record.get("best_epoch"), windows=record["windows"],
+             note="resumed runs count only the epochs run now")
+        test = evaluate(model, samples, graphs, split["test"])
+        train_val = evaluate(model, samples, graphs, seen)
+        published = PUBLISHED.get(kind, {})
+        emit(f"test_correlation_{kind}", test["correlation"], None, rmse=test["rmse"], rmse_unit="N/m",
+             windows=test["windows"], samples=test["samples"],
+             reference={"what": "LISTI25 GNN correlation", "value": PUBLISHED["gnn"]["correlation"]},
+             train_val_correlation=train_val["correlation"])
+        if "goodness" in test:
+            emit(f"test_goodness_{kind}", test["goodness"]["predicted"], None,
+                 probed_maps=test["goodness"]["probed"], samples_per_event=test["goodness_samples"],
+                 train_val=train_val.get("goodness"), events=list(range(1, EVENTS + 1)),
+                 reference={"what": f"LISTI25 {kind} goodness of the first event",
+                            "train_val": published.get("goodness_event1_train_val"),
+                            "test": published.get("goodness_event1_test")})
+        if jumol is not None:
+            external = evaluate(model, jumol[0], jumol[1], [0])
+            emit(f"jumol_{kind}", external["correlation"], None, rmse=external["rmse"],
+                 goodness=external.get("goodness"), sample=JUMOL.name, note="external sample, validation only")
+        if big is not None:
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                model.predict_map(big, grid=50)
+                times.append(time.perf_counter() - start)
+            emit(f"map_seconds_{kind}_{big.n_atoms}_atoms_50x50", min(times), "s", goal=5.0 if kind == "gnn" else None,
+                 symmetrized=model.symmetrize, reference=REFERENCE_TIME, extrapolated=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""One sample through the stages, on a worker: generate → relax → tests (→ probe, later).
+
+:func:`run_sample` runs the stages of one :class:`~glassfrac.campaign.samples.SampleSpec`
+into a private temporary directory ``<out>/samples/.tmp-<run>-<sample_id>/`` and returns a
+:class:`SampleResult` (the row to store: structure, key-value pairs, data) or a
+:class:`SampleFailure` (stage, error text, traceback). It never raises for a failing sample
+and never touches the store: the runner moves the directory into place and inserts the row.
+
+A stage is a function ``stage(ctx: SampleContext) -> None`` that reads ``ctx.structure`` and
+adds to ``ctx.keys`` (scalar labels, queryable), ``ctx.data`` (curves, event lists),
+``ctx.arrays`` (per-atom labels of the stored structure) and files under ``ctx.directory``
+(large arrays with :meth:`SampleContext.write_array`, figures with
+:meth:`SampleContext.add_figure`). Built-in stages are in :data:`STAGES`; a test named
+``"module:function"`` in the config runs that function the same way (the hook the local
+probing stage will use).
+
+Row layout (all samples): key-value pairs ``campaign``, ``sample_id``, ``index``, ``group``,
+``kind``, ``nx``, ``ny``, ``distribution``, ``mu2_target`` or ``sigma_factor``, ``seed``,
+``dim``, ``seconds`` and the stages' labels (None and non-finite values are left out); the
+structure is the relaxed, undeformed sample (2D samples with z = 0, see ``dim``); ``data``
+holds ``arrays`` (per-atom), ``bonds`` (rows i j n_x n_y [n_z] when the structure has bonds),
+one entry per test (``labels``, ``curve``, ``events``), ``files`` (path, bytes, sha256 of every
+file of the sample), ``figures`` (title, path) and ``provenance`` (seeds, timings, versions,
+git revision, config).
+"""
+
+import hashlib
+import importlib
+import os
+import shutil
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from glassfrac.campaign.samples import SampleSpec
+from glassfrac.errors import ConvergenceError, InputError
+from glassfrac.files import atomic_open
+from glassfrac.structure import Structure
+
+UNITS = {"length": "Å", "energy": "eV", "strain": "1", "stress_sheet": "N/m", "stress_bulk": "GPa"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every sample of a run shares (small and picklable, sent to each task)."""
+
+    campaign: str
+    seed: int
+    tests: tuple
+    test_settings: dict
+    potentials: dict
+    relax: dict
+    samples_dir: str
+    run_id: str
+    threads: int = 1
+    provenance: dict = field(default_factory=dict)
+
+    def stages(self) -> list:
+        """Stage names in order: generate, relax (unless method "none"), the tests."""
+        return ["generate"] + ([] if self.relax["method"] == "none" else ["relax"]) + list(self.tests)
+
+
+class SampleContext:
+    """The state of one sample while its stages run (module docstring)."""
+
+    def __init__(self, spec: SampleSpec, plan: Plan, directory: Path):
+        self.spec = spec
+        self.plan = plan
+        self.directory = Path(directory)
+        self.structure: Structure | None = None
+        self.keys: dict = {}
+        self.data: dict = {}
+        self.arrays: dict = {}
+        self.figures: list = []
+        self._potential = None
+
+    def path(self, relative: str) -> Path:
+        """``relative`` inside the sample's directory, parent folders created."""
+        out = self.directory / relative
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return out
+
+    def potential(self):
+        """The potential of this sample's kind (config ``[potential]``), built once."""
+        if self._potential is None:
+            from glassfrac.potentials import get_potential
+
+            spec = self.plan.potentials[self.spec.kind]
+            self._potential = get_potential(spec["name"], **spec.get("parameters", {}))
+        return self._potential
+
+    def write_array(self, relative: str, array) -> str:
+        """Save ``array`` as ``.npy`` (atomically) inside the sample's directory; returns the path."""
+        with atomic_open(self.path(relative), "wb") as handle:
+            np.save(handle, np.asarray(array), allow_pickle=False)
+        return relative
+
+    def add_figure(self, title: str, relative: str) -> None:
+        """List a figure (a file inside the sample's directory) for the report."""
+        if (self.directory / relative).is_file():
+            self.figures.append({"title": title, "path": relative})
+
+    def aqs_settings(self, test: str, defaults):
+        """``defaults`` with the relaxer's method and fmax, then the config's ``[tests.<test>]``."""
+        relax = self.plan.relax
+        base = {} if relax["method"] == "none" else {"method": relax["method"], "fmax": relax["fmax"]}
+        return replace(defaults, **{**base, **self.plan.test_settings.get(test, {})})
+
+
+@dataclass
+class SampleResult:
+    """A finished sample: its files in ``directory`` and the row to insert."""
+
+    spec: SampleSpec
+    directory: str
+    atoms: object
+    keys: dict
+    data: dict
+    seconds: float
+
+
+@dataclass
+class SampleFailure:
+    """A sample that failed in ``stage`` with ``error`` (one line) and ``traceback``."""
+
+    spec: SampleSpec
+    stage: str
+    error: str
+    traceback: str
+    seconds: float
+    directory: str | None = None
+
+    def record(self) -> dict:
+        return {"sample_id": self.spec.sample_id, "index": self.spec.index, "stage": self.stage,
+                "error": self.error, "traceback": self.traceback, "seconds": self.seconds}
+
+
+def run_sample(spec: SampleSpec, plan: Plan):
+    """Run every stage of ``spec``; returns a :class:`SampleResult` or :class:`SampleFailure`."""
+    from glassfrac.campaign.provenance import now
+    from glassfrac.threads import set_threads
+
+    set_threads(plan.threads)
+    start = time.perf_counter()
+    started = now()
+    directory = Path(plan.samples_dir) / f".tmp-{plan.run_id}-{spec.sample_id}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    ctx = SampleContext(spec, plan, directory)
+    timings = {}
+    stage = "setup"
+    try:
+        for stage in plan.stages():
+            t0 = time.perf_counter()
+            stage_function(stage)(ctx)
+            timings[stage] = round(time.perf_counter() - t0, 4)
+        stage = "store"
+        seconds = time.perf_counter() - start
+        atoms, keys, data = _row(ctx, timings, started, seconds)
+    except Exception as exc:  # one sample's failure is recorded, never fatal to the campaign
+        message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        return SampleFailure(spec, stage, message, traceback.format_exc(),
+                             time.perf_counter() - start, str(directory))
+    return SampleResult(spec, str(directory), atoms, keys, data, seconds)
+
+
+def stage_function(name: str):
+    """The built-in stage ``name`` or the function named by ``"module:function"``."""
+    if name in STAGES:
+        return STAGES[name]
+    return load_callable(name)
+
+
+def load_callable(name: str):
+    """Import ``"package.module:function"``."""
+    module, _, attr = name.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"cannot load {name!r}: {exc}") from None
+
+
+# -- the built-in stages ----------------------------------------------------------------------
+def generate(ctx: SampleContext) -> None:
+    """Build the sample (built-in generator, or the group's ``generator``); ring statistics."""
+    spec = ctx.spec
+    if spec.generator:
+        structure = load_callable(spec.generator)(spec, **spec.options)
+    else:
+        structure = _builtin_generator(spec)
+    ctx.structure = structure
+    from glassfrac.structure import write
+
+    write(structure, ctx.path("generated.xyz"))
+    _ring_statistics(ctx)
+
+
+def _builtin_generator(spec: SampleSpec) -> Structure:
+    from glassfrac.generate import generate
+
+    return generate(rings=spec.rings, mu2=spec.mu2, distribution=spec.distribution, sigma_factor=spec.sigma_factor,
+                    kind=spec.kind, seed=spec.seed, progress=False, **spec.options)
+
+
+def _ring_statistics(ctx: SampleContext) -> None:
+    from glassfrac.analysis.rings import RingAnalysis
+    from glassfrac.report.network_plot import plot_rings
+
+    rings = RingAnalysis().compute(ctx.structure)
+    ctx.keys.update(mu2=rings.mu2, alpha=rings.alpha, n_rings=rings.n_rings)
+    ctx.data["rings"] = {"sizes": np.asarray(rings.ring_sizes)}
+    fig = plot_rings(rings, ctx.path("rings.png"), dpi=100)
+    fig.clear()
+    ctx.add_figure("structure and rings", "rings.png")
+
+
+def relax(ctx: SampleContext) -> None:
+    """Relax positions (and, with ``[relax] cell``, the lengths of the periodic axes to zero
+    stress; no tilt, so rectangular samples stay rectangular) to ``fmax``; fails if unconverged."""
+    from glassfrac.mechanics.relax import relax as relax_structures
+
+    r = ctx.plan.relax
+    cell = np.array(ctx.structure.box.pbc, dtype=bool) if r["cell"] else None  # a writable copy
+    (structure, stats), = relax_structures(ctx.potential(), [ctx.structure], method=r["method"], fmax=r["fmax"],
+                                           max_steps=r["max_steps"], cell=cell)
+    if not stats["converged"]:
+        raise ConvergenceError(f"relaxation stopped at max force {stats['max_force']:.3g} eV/Å "
+                               f"(fmax {r['fmax']:g}) after {stats['evaluations']} evaluations")
+    ctx.structure = structure
+    ctx.keys.update(relax_energy=stats["energy"], relax_iterations=stats["iterations"])
+    ctx.data["relax"] = stats
+
+
+def tension(ctx: SampleContext) -> None:
+    """FC22 tension to fracture; rupture strain/location, crack and per-atom classes."""
+    from glassfrac.mechanics.protocols import TENSION_DEFAULTS, save_run, tension_test
+
+    result, labels = tension_test(ctx.structure, ctx.potential(), ctx.aqs_settings("tension", TENSION_DEFAULTS))
+    record = save_run(result, labels, ctx.path("tension"), "tension")
+    location = labels.get("rupture_location") or [None, None, None]
+    ctx.keys.update(
+        rupture_strain=labels.get("rupture_strain"), rupture_x=location[0], rupture_y=location[1],
+        tension_peak_stress=labels["peak_stress"], tension_modulus=labels["modulus"],
+        fractured=bool(labels["fractured"]), n_broken_bonds=labels.get("n_broken_bonds"),
+        tension_events=len(result.events),
+    )
+    for name in ("first_break", "bond_changed", "crack"):
+        ctx.arrays[name] = np.asarray(result.reference.arrays[name])
+    ctx.data["tension"] = _test_record(result, record)
+    ctx.add_figure("tension: stress–strain", "tension/stress_strain.png")
+    ctx.add_figure("tension: first break and crack", "tension/sample.png")
+
+
+def shear(ctx: SampleContext) -> None:
+    """LISTI25 pure shear; the first events (strain, drop, location) and their D²min fields."""
+    from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, save_run, shear_test
+
+    result, labels = shear_test(ctx.structure, ctx.potential(), ctx.aqs_settings("shear", SHEAR_DEFAULTS))
+    record = save_run(result, labels, ctx.path("shear"), "shear")
+    events = labels["events"]
+    ctx.keys.update(shear_peak_stress=labels["peak_stress"], shear_modulus=labels["modulus"],
+                    shear_events=len(events), shear_event1_strain=events[0]["strain"] if events else None)
+    fields_ = [result.reference.arrays[f"d2min_event_{k + 1}"] for k in range(len(events))]
+    entry = _test_record(result, record)
+    if fields_:
+        entry["d2min_file"] = ctx.write_array("shear/d2min.npy", np.stack(fields_))
+    ctx.data["shear"] = entry
+    ctx.add_figure("shear: stress–strain", "shear/stress_strain.png")
+    ctx.add_figure("shear: events", "shear/sample.png")
+
+
+STAGES = {"generate": generate, "relax": relax, "tension": tension, "shear": shear}
+"""Built-in stages by name (module docstring)."""
+
+
+def _test_record(result, record: dict) -> dict:
+    curve = result.curve.arrays()
+    return {"labels": {k: v for k, v in record.items() if k != "events"}, "events": record["events"],
+            "curve": {k: curve[k] for k in ("strain", "stress", "energy")}, "stress_unit": result.stress_unit}
+
+
+# -- the row ---------------------------------------------------------------------------------
+def _row(ctx: SampleContext, timings: dict, started: str, seconds: float):
+    from glassfrac.cli import to_jsonable
+
+    spec, s = ctx.spec, ctx.structure
+    keys = {"campaign": ctx.plan.campaign, **spec.keys(), "dim": s.dim, "seconds": round(seconds, 3)}
+    keys.update(ctx.keys)
+    keys = clean_keys(keys)
+    arrays = {name: np.asarray(v) for name, v in s.arrays.items() if name != "mass"}
+    arrays.update(ctx.arrays)
+    data = {k: v for k, v in ctx.data.items()}
+    data["arrays"] = arrays
+    if s.bonds is not None:
+        data["bonds"] = np.column_stack([s.bonds, s.bond_images]).astype(np.int64)
+    data["figures"] = ctx.figures
+    data["files"] = file_manifest(ctx.directory)
+    data["units"] = UNITS
+    data["provenance"] = {
+        **ctx.plan.provenance,
+        "seeds": {"campaign": ctx.plan.seed, "index": spec.index, "sample": spec.seed},
+        "timings": timings, "started": started, "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "threads": ctx.plan.threads,
+    }
+    data = {k: (v if k in ("arrays", "bonds") else _json_safe(v, to_jsonable)) for k, v in data.items()}
+    atoms = s.to_ase()
+    return atoms, keys, data
+
+
+def _json_safe(value, to_jsonable):
+    """Lists, dicts and scalars as JSON types; numpy arrays kept (the store encodes them)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v, to_jsonable) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, to_jsonable) for v in value]
+    return to_jsonable(value)
+
+
+def clean_keys(keys: dict) -> dict:
+    """Key-value pairs the store accepts: plain bool/int/float/str, no None or non-finite floats."""
+    out = {}
+    for key, value in keys.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if value is None or (isinstance(value, float) and not np.isfinite(value)):
+            continue
+        if not isinstance(value, (bool, int, float, str)):
+            raise TypeError(f"label {key!r} must be a scalar, got {type(value).__name__}")
+        out[key] = value
+    return out
+
+
+def file_manifest(directory: Path) -> list:
+    """``{"path", "bytes", "sha256"}`` of every file under ``directory`` (sorted by path)."""
+    out = []
+    for path in sorted(Path(directory).rglob("*")):
+        if path.is_file():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            out.append({"path": path.relative_to(directory).as_posix(), "bytes": path.stat().st_size,
+                        "sha256": digest})
+    return out

@@ -1,0 +1,371 @@
+"""Datasets of rendered images with their targets, and the augmentation transforms (FC22 §7).
+
+Images come from :func:`glassfrac.imaging.render.render` (the FC22 photon model, top layer,
+``pixels`` across the box, square crop rebinned to ``size`` px); one image per sample, rendered
+with the seed ``render_seed`` + sample number. The uniform background is given per area,
+``background_per_area`` photons/Å² (default FC22's 4·10^5 photons over their 85.13 × 81.71 Å
+box, 57.5 /Å²), so smaller samples keep FC22's signal-to-background ratio.
+
+Targets (``TARGETS``; the name used on the command line → where it is read from):
+
+- ``mu2``: ``info["mu2"]`` (ring-size variance); if absent, measured with
+  :class:`~glassfrac.analysis.rings.RingAnalysis`.
+- ``strain``: ``info["rupture_strain"]`` (dimensionless).
+- ``location``: ``info["rupture_location"]`` (Å, undeformed sample), held as fractional image
+  coordinates ``u = (x − origin) / (size · pixel size)`` in [0, 1)², periodic with period 1
+  (the period of the image under the periodic translations). The location is first wrapped
+  into the cell; a location in the strip of a non-square cell that the square crop leaves out
+  cannot be learnt, and its sample is dropped (counted in ``dropped``).
+- ``crack``: per-atom 0/1 array ``crack``; the target image (FC22) is the noise-free image of
+  the imaged crack atoms (no background), blurred with a periodic Gaussian of σ = 4 px, scaled
+  to a maximum of 1, plus uniform noise U(0, 0.25) (seeded per sample). Samples without crack
+  atoms are dropped.
+
+Samples that lack the target (missing key, None or NaN) are dropped and listed in ``dropped``.
+
+Augmentation (:class:`Transform`, :func:`augmentations`): a transform flips the image (x:
+columns reversed, y: rows reversed) and then translates it periodically by ``(dx, dy)`` px.
+Maps are permuted, so ``inverse_image(image(a))`` returns ``a`` bit for bit. Positions in
+fractional image coordinates follow exactly: a flip is ``u → −u`` and a translation
+``u → u + d / size`` (mod 1), since flipping N pixels sends pixel centre x to N − 1 − x. The
+round trip of a position is exact up to floating-point rounding of the addition (≤ 1e-15 of
+the period). FC22's 64 copies are 16 random translations × the 4 flip combinations; the
+transforms of a sample are drawn from ``seed`` and the sample number.
+
+Dataset sources (:func:`load_images`): a folder of extended XYZ files (one sample each, named
+by file stem, targets as above), or a campaign export (``glassfrac dataset export``: ``.npz``
+or folder with ``manifest.json``; ``mu2``, ``rupture_strain``, ``rupture_location`` and the
+per-atom ``crack`` arrays; NaN / −1 mean missing).
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from glassfrac.errors import InputError
+from glassfrac.imaging.render import PixelMap, RenderSettings, render
+from glassfrac.structure import Box, Structure
+
+TARGETS = {"mu2": "mu2", "strain": "rupture_strain", "location": "rupture_location", "crack": "crack"}
+"""Target name → key of ``info`` (or per-atom array for ``crack``)."""
+
+FC22_BACKGROUND = 4e5 / (85.1348 * 81.7060)
+"""FC22's background photon density, photons/Å² (4·10^5 over their box)."""
+CRACK_BLUR = 4.0
+"""σ of the Gaussian blur of crack target images, px (FC22)."""
+CRACK_NOISE = 0.25
+"""Upper bound of the uniform noise added to crack target images (FC22)."""
+
+
+# -- transforms ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Transform:
+    """Flip (``flip_x``: columns, ``flip_y``: rows), then periodic shift by ``dx``, ``dy`` px of
+    an image of ``size`` × ``size`` px (module docstring)."""
+
+    size: int
+    dx: int = 0
+    dy: int = 0
+    flip_x: bool = False
+    flip_y: bool = False
+
+    def image(self, a):
+        """Transformed map(s): numpy array or torch tensor with the image in the last two axes."""
+        lib = _lib(a)
+        if self.flip_x:
+            a = lib.flip(a, (-1,) if lib.__name__ == "torch" else -1)
+        if self.flip_y:
+            a = lib.flip(a, (-2,) if lib.__name__ == "torch" else -2)
+        return lib.roll(a, (self.dy, self.dx), (-2, -1))
+
+    def inverse_image(self, a):
+        """Undo :meth:`image`."""
+        lib = _lib(a)
+        a = lib.roll(a, (-self.dy, -self.dx), (-2, -1))
+        if self.flip_y:
+            a = lib.flip(a, (-2,) if lib.__name__ == "torch" else -2)
+        if self.flip_x:
+            a = lib.flip(a, (-1,) if lib.__name__ == "torch" else -1)
+        return a
+
+    def points(self, u) -> np.ndarray:
+        """Fractional image coordinates (..., 2) (x, y) moved with the image, in [0, 1)."""
+        u = np.array(u, float)
+        sign = np.array([-1.0 if self.flip_x else 1.0, -1.0 if self.flip_y else 1.0])
+        return np.mod(sign * u + np.array([self.dx, self.dy]) / self.size, 1.0)
+
+    def inverse_points(self, u) -> np.ndarray:
+        """Undo :meth:`points`."""
+        u = np.mod(np.array(u, float) - np.array([self.dx, self.dy]) / self.size, 1.0)
+        sign = np.array([-1.0 if self.flip_x else 1.0, -1.0 if self.flip_y else 1.0])
+        return np.mod(sign * u, 1.0)
+
+    def to_list(self) -> list:
+        return [self.dx, self.dy, int(self.flip_x), int(self.flip_y)]
+
+
+def _lib(a):
+    if isinstance(a, np.ndarray):
+        return np
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return torch
+    raise TypeError(f"expected a numpy array or torch tensor, got {type(a).__name__}")
+
+
+def augmentations(size: int, n_shifts: int = 16, seed: int = 0) -> list:
+    """``4 · n_shifts`` transforms: ``n_shifts`` random periodic shifts (seeded), each with the four
+    flip combinations (FC22: 16 × 4 = 64 copies)."""
+    rng = np.random.default_rng(seed)
+    shifts = rng.integers(0, size, size=(n_shifts, 2))
+    return [Transform(size, int(dx), int(dy), fx, fy) for dx, dy in shifts
+            for fx in (False, True) for fy in (False, True)]
+
+
+def sample_augmentations(size: int, n_samples: int, n_shifts: int = 16, seed: int = 0) -> list:
+    """Per sample ``k``, :func:`augmentations` drawn from the seed sequence ``(seed, k)``."""
+    return [augmentations(size, n_shifts, int(np.random.SeedSequence([seed, k]).generate_state(1)[0]))
+            for k in range(n_samples)]
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """How samples become images: ``size`` px of the network input (FC22: 128), ``pixels``
+    across the box before rebinning (FC22: 256), ``background_per_area`` (photons/Å²),
+    ``render_seed`` (photon noise of sample k uses ``render_seed + k``), ``crack_seed`` (noise of
+    crack targets)."""
+
+    size: int = 128
+    pixels: int = 256
+    background_per_area: float = FC22_BACKGROUND
+    render_seed: int = 0
+    crack_seed: int = 0
+
+    def render_settings(self, area: float) -> RenderSettings:
+        """Renderer settings for a box of ``area`` Å²."""
+        return RenderSettings(pixels=self.pixels, output=self.size, background=self.background_per_area * area)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def render_sample(structure: Structure, settings: ImageSettings, seed: int | None):
+    """The :class:`~glassfrac.imaging.render.RenderedImage` of ``structure`` for the network."""
+    return render(structure, settings.render_settings(float(np.prod(np.diag(structure.box.cell)[:2]))), seed=seed)
+
+
+def fractional(pixel_map: PixelMap, xy) -> np.ndarray:
+    """Positions (..., 2) Å → fractional image coordinates (not wrapped)."""
+    rows, cols = pixel_map.shape
+    return (np.asarray(xy, float) - np.asarray(pixel_map.origin)) / (pixel_map.pixel_size * np.array([cols, rows]))
+
+
+def angstrom(pixel_map: PixelMap, u) -> np.ndarray:
+    """Fractional image coordinates (..., 2) → positions in Å."""
+    rows, cols = pixel_map.shape
+    return np.asarray(pixel_map.origin) + np.asarray(u, float) * pixel_map.pixel_size * np.array([cols, rows])
+
+
+def location_fraction(structure: Structure, pixel_map: PixelMap, location) -> np.ndarray | None:
+    """Rupture location (Å) → fractional image coordinates in [0, 1)², None if outside the crop."""
+    xy = np.zeros((1, structure.dim))
+    xy[0, :] = np.asarray(location, float)[: structure.dim]
+    xy = structure.box.wrap(xy)[0, :2]
+    u = fractional(pixel_map, xy)
+    if np.any(u < 0) or np.any(u >= 1):
+        return None
+    return u
+
+
+def crack_target(structure: Structure, rendered, crack, seed: int) -> np.ndarray:
+    """FC22 target image of the imaged crack atoms (module docstring), float32 (size, size)."""
+    from scipy.ndimage import gaussian_filter
+
+    atoms = rendered.atoms[np.asarray(crack, bool)[rendered.atoms]]
+    side = rendered.image.shape[0]
+    image = np.zeros((side, side))
+    if len(atoms):
+        flat = _plane(structure.select(atoms))
+        settings = RenderSettings(**{**asdict(rendered.settings), "background": 0.0, "photon_noise": False,
+                                     "noise": None})
+        image = gaussian_filter(render(flat, settings, seed=None).image, CRACK_BLUR, mode="wrap")
+        image /= image.max()
+    image += np.random.default_rng(seed).uniform(0.0, CRACK_NOISE, image.shape)
+    return image.astype(np.float32)
+
+
+def _plane(structure: Structure) -> Structure:
+    """The atoms of ``structure`` projected on the xy plane (2D box, same cell corner)."""
+    if structure.dim == 2:
+        return structure
+    box = Box(structure.box.cell[:2, :2], structure.box.pbc[:2], structure.box.origin[:2])
+    return Structure(structure.positions[:, :2], structure.species, box)
+
+
+# -- datasets -----------------------------------------------------------------------------------
+
+@dataclass
+class ImageDataset:
+    """Rendered samples and one target.
+
+    ``images`` (S, size, size) float32 photon counts; ``names`` (S,); ``pixel_maps``;
+    ``target`` name and ``values``: (S,) for mu2/strain, (S, 2) fractional coordinates for
+    location, (S, size, size) float32 target images for crack; per sample the imaged atoms'
+    fractional image coordinates ``atom_uv`` (n, 2), their structure indices ``atoms`` and, for
+    crack, their 0/1 labels ``atom_labels``; ``dropped`` names of samples left out and why.
+    """
+
+    images: np.ndarray
+    names: list
+    pixel_maps: list
+    target: str
+    values: np.ndarray
+    atom_uv: list
+    atoms: list
+    atom_labels: list = field(default_factory=list)
+    settings: ImageSettings = field(default_factory=ImageSettings)
+    dropped: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def subset(self, index) -> "ImageDataset":
+        index = np.asarray(index, int)
+        pick = [int(i) for i in index]
+        return ImageDataset(self.images[index], [self.names[i] for i in pick], [self.pixel_maps[i] for i in pick],
+                            self.target, self.values[index], [self.atom_uv[i] for i in pick],
+                            [self.atoms[i] for i in pick],
+                            [self.atom_labels[i] for i in pick] if self.atom_labels else [],
+                            self.settings, list(self.dropped))
+
+
+def images_from_structures(structures, names, target: str, settings: ImageSettings | None = None,
+                           progress: bool | None = None) -> ImageDataset:
+    """Render ``structures`` and read ``target`` from each (module docstring)."""
+    from glassfrac.progress import progress as progress_bar
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose from {sorted(TARGETS)}")
+    settings = settings or ImageSettings()
+    kept = {"images": [], "names": [], "maps": [], "values": [], "uv": [], "atoms": [], "labels": []}
+    dropped = []
+    pairs = list(zip(structures, names, strict=True))
+    bar = progress_bar(pairs, desc="render", disable=None if progress is None else not progress)
+    for k, (structure, name) in enumerate(bar):
+        rendered = render_sample(structure, settings, settings.render_seed + k)
+        value, why = _target_value(structure, rendered, target, settings, k)
+        if value is None:
+            dropped.append({"name": name, "reason": why})
+            continue
+        kept["images"].append(rendered.image.astype(np.float32))
+        kept["names"].append(name)
+        kept["maps"].append(rendered.pixel_map)
+        kept["values"].append(value)
+        kept["uv"].append(fractional(rendered.pixel_map, structure.positions[rendered.atoms, :2]))
+        kept["atoms"].append(rendered.atoms)
+        if target == "crack":
+            kept["labels"].append(np.asarray(structure.arrays["crack"])[rendered.atoms].astype(np.int8))
+    if not kept["names"]:
+        raise InputError(f"no sample has the target {target!r} ({len(dropped)} dropped: "
+                         f"{dropped[0]['reason'] if dropped else 'no samples'})")
+    return ImageDataset(np.stack(kept["images"]), kept["names"], kept["maps"], target,
+                        np.asarray(np.stack(kept["values"]), np.float32 if target == "crack" else float),
+                        kept["uv"], kept["atoms"], kept["labels"], settings, dropped)
+
+
+def _target_value(structure, rendered, target, settings, k):
+    """(value, None) or (None, reason)."""
+    key = TARGETS[target]
+    if target == "crack":
+        if key not in structure.arrays:
+            return None, "no per-atom array 'crack'"
+        crack = np.asarray(structure.arrays[key])
+        if not np.any(crack[rendered.atoms] > 0):
+            return None, "no imaged crack atoms"
+        return crack_target(structure, rendered, crack > 0, settings.crack_seed + k), None
+    value = structure.info.get(key)
+    if target == "mu2" and _missing(value):
+        from glassfrac.analysis.rings import RingAnalysis
+
+        value = RingAnalysis().compute(structure).mu2
+    if _missing(value):
+        return None, f"no {key!r} in info"
+    if target == "location":
+        u = location_fraction(structure, rendered.pixel_map, value)
+        return (None, "rupture location outside the square image") if u is None else (u, None)
+    return float(value), None
+
+
+def _missing(value) -> bool:
+    if value is None:
+        return True
+    return bool(np.any(np.isnan(np.asarray(value, float))))
+
+
+def read_structures(path) -> tuple[list, list]:
+    """Structures and names of a dataset (module docstring: extxyz folder or campaign export)."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".npz":
+        return _export_structures(_npz_samples(path))
+    if not path.is_dir():
+        raise InputError("not a dataset: expected a folder of .xyz files, a campaign export folder "
+                         "(manifest.json) or a .npz export", path)
+    if (path / "manifest.json").is_file():
+        return _export_structures(_folder_samples(path))
+    from glassfrac.structure import read
+
+    files = sorted(p for p in path.iterdir() if p.suffix in (".xyz", ".extxyz"))
+    if not files:
+        raise InputError("no .xyz/.extxyz files and no manifest.json in the folder", path)
+    return [read(f) for f in files], [f.stem for f in files]
+
+
+def load_images(path, target: str, settings: ImageSettings | None = None, progress: bool | None = None):
+    """:class:`ImageDataset` of the dataset at ``path`` for ``target``."""
+    structures, names = read_structures(path)
+    return images_from_structures(structures, names, target, settings, progress)
+
+
+_EXPORT_SAMPLE = ("mu2", "rupture_strain", "rupture_location", "cell", "pbc", "dim", "sample_id")
+
+
+def _npz_samples(path):
+    with np.load(path, allow_pickle=False) as data:
+        start = data["atom_start"]
+        arrays = {k: data[k] for k in data.files}
+    for s in range(len(start) - 1):
+        atoms = slice(start[s], start[s + 1])
+        item = {k: arrays[k][s] for k in _EXPORT_SAMPLE if k in arrays}
+        item.update({k: arrays[k][atoms] for k in ("positions", "species", "crack") if k in arrays})
+        yield item
+
+
+def _folder_samples(path):
+    manifest = json.loads((path / "manifest.json").read_text())
+    for entry in manifest["samples"]:
+        with np.load(path / entry["file"], allow_pickle=False) as data:
+            item = {k: data[k][0] for k in _EXPORT_SAMPLE if k in data.files}
+            item.update({k: data[k] for k in ("positions", "species", "crack") if k in data.files})
+        yield item
+
+
+def _export_structures(samples) -> tuple[list, list]:
+    structures, names = [], []
+    for a in samples:
+        dim = int(a["dim"])
+        info = {key: float(a[key]) for key in ("mu2", "rupture_strain") if key in a and np.isfinite(a[key])}
+        if "rupture_location" in a and np.all(np.isfinite(a["rupture_location"])):
+            info["rupture_location"] = np.asarray(a["rupture_location"], float)[:dim].tolist()
+        arrays = {}
+        if "crack" in a and np.all(np.asarray(a["crack"]) >= 0):
+            arrays["crack"] = np.asarray(a["crack"]).astype(np.int8)
+        structures.append(Structure(a["positions"][:, :dim], a["species"], Box(a["cell"][:dim, :dim], a["pbc"][:dim]),
+                                    arrays=arrays, info=info))
+        names.append(str(a["sample_id"]))
+    return structures, names

@@ -1,0 +1,520 @@
+"""Training and evaluation of the image models (FC22 §7), and the model file.
+
+Tasks (``TASKS``): ``mu2`` and ``strain`` (one scalar, MSE on the target standardised with the
+training mean and standard deviation), ``location`` (x, y in fractional image coordinates,
+periodic loss below) and ``crack`` (:class:`~glassfrac.learn.resnet.CrackNet`, MSE on the
+target image).
+
+Periodic location loss (FC22 eq. 10–11): with d = y − ŷ taken to the nearest image (each
+component in [−½, ½), period 1 = the image side),
+
+    L = ⟨|d|²⟩ + |⟨d⟩|²,
+
+the second term being FC22's bias term (⟨y⟩ − ⟨ŷ⟩)² computed from the wrapped differences, so
+shifting target or prediction by a period changes nothing.
+
+Loop (``TrainSettings``):
+
+- split by sample, 72 / 8 / 20 % (train / validation / test) from ``seed``; augmentation after
+  splitting;
+- input images are standardised by the training images' mean and standard deviation (one
+  number each; a per-pixel standardisation is the same under periodic translations);
+- an epoch is one pass over the training samples, each sample seen ``copies_per_epoch`` times
+  under transforms drawn (seeded per epoch) from its 64 (FC22 passes over all 64 copies per
+  epoch: one FC22 epoch = 64 / ``copies_per_epoch`` of ours); Adam at ``lr``;
+- the validation loss is over ``val_copies`` fixed transforms of every validation sample; the
+  weights of the epoch with the lowest validation loss are kept (FC22); training stops after
+  ``patience`` epochs without improvement (None: runs all ``epochs``);
+- a checkpoint (weights, best weights, Adam state, history; safetensors + JSON) is written after
+  every epoch; a run started again with the same settings resumes from it and ends with the
+  same weights as an uninterrupted run.
+
+Test evaluation: predictions on all 64 copies of every test sample, each inverse-transformed
+and then averaged (scalars: mean; locations: circular mean per axis; crack maps: mean). Next
+to each model the trivial baseline: the training mean (scalars), the training circular-mean
+location, a random ranking of atoms (crack).
+
+Model file: safetensors of the weights (float32) with a JSON header entry ``glassfrac``
+(architecture, task, standardisation, image settings, augmentation seed, split, history, test
+metrics, versions); loading executes nothing.
+"""
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from glassfrac.errors import InputError
+from glassfrac.files import atomic_path
+from glassfrac.learn.images import ImageDataset, ImageSettings, sample_augmentations
+from glassfrac.learn.resnet import ResNetConfig, build_model
+
+MODEL_FORMAT = "glassfrac-image-model-1"
+CHECKPOINT_FORMAT = "glassfrac-image-checkpoint-1"
+TASKS = {"mu2": "regressor", "strain": "regressor", "location": "regressor", "crack": "crack"}
+OUTPUTS = {"mu2": 1, "strain": 1, "location": 2, "crack": 1}
+PUBLISHED = {
+    "strain": {"source": "FC22", "r2": 0.79, "note": "rupture strain of 3456-atom bilayers at mu2 = 0.2, "
+                                                     "ResNet50, 72/8/20 split of 899 samples"},
+    "mu2": {"source": "FC22", "note": "disorder predicted accurately over mu2 in [0.25, 1] (no number given)"},
+    "location": {"source": "FC22", "note": "error small at low rupture strain, growing with strain (Fig. 5c)"},
+    "crack": {"source": "FC22", "note": "MCC per sample at the top-10 % threshold, Fig. 5e"},
+}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Loop settings (module docstring). ``n_shifts``: random translations per sample (× 4 flips)."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int | None = None
+    seed: int = 0
+    n_shifts: int = 16
+    copies_per_epoch: int = 1
+    val_copies: int = 8
+    fractions: tuple = (0.72, 0.08, 0.20)
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.n_shifts < 1 or self.copies_per_epoch < 1:
+            raise ValueError("epochs, batch_size, n_shifts and copies_per_epoch must be positive")
+        if not 1 <= self.val_copies <= 4 * self.n_shifts:
+            raise ValueError(f"val_copies must be in 1..{4 * self.n_shifts}")
+        if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-9 or min(self.fractions) <= 0:
+            raise ValueError("fractions must be three positive numbers adding up to 1")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+# -- losses and metrics -------------------------------------------------------------------------
+
+def periodic_difference(y, y_hat, period: float = 1.0):
+    """y − ŷ wrapped to the nearest image, each component in [−period/2, period/2)."""
+    d = y - y_hat
+    return d - period * torch.floor(d / period + 0.5) if isinstance(d, torch.Tensor) else \
+        d - period * np.floor(d / period + 0.5)
+
+
+def location_loss(y, y_hat, period: float = 1.0):
+    """FC22 eq. 10–11 with periodic care: ⟨|d|²⟩ + |⟨d⟩|² over the batch (module docstring)."""
+    d = periodic_difference(y, y_hat, period)
+    return (d**2).sum(dim=-1).mean() + (d.mean(dim=0) ** 2).sum()
+
+
+def circular_mean(u, axis=0) -> np.ndarray:
+    """Mean of periodic coordinates (period 1) along ``axis``, in [0, 1)."""
+    angle = 2 * np.pi * np.asarray(u, float)
+    return np.mod(np.arctan2(np.sin(angle).mean(axis), np.cos(angle).mean(axis)) / (2 * np.pi), 1.0)
+
+
+def regression_metrics(y, y_hat) -> dict:
+    """R², MAE, RMSE of predictions ``y_hat`` of ``y``."""
+    y, y_hat = np.asarray(y, float), np.asarray(y_hat, float)
+    ss = float(((y - y.mean()) ** 2).sum())
+    return {"r2": 1.0 - float(((y - y_hat) ** 2).sum()) / ss if ss > 0 else float("nan"),
+            "mae": float(np.abs(y - y_hat).mean()), "rmse": float(np.sqrt(((y - y_hat) ** 2).mean())),
+            "n": len(y)}
+
+
+def location_metrics(u, u_hat, periods) -> dict:
+    """Periodic errors (Å) of fractional locations; ``periods`` (S,) image side in Å per sample."""
+    d = periodic_difference(np.asarray(u, float), np.asarray(u_hat, float)) * np.asarray(periods)[:, None]
+    centred = periodic_difference(np.asarray(u, float), circular_mean(u)) * np.asarray(periods)[:, None]
+    error = np.linalg.norm(d, axis=1)
+    out = {"mean_error": float(error.mean()), "median_error": float(np.median(error)), "n": len(error),
+           "unit": "angstrom", "errors": error.tolist()}
+    for a, name in enumerate("xy"):
+        ss = float((centred[:, a] ** 2).sum())
+        out[f"r2_{name}"] = 1.0 - float((d[:, a] ** 2).sum()) / ss if ss > 0 else float("nan")
+    return out
+
+
+def matthews(labels, predicted) -> float:
+    """Matthews correlation coefficient of two 0/1 arrays (0 when undefined)."""
+    t, p = np.asarray(labels, bool), np.asarray(predicted, bool)
+    tp, tn = float(np.sum(t & p)), float(np.sum(~t & ~p))
+    fp, fn = float(np.sum(~t & p)), float(np.sum(t & ~p))
+    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return (tp * tn - fp * fn) / denominator if denominator > 0 else 0.0
+
+
+def atom_values(field, uv) -> np.ndarray:
+    """Values of a periodic map ``field`` (size, size) at fractional coordinates ``uv`` (n, 2):
+    the pixel holding each point."""
+    rows, cols = field.shape
+    col = np.floor(np.mod(uv[:, 0], 1.0) * cols).astype(int) % cols
+    row = np.floor(np.mod(uv[:, 1], 1.0) * rows).astype(int) % rows
+    return field[row, col]
+
+
+def crack_mcc(prediction, uv, labels, top: float = 0.10) -> float:
+    """FC22 score: atoms whose predicted intensity is in the top ``top`` fraction are predicted
+    crack atoms; MCC against ``labels`` (imaged atoms)."""
+    values = atom_values(prediction, uv)
+    k = max(1, int(round(top * len(values))))
+    predicted = np.zeros(len(values), bool)
+    predicted[np.argsort(-values, kind="stable")[:k]] = True
+    return matthews(labels, predicted)
+
+
+# -- split --------------------------------------------------------------------------------------
+
+def split_samples(n: int, fractions=(0.72, 0.08, 0.20), seed: int = 0) -> dict:
+    """Indices of the train / validation / test samples (random, seeded, each part non-empty)."""
+    if n < 3:
+        raise InputError(f"at least 3 samples are needed for a train/validation/test split, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = min(max(1, int(round(fractions[2] * n))), n - 2)
+    n_val = min(max(1, int(round(fractions[1] * n))), n - n_test - 1)
+    return {"test": np.sort(order[:n_test]), "validation": np.sort(order[n_test:n_test + n_val]),
+            "train": np.sort(order[n_test + n_val:])}
+
+
+# -- model --------------------------------------------------------------------------------------
+
+class ImageModel:
+    """A trained image model: network, task, standardisation and image settings.
+
+    ``predict(images, uv=None)`` returns the augmentation-averaged predictions in target units:
+    (S,) scalars, (S, 2) fractional locations, or (S, size, size) crack maps.
+    """
+
+    def __init__(self, task: str, config: ResNetConfig, image_settings: ImageSettings, input_mean: float,
+                 input_std: float, target_mean: float = 0.0, target_std: float = 1.0, n_shifts: int = 16,
+                 seed: int = 0, info: dict | None = None, state: dict | None = None):
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
+        self.task, self.config, self.image_settings = task, config, image_settings
+        self.input_mean, self.input_std = float(input_mean), float(input_std)
+        self.target_mean, self.target_std = float(target_mean), float(target_std)
+        self.n_shifts, self.seed = int(n_shifts), int(seed)
+        self.info = dict(info or {})
+        self.network = build_model(TASKS[task], config, OUTPUTS[task])
+        if state is not None:
+            self.network.load_state_dict(state)
+        self.network.eval()
+
+    # -- inputs and outputs -------------------------------------------------------------------
+    def standardise(self, images) -> torch.Tensor:
+        """Images (B, size, size) photon counts → network input (B, 1, size, size) float32."""
+        x = torch.as_tensor(np.asarray(images, np.float32))
+        return ((x - self.input_mean) / self.input_std).unsqueeze(1)
+
+    def decode(self, raw: torch.Tensor) -> np.ndarray:
+        """Network output → target units (scalars de-standardised, locations wrapped to [0, 1))."""
+        raw = raw.detach().numpy().astype(float)
+        if self.task in ("mu2", "strain"):
+            return raw[:, 0] * self.target_std + self.target_mean
+        if self.task == "location":
+            return np.mod(raw, 1.0)
+        return raw[:, 0]
+
+    def transforms(self, n_samples: int, seed: int | None = None) -> list:
+        """The 4 · n_shifts transforms of each of ``n_samples`` samples."""
+        size = self.image_settings.size
+        return sample_augmentations(size, n_samples, self.n_shifts, self.seed if seed is None else seed)
+
+    def predict(self, images, batch_size: int = 64, seed: int | None = None) -> np.ndarray:
+        """Augmentation-averaged predictions (class docstring); ``seed`` of the transforms."""
+        images = np.asarray(images, np.float32)
+        per_sample = self.transforms(len(images), seed)
+        out = []
+        for image, transforms in zip(images, per_sample, strict=True):
+            copies = self.predict_copies(image, transforms, batch_size)
+            out.append(_average(self.task, transforms, copies))
+        return np.stack(out)
+
+    def predict_copies(self, image, transforms, batch_size: int = 64) -> np.ndarray:
+        """Predictions on transformed copies of one image, each in its own (transformed) frame."""
+        return self.predict_raw(np.stack([t.image(image) for t in transforms]), batch_size)
+
+    def predict_raw(self, images, batch_size: int = 64) -> np.ndarray:
+        """Predictions on ``images`` (B, size, size) as they are, no augmentation."""
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                out.append(self.decode(self.network(self.standardise(images[start:start + batch_size]))))
+        return np.concatenate(out)
+
+    # -- files --------------------------------------------------------------------------------
+    def metadata(self) -> dict:
+        return {"format": MODEL_FORMAT, "task": self.task, "architecture": self.config.to_dict(),
+                "image": self.image_settings.to_dict(), "input_mean": self.input_mean, "input_std": self.input_std,
+                "target_mean": self.target_mean, "target_std": self.target_std, "n_shifts": self.n_shifts,
+                "seed": self.seed, "info": _jsonable(self.info)}
+
+    def save(self, path) -> None:
+        """Write the safetensors file (weights + JSON header entry ``glassfrac``), atomically."""
+        from safetensors.torch import save_file
+
+        with atomic_path(path) as tmp:
+            save_file(_state(self.network), str(tmp), metadata={"glassfrac": json.dumps(self.metadata())})
+
+    @classmethod
+    def load(cls, path) -> "ImageModel":
+        """Rebuild a model written by :meth:`save` (no code is executed from the file)."""
+        meta, state = _read_safetensors(path, MODEL_FORMAT)
+        return cls(meta["task"], ResNetConfig(**meta["architecture"]), ImageSettings(**meta["image"]),
+                   meta["input_mean"], meta["input_std"], meta["target_mean"], meta["target_std"],
+                   meta["n_shifts"], meta["seed"], meta["info"], state)
+
+
+def _average(task: str, transforms, copies) -> np.ndarray:
+    """Undo each copy's transform and average (module docstring)."""
+    if task in ("mu2", "strain"):
+        return np.asarray(copies.mean())
+    if task == "location":
+        back = np.stack([t.inverse_points(c) for t, c in zip(transforms, copies, strict=True)])
+        return circular_mean(back, axis=0)
+    return np.mean([t.inverse_image(c) for t, c in zip(transforms, copies, strict=True)], axis=0)
+
+
+def _state(network) -> dict:
+    return {k: v.detach().contiguous().clone() for k, v in network.state_dict().items()}
+
+
+def _read_safetensors(path, expected: str):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("model file not found", path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {})["glassfrac"])
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for a foreign file
+        raise InputError(f"not a glassfrac image model ({exc})", path) from exc
+    if meta.get("format") != expected:
+        raise InputError(f"unknown file format {meta.get('format')!r} (expected {expected})", path)
+    return meta, tensors
+
+
+def _digest(dataset: ImageDataset) -> str:
+    """SHA-256 of a dataset's images and target values (checkpoints belong to one dataset)."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(dataset.images).tobytes())
+    h.update(np.ascontiguousarray(dataset.values).tobytes())
+    return h.hexdigest()
+
+
+def _jsonable(value):
+    from glassfrac.cli import to_jsonable
+
+    return to_jsonable(value)
+
+
+# -- training -----------------------------------------------------------------------------------
+
+class Trainer:
+    """Train one model on an :class:`ImageDataset` (module docstring); ``run`` returns the model
+    with the best validation weights and its record (history, split, test metrics)."""
+
+    def __init__(self, dataset: ImageDataset, config: ResNetConfig | None = None,
+                 settings: TrainSettings | None = None, checkpoint=None, progress=None):
+        self.data = dataset
+        self.task = dataset.target
+        self.config = config or ResNetConfig()
+        self.settings = settings or TrainSettings()
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.progress = progress
+        s = self.settings
+        self.split = split_samples(len(dataset), s.fractions, s.seed)
+        self.transforms = sample_augmentations(dataset.settings.size, len(dataset), s.n_shifts, s.seed)
+        train = self.split["train"]
+        images = dataset.images[train]
+        target_mean, target_std = 0.0, 1.0
+        if self.task in ("mu2", "strain"):
+            target_mean = float(dataset.values[train].mean())
+            target_std = float(dataset.values[train].std()) or 1.0
+        torch.manual_seed(s.seed)
+        self.model = ImageModel(self.task, self.config, dataset.settings, float(images.mean()),
+                                float(images.std()) or 1.0, target_mean, target_std, s.n_shifts, s.seed)
+        self.optimizer = torch.optim.Adam(self.model.network.parameters(), lr=s.lr)
+
+    # -- batches ------------------------------------------------------------------------------
+    def batch(self, samples, copies):
+        """Network input and targets of the given (sample, transform number) pairs."""
+        ts = [self.transforms[i][c] for i, c in zip(samples, copies, strict=True)]
+        x = self.model.standardise(np.stack([t.image(self.data.images[i]) for t, i in zip(ts, samples, strict=True)]))
+        values = self.data.values
+        if self.task in ("mu2", "strain"):
+            y = (values[samples] - self.model.target_mean) / self.model.target_std
+            y = torch.as_tensor(y, dtype=torch.float32)[:, None]
+        elif self.task == "location":
+            y = torch.as_tensor(np.stack([t.points(values[i]) for t, i in zip(ts, samples, strict=True)]),
+                                dtype=torch.float32)
+        else:
+            y = torch.as_tensor(np.stack([t.image(values[i]) for t, i in zip(ts, samples, strict=True)]))[:, None]
+        return x, y
+
+    def loss(self, output, y):
+        if self.task == "location":
+            return location_loss(y, output)
+        return torch.mean((output - y) ** 2)
+
+    # -- loop ---------------------------------------------------------------------------------
+    def run(self) -> tuple[ImageModel, dict]:
+        from glassfrac.progress import progress as progress_bar
+
+        s = self.settings
+        net = self.model.network
+        state = self._resume()
+        history, best = state["history"], state["best"]
+        val_pairs = self._validation_pairs()
+        bar = progress_bar(range(state["epoch"], s.epochs), desc=f"train {self.task}",
+                           disable=None if self.progress is None else not self.progress)
+        for epoch in bar:
+            if s.patience is not None and epoch - best["epoch"] >= s.patience:
+                break
+            start = time.perf_counter()
+            rng = np.random.default_rng([s.seed, epoch])
+            samples = rng.permutation(np.repeat(self.split["train"], s.copies_per_epoch))
+            copies = rng.integers(0, 4 * s.n_shifts, len(samples))
+            net.train()
+            total, seen = 0.0, 0
+            for lo in range(0, len(samples), s.batch_size):
+                x, y = self.batch(samples[lo:lo + s.batch_size], copies[lo:lo + s.batch_size])
+                self.optimizer.zero_grad()
+                loss = self.loss(net(x), y)
+                loss.backward()
+                self.optimizer.step()
+                total += float(loss.detach()) * len(x)
+                seen += len(x)
+            val = self._evaluate_loss(*val_pairs)
+            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_loss": val,
+                            "seconds": time.perf_counter() - start, "images": seen})
+            if val < best["val_loss"]:
+                best = {"epoch": epoch + 1, "val_loss": val, "state": _state(net)}
+            self._save_checkpoint(epoch + 1, history, best)
+        net.load_state_dict(best["state"])
+        net.eval()
+        record = {"history": history, "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
+                  "split": {k: [self.data.names[i] for i in v] for k, v in self.split.items()},
+                  "settings": s.to_dict()}
+        return self.model, record
+
+    def _validation_pairs(self):
+        n_copies = 4 * self.settings.n_shifts
+        picks = np.linspace(0, n_copies, self.settings.val_copies, endpoint=False).astype(int)
+        samples = np.repeat(self.split["validation"], len(picks))
+        return samples, np.tile(picks, len(self.split["validation"]))
+
+    def _evaluate_loss(self, samples, copies) -> float:
+        net = self.model.network
+        net.eval()
+        with torch.no_grad():
+            outputs, targets = [], []
+            for lo in range(0, len(samples), 64):
+                x, y = self.batch(samples[lo:lo + 64], copies[lo:lo + 64])
+                outputs.append(net(x))
+                targets.append(y)
+            return float(self.loss(torch.cat(outputs), torch.cat(targets)))
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _fingerprint(self) -> dict:
+        """What a checkpoint must share with this run (``epochs`` and ``patience`` may change:
+        a finished run resumes to train longer, epoch by epoch as an uninterrupted one)."""
+        settings = {k: v for k, v in self.settings.to_dict().items() if k not in ("epochs", "patience")}
+        return {"task": self.task, "architecture": self.config.to_dict(), "settings": settings,
+                "image": self.data.settings.to_dict(), "names": list(self.data.names), "data": _digest(self.data)}
+
+    def _resume(self) -> dict:
+        fresh = {"epoch": 0, "history": [], "best": {"epoch": 0, "val_loss": float("inf"),
+                                                     "state": _state(self.model.network)}}
+        if self.checkpoint is None or not self.checkpoint.is_file():
+            return fresh
+        meta, tensors = _read_safetensors(self.checkpoint, CHECKPOINT_FORMAT)
+        if meta["fingerprint"] != _jsonable(self._fingerprint()):
+            raise InputError("checkpoint from a different run (data, task or settings differ); "
+                             "delete it or choose another output", self.checkpoint)
+        groups = {"model": {}, "best": {}, "adam": {}}
+        for key, value in tensors.items():
+            group, name = key.split("/", 1)
+            groups[group][name] = value
+        self.model.network.load_state_dict(groups["model"])
+        adam = {"state": {}, "param_groups": meta["param_groups"]}
+        for name, value in groups["adam"].items():
+            index, field = name.split(".", 1)
+            adam["state"].setdefault(int(index), {})[field] = value
+        self.optimizer.load_state_dict(adam)
+        best = {"epoch": meta["best_epoch"], "val_loss": meta["best_val_loss"], "state": groups["best"]}
+        return {"epoch": meta["epoch"], "history": meta["history"], "best": best}
+
+    def _save_checkpoint(self, epoch, history, best) -> None:
+        if self.checkpoint is None:
+            return
+        from safetensors.torch import save_file
+
+        tensors = {f"model/{k}": v for k, v in _state(self.model.network).items()}
+        tensors.update({f"best/{k}": v.contiguous() for k, v in best["state"].items()})
+        adam = self.optimizer.state_dict()
+        for index, values in adam["state"].items():
+            for field, value in values.items():
+                tensors[f"adam/{index}.{field}"] = torch.as_tensor(value).clone().contiguous()
+        meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "history": history, "best_epoch": best["epoch"],
+                "best_val_loss": best["val_loss"], "param_groups": adam["param_groups"],
+                "fingerprint": self._fingerprint()}
+        with atomic_path(self.checkpoint) as tmp:
+            save_file(tensors, str(tmp), metadata={"glassfrac": json.dumps(_jsonable(meta))})
+
+
+# -- held-out evaluation ------------------------------------------------------------------------
+
+def evaluate(model: ImageModel, dataset: ImageDataset, index, baseline_from=None, seed: int | None = None) -> dict:
+    """Test metrics of ``model`` on samples ``index`` (augmentation-averaged), with the trivial
+    baseline fitted on samples ``baseline_from`` (module docstring); per-sample predictions too."""
+    index = np.asarray(index, int)
+    if len(index) == 0:
+        return {}
+    pred = model.predict(dataset.images[index], seed=seed)
+    truth = dataset.values[index]
+    ref = dataset.values[np.asarray(baseline_from if baseline_from is not None else index, int)]
+    task = dataset.target
+    out = {"names": [dataset.names[i] for i in index]}
+    if task in ("mu2", "strain"):
+        out.update(model=regression_metrics(truth, pred),
+                   baseline={"what": "training mean", **regression_metrics(truth, np.full(len(truth), ref.mean()))},
+                   truth=truth.tolist(), predicted=pred.tolist())
+    elif task == "location":
+        periods = np.array([dataset.pixel_maps[i].pixel_size * dataset.pixel_maps[i].shape[1] for i in index])
+        constant = np.tile(circular_mean(ref), (len(index), 1))
+        out.update(model=location_metrics(truth, pred, periods),
+                   baseline={"what": "training circular-mean location",
+                             **location_metrics(truth, constant, periods)},
+                   truth=truth.tolist(), predicted=pred.tolist())
+    else:
+        mcc = [crack_mcc(p, dataset.atom_uv[i], dataset.atom_labels[i]) for p, i in zip(pred, index, strict=True)]
+        rng = np.random.default_rng(0)
+        random = [np.mean([crack_mcc(rng.random(pred[0].shape), dataset.atom_uv[i],
+                                     dataset.atom_labels[i]) for _ in range(10)]) for i in index]
+        out.update(model={"mean_mcc": float(np.mean(mcc)), "median_mcc": float(np.median(mcc)), "mcc": mcc,
+                          "n": len(mcc)},
+                   baseline={"what": "random ranking of atoms (10 draws)", "mean_mcc": float(np.mean(random))})
+        out["predicted_maps"] = pred
+    return out
+
+
+def train_and_evaluate(dataset: ImageDataset, config: ResNetConfig | None = None,
+                       settings: TrainSettings | None = None, checkpoint=None, progress=None) -> tuple:
+    """Train (:class:`Trainer`), then evaluate on the test samples; the record is stored in the
+    model's ``info``. Returns (model, record)."""
+    from glassfrac.campaign.provenance import git_revision, package_versions
+
+    trainer = Trainer(dataset, config, settings, checkpoint, progress)
+    model, record = trainer.run()
+    test = evaluate(model, dataset, trainer.split["test"], baseline_from=trainer.split["train"])
+    test.pop("predicted_maps", None)
+    pixel_size = float(np.mean([dataset.pixel_maps[i].pixel_size for i in trainer.split["train"]]))
+    record.update(test=test, published=PUBLISHED.get(dataset.target), dropped=dataset.dropped, pixel_size=pixel_size,
+                  n_samples={k: len(v) for k, v in trainer.split.items()},
+                  versions=package_versions(), git=git_revision())
+    model.info.update(record)
+    return model, record

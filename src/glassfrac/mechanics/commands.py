@@ -1,0 +1,66 @@
+"""``glassfrac relax``: minimise the energy of one structure file, optionally with its cell.
+
+Output: ``energy`` (eV), ``energy_per_atom`` (eV), ``max_force`` (eV/Å, largest force on an
+atom), ``iterations`` (accepted steps), ``evaluations`` (force evaluations), ``converged``,
+``stress`` (tension positive) with ``stress_unit`` (N/m for sheets, GPa for bulk),
+``method``, ``seconds`` and ``output``.
+
+Not reaching the tolerance is a result, not an error: the relaxed-so-far structure is written,
+the command exits 0 with ``converged: false`` and prints a warning on stderr, so that scripts
+can decide (for example to continue from the output). Bad input still exits 2.
+"""
+
+import sys
+
+from glassfrac.cli import add_command
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "relax", "minimise the energy of a structure (FIRE, L-BFGS or CG)", _relax)
+    parser.add_argument("file", help="structure file (LAMMPS data or dump, extended XYZ)")
+    parser.add_argument("--potential", required=True, choices=("yukawa2d", "watanabe"),
+                        help="interatomic potential")
+    parser.add_argument("--method", choices=("fire", "lbfgs", "cg"), default="lbfgs",
+                        help="minimiser (default lbfgs, the fastest to tight tolerances)")
+    parser.add_argument("--cell", action="store_true",
+                        help="also relax the cell to zero stress along every periodic axis")
+    parser.add_argument("--fmax", type=float, default=1e-8,
+                        help="force tolerance in eV/Å (default 1e-8)")
+    parser.add_argument("--stress-tol", type=float, default=1e-6,
+                        help="stress tolerance with --cell, N/m for sheets or GPa for bulk (default 1e-6)")
+    parser.add_argument("--max-steps", type=int, default=100_000,
+                        help="cap on force evaluations (default 100000)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="relaxed structure file (format from the extension)")
+
+
+def _relax(args) -> dict:
+    from glassfrac.mechanics.relax import relax
+    from glassfrac.potentials import get_potential
+    from glassfrac.structure import read, write
+
+    structure = read(args.file)
+    potential = get_potential(args.potential)
+    (relaxed, info), = relax(potential, [structure], method=args.method, fmax=args.fmax,
+                             max_steps=args.max_steps, cell=True if args.cell else None,
+                             stress_tol=args.stress_tol)
+    write(relaxed, args.output)
+    if not info["converged"]:
+        print(f"glassfrac relax: warning: did not converge in {args.max_steps} evaluations "
+              f"(max force {info['max_force']:.3g} eV/Å, tolerance {args.fmax:g}); "
+              f"wrote the last state to {args.output}", file=sys.stderr)
+    return {
+        "energy": info["energy"],
+        "energy_per_atom": info["energy"] / structure.n_atoms,
+        "max_force": info["max_force"],
+        "iterations": info["iterations"],
+        "evaluations": info["evaluations"],
+        "converged": info["converged"],
+        "stress": info["stress"],
+        "stress_unit": info["stress_unit"],
+        "cell": relaxed.box.cell.tolist() if args.cell else None,
+        "method": args.method,
+        "potential": potential.parameters(),
+        "seconds": info["seconds"],
+        "output": str(args.output),
+    }

@@ -1,0 +1,211 @@
+"""The HTML report of a campaign: ``<campaign>/report.html`` plus figures in ``<campaign>/report/``.
+
+Sections: the campaign summary (counts, compute time, provenance), summary figures (rupture
+strain against disorder, all stress–strain curves of each test coloured by disorder, ring-size
+distributions), a table of every sample, the failed samples with their errors, and one
+section per sample showing the figures its stages listed (rings, stress–strain with events,
+failure maps; threshold maps once the probe stage lists them). Images are linked by relative
+paths, so the campaign folder can be moved or served as it is. Only the first
+``max_samples`` samples get a section of their own; all appear in the table.
+"""
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+from glassfrac.files import atomic_open, atomic_path
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; font-size: .9em; margin: .5em 0; }
+th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; }
+th { background: #f3f3f3; } td.l, th.l { text-align: left; }
+.figs { display: flex; flex-wrap: wrap; gap: 1em; }
+.figs figure { margin: 0; width: 360px; } .figs img { width: 100%; border: 1px solid #eee; }
+figcaption { font-size: .85em; color: #555; }
+.bad { color: #b00; } code { font-size: .9em; }
+"""
+
+TABLE_COLUMNS = (
+    ("sample_id", "sample"), ("kind", "kind"), ("nx", "NX"), ("ny", "NY"), ("mu2_target", "μ₂ target"),
+    ("mu2", "μ₂"), ("natoms", "atoms"), ("rupture_strain", "rupture strain"),
+    ("tension_peak_stress", "peak stress (tension)"), ("shear_events", "shear events"),
+    ("shear_event1_strain", "1st shear event"), ("seconds", "time (s)"),
+)
+
+
+def write_report(store, max_samples: int = 100) -> Path:
+    """Write the report of the campaign in ``store``; returns the path of ``report.html``."""
+    from glassfrac.campaign.runner import campaign_status
+
+    status = campaign_status(store=store)
+    rows = store.rows()
+    figdir = store.directory / "report"
+    figdir.mkdir(parents=True, exist_ok=True)
+    summary_figures = _summary_figures(rows, figdir)
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>glassfrac campaign {_e(store.name)}</title><style>{STYLE}</style></head><body>",
+             f"<h1>Campaign <code>{_e(store.name)}</code></h1>", _summary(status, rows, store)]
+    if summary_figures:
+        parts.append("<h2>Overview</h2><div class='figs'>")
+        parts += [_figure(f"report/{name}", title) for name, title in summary_figures]
+        parts.append("</div>")
+    parts.append(_sample_table(rows))
+    if status["failures"]:
+        parts.append("<h2>Failed samples</h2><table><tr><th class='l'>sample</th><th class='l'>stage</th>"
+                     "<th class='l'>error</th></tr>")
+        parts += [f"<tr><td class='l'>{_e(f['sample_id'])}</td><td class='l'>{_e(f['stage'])}</td>"
+                  f"<td class='l bad'>{_e(f['error'])}</td></tr>" for f in status["failures"]]
+        parts.append("</table><p>Tracebacks: <code>failed/&lt;sample&gt;.json</code>; rerun with "
+                     "<code>glassfrac campaign run CONFIG --retry-failed</code>.</p>")
+    for row in rows[:max_samples]:
+        parts.append(_sample_section(row))
+    if len(rows) > max_samples:
+        parts.append(f"<p>{len(rows) - max_samples} more samples are in the table above; their figures are in "
+                     f"<code>samples/</code>.</p>")
+    parts.append("</body></html>")
+    path = store.directory / "report.html"
+    with atomic_open(path) as handle:
+        handle.write("\n".join(parts))
+    return path
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _figure(src: str, title: str) -> str:
+    return (f"<figure><a href='{_e(src)}'><img src='{_e(src)}' alt='{_e(title)}' loading='lazy'></a>"
+            f"<figcaption>{_e(title)}</figcaption></figure>")
+
+
+def _summary(status: dict, rows, store) -> str:
+    seconds = sum(r.get("seconds", 0.0) for r in rows)
+    prov = rows[0].data.get("provenance", {}) if rows else {}
+    git = prov.get("git") or {}
+    versions = prov.get("versions", {})
+    items = [
+        ("samples requested", status["requested"]), ("done", status["done"]), ("failed", status["failed"]),
+        ("pending", status["pending"]), ("store", status["database"]),
+        ("compute time of the done samples", f"{seconds:.1f} s ({seconds / max(1, len(rows)):.1f} s per sample)"),
+        ("config", "config.toml"),
+        ("git revision", f"{git.get('revision', 'unknown')}{' (modified)' if git.get('dirty') else ''}"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items() if v)),
+    ]
+    cells = "".join(f"<tr><th class='l'>{_e(k)}</th><td class='l'>"
+                    + (f"<a href='{_e(v)}'>{_e(v)}</a>" if k == "config" else _e(v)) + "</td></tr>"
+                    for k, v in items)
+    return f"<h2>Summary</h2><table>{cells}</table>"
+
+
+def _sample_table(rows) -> str:
+    head = "".join(f"<th>{_e(title)}</th>" for _, title in TABLE_COLUMNS)
+    body = []
+    for row in rows:
+        cells = []
+        for key, _ in TABLE_COLUMNS:
+            value = row.get(key)
+            if key == "sample_id":
+                cells.append(f"<td class='l'><a href='#{_e(value)}'>{_e(value)}</a></td>")
+            else:
+                cells.append(f"<td>{_e(_fmt(value))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<h2>Samples</h2><table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _sample_section(row) -> str:
+    sid = row.sample_id
+    figures = row.data.get("figures", [])
+    labels = {k: v for k, v in row.key_value_pairs.items() if k not in ("campaign", "sample_id")}
+    table = "".join(f"<tr><th class='l'>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in labels.items())
+    figs = "".join(_figure(f"samples/{sid}/{f['path']}", f["title"]) for f in figures)
+    events = []
+    for test in ("tension", "shear"):
+        for k, e in enumerate(row.data.get(test, {}).get("events", [])[:10], start=1):
+            loc = ", ".join(f"{x:.1f}" for x in e.get("location", []))
+            events.append(f"<tr><td class='l'>{test}</td><td>{k}</td><td>{_fmt(e.get('strain'))}</td>"
+                          f"<td>{_fmt(e.get('stress_drop'))}</td><td class='l'>{_e('+'.join(e.get('kind', [])))}</td>"
+                          f"<td>({_e(loc)})</td></tr>")
+    event_table = ("<table><tr><th class='l'>test</th><th>event</th><th>strain</th><th>stress drop</th>"
+                   "<th class='l'>kind</th><th>location (Å)</th></tr>" + "".join(events) + "</table>") if events else ""
+    return (f"<h2 id='{_e(sid)}'>Sample {_e(sid)}</h2><div class='figs'>{figs}</div>"
+            f"<details><summary>labels and events</summary><table>{table}</table>{event_table}</details>")
+
+
+def _summary_figures(rows, figdir: Path) -> list:
+    """Overview figures as PNG files in ``figdir``; returns (file name, title) pairs."""
+    from matplotlib.figure import Figure
+
+    out = []
+    if not rows:
+        return out
+    mu2 = np.array([r.get("mu2_target", r.get("mu2", np.nan)) for r in rows], float)
+    finite = mu2[np.isfinite(mu2)]
+    lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+    norm = (lambda v: 0.5) if hi <= lo else (lambda v: (v - lo) / (hi - lo))
+    strain = np.array([r.get("rupture_strain", np.nan) for r in rows], float)
+    if np.isfinite(strain).any():
+        fig = Figure(figsize=(5, 3.6), dpi=110)
+        ax = fig.add_subplot()
+        ax.scatter([r.get("mu2", np.nan) for r in rows], strain, s=18, c="tab:red")
+        ax.set_xlabel("ring-size variance μ₂ (measured)")
+        ax.set_ylabel("rupture strain")
+        ax.set_title("first bond break against disorder")
+        _save(fig, figdir / "rupture_vs_mu2.png")
+        out.append(("rupture_vs_mu2.png", "rupture strain against disorder"))
+    for test in ("tension", "shear"):
+        curves = [(r, r.data[test]) for r in rows if test in r.data]
+        if not curves:
+            continue
+        from matplotlib import colormaps
+
+        cmap = colormaps["viridis"]
+        fig = Figure(figsize=(5, 3.6), dpi=110)
+        ax = fig.add_subplot()
+        for r, entry in curves:
+            c = entry["curve"]
+            value = r.get("mu2_target", r.get("mu2", np.nan))
+            ax.plot(c["strain"], c["stress"], lw=1, color=cmap(norm(value)) if np.isfinite(value) else "0.5")
+            for e in entry.get("events", [])[:6]:
+                k = int(np.argmin(np.abs(np.asarray(c["strain"]) - e["strain"])))
+                ax.plot(c["strain"][k], c["stress"][k], "x", ms=4, color="k")
+        ax.set_xlabel("strain")
+        ax.set_ylabel(f"stress ({curves[0][1].get('stress_unit', '')})")
+        ax.set_title(f"{test}: {len(curves)} samples (colour: μ₂ target {lo:.2g}–{hi:.2g}; × events)")
+        ax.title.set_fontsize(9)
+        _save(fig, figdir / f"{test}_curves.png")
+        out.append((f"{test}_curves.png", f"{test}: stress–strain curves"))
+    sizes = [(r.get("mu2_target", np.nan), np.asarray(r.data["rings"]["sizes"])) for r in rows if "rings" in r.data]
+    if sizes:
+        fig = Figure(figsize=(5, 3.6), dpi=110)
+        ax = fig.add_subplot()
+        targets = sorted({t for t, _ in sizes}, key=lambda t: (not np.isfinite(t), t))
+        bins = np.arange(3.5, 11.5)
+        for t in targets[:8]:
+            allsizes = np.concatenate([s for v, s in sizes if v == t or (np.isnan(v) and np.isnan(t))])
+            p, _ = np.histogram(allsizes, bins=bins, density=True)
+            ax.plot(bins[:-1] + 0.5, p, "o-", ms=3, label=f"μ₂ target {t:.2g}" if np.isfinite(t) else "samples")
+        ax.set_xlabel("ring size")
+        ax.set_ylabel("fraction of rings")
+        ax.legend(frameon=False, fontsize=8)
+        _save(fig, figdir / "ring_sizes.png")
+        out.append(("ring_sizes.png", "ring-size distributions"))
+    return out
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")

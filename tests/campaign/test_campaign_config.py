@@ -1,0 +1,89 @@
+"""Campaign configs: validation errors name the file and key; samples and seeds are fixed by the config."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glassfrac.campaign.config import load_config, parse_config
+from glassfrac.campaign.samples import expand, sample_seeds
+from glassfrac.errors import InputError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+BASE = """
+[campaign]
+name = "t"
+seed = 3
+
+[[samples]]
+kind = "monolayer"
+rings = [6, 6]
+mu2 = [0.3, 0.6]
+count = 2
+"""
+
+
+def test_shipped_configs_are_valid():
+    quick = load_config(CONFIGS / "quickstart.toml")
+    fc22 = load_config(CONFIGS / "paper-fc22.toml")
+    listi = load_config(CONFIGS / "paper-listi25.toml")
+    assert quick.n_samples <= 8
+    assert fc22.n_samples == 3000 and {g.kind for g in fc22.groups} == {"bilayer"}
+    assert fc22.tests == ("tension",) and fc22.potentials["bilayer"]["name"] == "watanabe"
+    assert listi.n_samples == 60 and listi.groups[0].distribution == "lognormal"
+    assert listi.tests == ("shear",) and listi.test_settings["shear"]["step"] == 1e-4
+    assert len(expand(fc22)) == 3000
+
+
+@pytest.mark.parametrize("text, message", [
+    (BASE.replace("mu2 = [0.3, 0.6]", "mu3 = [0.3]"), "unknown key 'samples[0].mu3'"),
+    (BASE.replace("rings = [6, 6]", "rings = [6, 5]"), "key 'samples[0].rings'"),
+    (BASE.replace("count = 2", "count = 0"), "key 'samples[0].count': expected a positive int"),
+    (BASE.replace("count = 2", "count = 2\nsigma_factor = [1.0]"), "exactly one of mu2, mu2_range, sigma_factor"),
+    (BASE.replace('kind = "monolayer"', 'kind = "trilayer"'), "key 'samples[0].kind'"),
+    (BASE + '[tests]\nrun = ["probe"]\n', "later release"),
+    (BASE + '[tests]\nrun = ["tension"]\n[tests.shear]\nstep = 1e-4\n', "key 'tests.shear'"),
+    (BASE + '[tests.tension]\nstepp = 1e-4\n', "unknown key 'tests.tension.stepp'"),
+    (BASE + '[relax]\nmethod = "newton"\n', "key 'relax.method'"),
+    (BASE + '[output]\ndatabase = "mysql://x"\n', "key 'output.database'"),
+    (BASE + '[potential]\nmonolayer = "lj"\n', "key 'potential.monolayer.name'"),
+    (BASE.replace('seed = 3', 'seed = "3"'), "key 'campaign.seed': expected int"),
+    ("[campaign\n", "not valid TOML"),
+])
+def test_errors_name_file_and_key(text, message):
+    with pytest.raises(InputError) as err:
+        parse_config(text, source="my.toml")
+    assert str(err.value).startswith("my.toml: ")
+    assert message in str(err.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(InputError, match="nothere.toml"):
+        load_config(tmp_path / "nothere.toml")
+
+
+def test_samples_are_numbered_through_groups_and_seeded_by_index():
+    text = BASE + """
+[[samples]]
+kind = "bilayer"
+rings = [4, 4]
+mu2_range = [0.25, 1.0]
+count = 3
+"""
+    specs = expand(parse_config(text))
+    assert [s.sample_id for s in specs] == [f"s{i:06d}" for i in range(7)]
+    assert [s.mu2 for s in specs[:4]] == [0.3, 0.3, 0.6, 0.6]
+    assert [s.kind for s in specs] == ["monolayer"] * 4 + ["bilayer"] * 3
+    ranged = np.array([s.mu2 for s in specs[4:]])
+    assert np.all((ranged >= 0.25) & (ranged <= 1.0)) and len(set(ranged)) == 3
+    assert [s.seed for s in specs] == [sample_seeds(3, i)[0] for i in range(7)]
+    assert len({s.seed for s in specs}) == 7
+    again = expand(parse_config(text.replace("count = 3", "count = 5")))
+    assert again[:7] == specs  # adding samples changes none of the existing ones
+
+
+def test_fingerprint_follows_the_definition_not_the_runner():
+    a = parse_config(BASE)
+    assert parse_config(BASE + "[runner]\nworkers = 2\n[output]\ndirectory = 'x'\n").fingerprint() == a.fingerprint()
+    assert parse_config(BASE.replace("seed = 3", "seed = 4")).fingerprint() != a.fingerprint()

@@ -1,0 +1,161 @@
+"""The real stages at the smallest size, and what a campaign hands on: rows, dataset, report, CLI."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from campaign_helpers import cheap_config
+
+from glassfrac.campaign.config import load_config
+from glassfrac.campaign.export import export_dataset
+from glassfrac.campaign.runner import run_campaign
+from glassfrac.campaign.store import CampaignStore, row_structure
+from glassfrac.cli import main
+from glassfrac.report.html import write_report
+
+LOADING = """
+[tests.tension]
+max_strain = 0.3
+step = 0.03
+precision = 0.005
+
+[tests.shear]
+max_strain = 0.06
+step = 0.006
+precision = 0.001
+max_events = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """Two perturbed 4 x 4 honeycomb monolayers through relax, tension and shear (serial)."""
+    root = tmp_path_factory.mktemp("loaded")
+    path = root / "loaded.toml"
+    text = cheap_config(root / "campaign", name="loaded", count=1, tests='["tension", "shear"]')
+    path.write_text(text.replace("[output]", LOADING + "\n[output]"))
+    summary = run_campaign(load_config(path), workers=0, show_progress=False)
+    assert (summary["done"], summary["failed"]) == (2, 0), CampaignStore.open(root / "campaign").failures()
+    return CampaignStore.open(root / "campaign")
+
+
+def test_tension_and_shear_labels_are_stored(loaded):
+    for row in loaded.rows():
+        s = row_structure(row)
+        first = np.asarray(row.data["arrays"]["first_break"])
+        assert first.dtype == np.int8 and sorted(s.species[first == 1]) == ["O", "Si"]
+        assert 0 < row.rupture_strain <= 0.3 and row.fractured
+        assert row.data["tension"]["labels"]["rupture_strain"] == row.rupture_strain
+        assert [row.rupture_x, row.rupture_y] == row.data["tension"]["labels"]["rupture_location"][:2]
+        assert np.asarray(row.data["arrays"]["crack"]).sum() > 0
+        curve = row.data["tension"]["curve"]
+        assert len(curve["strain"]) == len(curve["stress"]) > 5 and row.tension_peak_stress == max(curve["stress"])
+        assert row.data["tension"]["events"][0]["strain"] == row.rupture_strain
+        assert row.shear_events == len(row.data["shear"]["events"]) <= 2
+        files = {f["path"] for f in row.data["files"]}
+        assert {"generated.xyz", "rings.png", "tension/curve.csv", "tension/labels.json", "tension/reference.xyz",
+                "tension/stress_strain.png", "shear/curve.csv"} <= files
+        assert {f["path"] for f in row.data["figures"]} <= files
+        assert set(row.data["provenance"]["timings"]) == {"generate", "relax", "tension", "shear"}
+    assert loaded.verify()["problems"] == []
+
+
+def test_dataset_npz_and_folder(loaded, tmp_path):
+    rows = loaded.rows()
+    out = export_dataset(loaded, tmp_path / "d.npz")
+    assert (out["samples"], out["form"]) == (2, "npz")
+    d = np.load(tmp_path / "d.npz")
+    assert str(d["format"]) == "glassfrac-dataset-1" and json.loads(str(d["metadata"]))["campaign"] == "loaded"
+    start = d["atom_start"]
+    assert start[-1] == len(d["positions"]) == len(d["species"]) == len(d["first_break"])
+    assert list(d["sample_id"]) == [r.sample_id for r in rows]
+    for s, row in enumerate(rows):
+        atoms = slice(start[s], start[s + 1])
+        assert np.array_equal(d["positions"][atoms], row.positions)
+        assert np.array_equal(d["first_break"][atoms], row.data["arrays"]["first_break"])
+        assert d["rupture_strain"][s] == row.rupture_strain and d["mu2_target"][s] == row.mu2_target
+        assert np.array_equal(d["rupture_location"][s], row.data["tension"]["labels"]["rupture_location"] + [0.0])
+        assert d["key_tension_peak_stress"][s] == row.tension_peak_stress
+        ev = d["event_sample"] == s
+        tension = ev & (d["event_test"] == "tension")
+        assert list(d["event_strain"][tension]) == [e["strain"] for e in row.data["tension"]["events"]]
+        assert list(d["event_rank"][tension]) == list(range(1, tension.sum() + 1))
+        assert (d["curve_sample"] == s).sum() == len(row.data["tension"]["curve"]["strain"]) + len(
+            row.data["shear"]["curve"]["strain"])
+    folder = export_dataset(loaded, tmp_path / "d")
+    assert folder["form"] == "folder"
+    manifest = json.loads((tmp_path / "d/manifest.json").read_text())
+    assert [m["sample_id"] for m in manifest["samples"]] == [r.sample_id for r in rows]
+    one = np.load(tmp_path / "d" / manifest["samples"][1]["file"])
+    assert np.array_equal(one["positions"], d["positions"][start[1]:start[2]])
+    assert np.array_equal(one["event_strain"], d["event_strain"][d["event_sample"] == 1])
+    export_dataset(loaded, tmp_path / "d")  # replaces the folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "d.npz"]
+
+
+def test_report_links_only_existing_files(loaded):
+    path = write_report(loaded)
+    text = path.read_text()
+    for row in loaded.rows():
+        assert f"id='{row.sample_id}'" in text
+    sources = re.findall(r"src='([^']+)'", text)
+    assert any(s.startswith("report/") for s in sources) and any("tension/stress_strain.png" in s for s in sources)
+    for src in sources:
+        assert (path.parent / src).is_file(), src
+
+
+def test_cli_status_export_and_report(loaded, tmp_path, capsys):
+    assert main(["campaign", "status", str(loaded.directory), "--check", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["done"], status["failed"], status["pending"], status["check"]["problems"]) == (2, 0, 0, [])
+    assert main(["dataset", "export", str(loaded.directory), "-o", str(tmp_path / "x.npz"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 2
+    assert main(["report", str(loaded.directory), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["report"].endswith("report.html")
+    assert main(["campaign", "status", str(tmp_path), "--json"]) == 2
+    assert "not a campaign directory" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_builtin_generator_monolayer_and_bilayer_relaxed(tmp_path):
+    path = tmp_path / "builtin.toml"
+    path.write_text(f"""
+[campaign]
+name = "builtin"
+seed = 4
+
+[[samples]]
+kind = "monolayer"
+rings = [4, 4]
+mu2 = [0.5]
+count = 1
+
+[[samples]]
+kind = "bilayer"
+rings = [4, 4]
+distribution = "lognormal"
+sigma_factor = [1.0]
+count = 1
+
+[relax]
+method = "lbfgs"
+fmax = 1e-4
+
+[tests]
+run = []
+
+[output]
+directory = "{tmp_path / 'campaign'}"
+""")
+    summary = run_campaign(load_config(path), workers=0, show_progress=False)
+    store = CampaignStore.open(tmp_path / "campaign")
+    assert (summary["done"], summary["failed"]) == (2, 0), store.failures()
+    mono, bi = store.rows()
+    assert (mono.kind, mono.dim, mono.natoms, mono.n_rings) == ("monolayer", 2, 80, 16)
+    assert (bi.kind, bi.dim, bi.natoms, bi.n_rings, bi.sigma_factor) == ("bilayer", 3, 192, 16, 1.0)
+    for row in (mono, bi):
+        s = row_structure(row)
+        assert s.bonds is not None and np.all(s.coordination()[s.species == "O"] == 2)
+        assert np.allclose(s.box.cell, np.diag(np.diag(s.box.cell)))  # box relaxed without tilt
+        assert row.data["relax"]["converged"] and set(row.data["provenance"]["timings"]) == {"generate", "relax"}
+    assert store.verify()["problems"] == []

@@ -1,0 +1,144 @@
+"""ResNet shapes and periodicity, the periodic location loss, the training loop and model files."""
+
+import numpy as np
+import pytest
+import torch
+
+from glassfrac.imaging.render import PixelMap
+from glassfrac.learn.images import ImageDataset, ImageSettings
+from glassfrac.learn.resnet import CrackNet, ResNetConfig, ResNetRegressor, count_parameters
+from glassfrac.learn.training import (
+    ImageModel,
+    Trainer,
+    TrainSettings,
+    circular_mean,
+    crack_mcc,
+    evaluate,
+    location_loss,
+    matthews,
+    split_samples,
+)
+
+TINY = ResNetConfig(blocks=(1, 1, 1, 1), widths=(4, 8, 8, 8), stem=4)
+
+
+def test_stage_resolutions_and_resnet50_size():
+    torch.manual_seed(0)
+    net = ResNetRegressor(ResNetConfig.preset("small"))
+    maps = net.stage_maps(torch.zeros(2, 1, 128, 128))
+    assert [m.shape[-1] for m in maps] == [32, 16, 8, 4]
+    assert net(torch.zeros(2, 1, 128, 128)).shape == (2, 1)
+    assert CrackNet(TINY)(torch.zeros(2, 1, 64, 64)).shape == (2, 1, 64, 64)
+    # keras' ResNet50 without its top (3-channel input) counts 23 587 712 weights, with a bias on
+    # each of its 53 convolutions and the BN moving mean and variance; ours: 1 channel, no conv
+    # biases (BN follows), BN statistics as buffers, a 2049-weight linear head
+    r50 = ResNetRegressor(ResNetConfig.preset("resnet50"))
+    convs = [m for m in r50.modules() if isinstance(m, torch.nn.Conv2d)]
+    bn = sum(m.num_features for m in r50.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    keras = count_parameters(r50) - 2049 + sum(c.out_channels for c in convs) + 2 * bn + 7 * 7 * 2 * 64
+    assert len(convs) == 53 and keras == 23_587_712
+
+
+def test_periodic_padding_makes_stride_multiple_shifts_exact():
+    torch.manual_seed(0)
+    net = ResNetRegressor(TINY).eval()
+    x = torch.randn(1, 1, 64, 64)
+    shifted = torch.roll(x, (32, -32), (2, 3))
+    with torch.no_grad():
+        a, b = net.stage_maps(x), net.stage_maps(shifted)
+        for m, n in zip(a, b, strict=True):
+            s = 32 * m.shape[-1] // 64
+            assert torch.allclose(torch.roll(m, (s, -s), (2, 3)), n, atol=1e-5)
+        assert torch.allclose(net(x), net(shifted), atol=1e-5)
+
+
+def test_location_loss_is_periodic():
+    y = torch.tensor([[0.05, 0.5], [0.3, 0.9]])
+    y_hat = torch.tensor([[0.95, 0.5], [0.3, 0.1]])
+    d = torch.tensor([[0.1, 0.0], [0.0, -0.2]])  # nearest-image differences
+    expected = (d**2).sum(1).mean() + (d.mean(0) ** 2).sum()
+    assert torch.allclose(location_loss(y, y_hat), expected)
+    shift = torch.tensor([[3.0, -2.0], [1.0, 5.0]])
+    assert torch.allclose(location_loss(y + shift, y_hat + shift), expected)  # both shifted by periods
+    assert torch.allclose(location_loss(y, y_hat - shift), expected)  # prediction off by whole periods
+    assert torch.allclose(location_loss(y, y + 7.0), torch.tensor(0.0))
+    # the bias term: the same error on every sample doubles the loss
+    assert torch.allclose(location_loss(y, y + 0.1), torch.tensor(2 * 2 * 0.01))
+
+
+def test_circular_mean_mcc_and_split():
+    assert np.allclose(circular_mean([0.95, 0.05]) % 1.0 * (1 - circular_mean([0.95, 0.05]) % 1.0), 0, atol=1e-12)
+    assert np.isclose(circular_mean([0.2, 0.4]), 0.3)
+    assert matthews([1, 1, 0, 0], [1, 1, 0, 0]) == 1.0 and matthews([1, 1, 0, 0], [0, 0, 1, 1]) == -1.0
+    field = np.zeros((10, 10))
+    field[3, :] = 1.0  # a predicted horizontal crack at row 3
+    uv = np.array([[(c + 0.5) / 10, (r + 0.5) / 10] for r in range(10) for c in range(10)])
+    labels = (np.arange(100) // 10 == 3).astype(int)  # 10 % of the atoms
+    assert crack_mcc(field, uv, labels) == 1.0
+    split = split_samples(100, seed=1)
+    assert [len(split[k]) for k in ("train", "validation", "test")] == [72, 8, 20]
+    assert len(np.unique(np.concatenate(list(split.values())))) == 100
+    assert all(np.array_equal(split[k], split_samples(100, seed=1)[k]) for k in split)
+
+
+def _toy(task="mu2", n=20, size=32, seed=0):
+    """Images of Gaussian blobs; target = number of blobs (scalar) or position of the one blob."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    images, values = [], []
+    for _ in range(n):
+        k = rng.integers(1, 5) if task != "location" else 1
+        centres = rng.random((k, 2))
+        img = rng.random((size, size)) * 0.1
+        for cx, cy in centres:
+            dx = (xx + 0.5) / size - cx
+            dy = (yy + 0.5) / size - cy
+            dx, dy = dx - np.round(dx), dy - np.round(dy)
+            img += np.exp(-(dx**2 + dy**2) * size**2 / 8)
+        images.append(img)
+        values.append(float(k) if task != "location" else centres[0])
+    pm = [PixelMap(1.0, (0.0, 0.0), (size, size))] * n
+    uv = [np.zeros((0, 2))] * n
+    return ImageDataset(np.asarray(images, np.float32), [f"s{i}" for i in range(n)], pm, task, np.asarray(values),
+                        uv, [np.zeros(0, int)] * n, settings=ImageSettings(size=size, pixels=2 * size))
+
+
+def test_training_learns_resumes_exactly_and_saves(tmp_path):
+    data = _toy()
+    settings = TrainSettings(epochs=4, batch_size=8, lr=3e-3, seed=0, n_shifts=2, val_copies=2)
+    model, record = Trainer(data, TINY, settings).run()
+    losses = [h["train_loss"] for h in record["history"]]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    best = min(record["history"], key=lambda h: h["val_loss"])
+    assert record["best_epoch"] == best["epoch"]
+    # interrupted after 2 epochs and resumed: the same weights as the uninterrupted run
+    ckpt = tmp_path / "run.ckpt"
+    Trainer(data, TINY, TrainSettings(**{**settings.__dict__, "epochs": 2}), checkpoint=ckpt).run()
+    resumed, record2 = Trainer(data, TINY, settings, checkpoint=ckpt).run()
+    for (k, a), b in zip(model.network.state_dict().items(), resumed.network.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert [h["val_loss"] for h in record2["history"]] == [h["val_loss"] for h in record["history"]]
+    # a checkpoint of another run is refused
+    with pytest.raises(Exception, match="different run"):
+        Trainer(_toy(seed=1), TINY, settings, checkpoint=ckpt).run()
+    # the model file predicts exactly what the model does
+    model.save(tmp_path / "m.safetensors")
+    loaded = ImageModel.load(tmp_path / "m.safetensors")
+    assert np.array_equal(loaded.predict(data.images[:3]), model.predict(data.images[:3]))
+    assert loaded.task == "mu2" and loaded.config == TINY
+
+
+def test_location_evaluation_undoes_transforms():
+    """A model that outputs the exact (transformed) blob position is right after averaging."""
+    data = _toy("location", n=4)
+    model = ImageModel("location", TINY, data.settings, 0.0, 1.0)
+
+    def oracle(x):  # position of the brightest pixel of each standardised image, fractional
+        flat = x[:, 0].reshape(len(x), -1).argmax(1)
+        row, col = flat // 32, flat % 32
+        return torch.stack([(col + 0.5) / 32, (row + 0.5) / 32], 1).float()
+
+    model.network.forward = oracle
+    out = evaluate(model, data, np.arange(4))
+    assert out["model"]["mean_error"] < 1.0  # px = Å here; within a pixel of the true centre
+    assert out["baseline"]["mean_error"] > 3 * out["model"]["mean_error"]

@@ -1,0 +1,282 @@
+"""Batched minimisers: tolerance, agreement between methods and with one-by-one runs, frozen
+atoms, cell relaxation (a lattice constant known independently), iteration caps, the CLI, and
+the sub-batch/affine extensions of the Verlet list."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from lj_potential import LennardJones, glass
+from scipy.optimize import minimize_scalar
+
+from glassfrac.cli import main
+from glassfrac.errors import ConvergenceError
+from glassfrac.mechanics.relax import FireParameters, Relaxer, relax
+from glassfrac.potentials import VerletList
+from glassfrac.structure import Box, Structure, read, write
+
+LJ = LennardJones()
+FMAX = 1e-8
+
+
+@pytest.fixture(scope="module")
+def minima():
+    """Three small disordered LJ minima (40, 70, 110 atoms), relaxed to 1e-10 eV/Å."""
+    structures = [glass(n, seed) for n, seed in ((40, 1), (70, 2), (110, 3))]
+    return [s for s, _ in relax(LJ, structures, method="lbfgs", fmax=1e-10, raise_on_failure=True)]
+
+
+def perturbed(structure, amplitude, seed):
+    out = structure.copy()
+    out.positions = out.positions + np.random.default_rng(seed).normal(0.0, amplitude, out.positions.shape)
+    return out
+
+
+def run(structures, method, **options):
+    batch = LJ.batch(structures, frozen=options.pop("frozen", None))
+    stats = Relaxer(LJ, method=method, fmax=options.pop("fmax", FMAX), **options).run(batch)
+    return batch, stats
+
+
+@pytest.mark.parametrize("method", ["fire", "lbfgs", "cg"])
+def test_methods_reach_the_same_minimum(minima, method):
+    start = perturbed(minima[1], 0.05, seed=7)
+    reference, _ = run([start], "lbfgs", fmax=1e-11)
+    batch, stats = run([start], method)
+    assert stats.converged.all() and stats.max_force[0] <= FMAX
+    assert stats.iterations[0] > 20  # it had work to do
+    assert abs(stats.energy[0] / float(LJ.evaluate([minima[1]])[0]["energy"]) - 1) < 1e-3
+    ref_energy = LJ.evaluate(reference.to_structures([start]))[0]["energy"]
+    assert abs(stats.energy[0] - ref_energy) <= 1e-9 * abs(ref_energy)
+    assert torch.max(torch.abs(batch.positions - reference.positions)) < 1e-6
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "cg"])
+def test_line_search_energy_never_rises(minima, method):
+    start = perturbed(minima[2], 0.08, seed=3)
+    energies = []
+    batch = LJ.batch([start])
+    stats = Relaxer(LJ, method=method, fmax=FMAX).run(
+        batch, callback=lambda info: energies.append(float(info["energy"][0])))
+    assert stats.converged.all()
+    energies = np.array(energies)
+    # non-increasing, up to the round-off of the total energy (1e-12 relative)
+    assert np.all(np.diff(energies) <= 1e-12 * np.abs(energies[1:]))
+    assert energies[-1] < energies[0] - 1e-3
+
+
+@pytest.mark.parametrize("method", ["fire", "lbfgs"])
+def test_batched_equals_one_by_one(minima, method):
+    starts = [
+        perturbed(minima[0], 0.03, seed=1),
+        minima[1],  # converged at the start
+        glass(60, 5),  # random start: needs many more steps
+    ]
+    batch, stats = run(starts, method)
+    assert stats.converged.all()
+    assert stats.iterations[1] == 0 and stats.iterations[2] > stats.iterations[0]
+    together = batch.split(batch.positions)
+    for k, start in enumerate(starts):
+        alone, alone_stats = run([start], method)
+        assert np.max(np.abs(together[k] - alone.positions.numpy())) < 1e-6
+        assert abs(stats.energy[k] - alone_stats.energy[0]) <= 1e-9 * abs(alone_stats.energy[0])
+
+
+def test_compacted_working_set_gives_the_same_result(minima):
+    starts = [perturbed(minima[0], 0.05, seed=1), perturbed(minima[1], 0.05, seed=2), minima[2]]
+    masked, masked_stats = run(starts, "fire", compact=0.0)
+    compacted, compacted_stats = run(starts, "fire", compact=0.9)
+    assert compacted_stats.compactions >= 1 and masked_stats.compactions == 0
+    assert torch.allclose(masked.positions, compacted.positions, rtol=0, atol=1e-12)
+    assert np.array_equal(masked_stats.iterations, compacted_stats.iterations)
+
+
+@pytest.mark.parametrize("method", ["fire", "lbfgs"])
+def test_frozen_atoms_stay_put(minima, method):
+    start = perturbed(minima[2], 0.1, seed=5)
+    frozen = np.zeros(start.n_atoms, bool)
+    frozen[::4] = True
+    batch, stats = run([start], method, frozen=[frozen])
+    assert stats.converged.all()
+    assert np.array_equal(batch.positions.numpy()[frozen], start.positions[frozen])
+    forces = LJ.evaluate(batch.to_structures([start]))[0]["forces"]
+    assert np.linalg.norm(forces[~frozen], axis=1).max() <= FMAX
+    assert np.linalg.norm(forces[frozen], axis=1).max() > 1e-3  # frozen forces were ignored
+
+
+def triangular_crystal(a, nx=6, ny=4, strain=(0.0, 0.0)):
+    """Triangular A crystal, nearest-neighbour distance a (Å), rectangular cell of 2 nx ny atoms."""
+    basis = np.array([[0.0, 0.0], [0.5 * a, 0.5 * np.sqrt(3) * a]])
+    cells = [basis + [i * a, j * np.sqrt(3) * a] for i in range(nx) for j in range(ny)]
+    positions = np.concatenate(cells) + 0.01
+    F = np.diag(1.0 + np.asarray(strain))
+    box = Box(np.diag([nx * a, ny * np.sqrt(3) * a]) @ F.T, True)
+    return Structure(positions @ F.T, ["A"] * len(positions), box)
+
+
+@pytest.mark.parametrize("method", ["fire", "lbfgs"])
+def test_cell_relaxation_finds_the_lattice_constant(method):
+    best = minimize_scalar(LJ.lattice_energy, bracket=(2.0, 2.2, 2.4), tol=1e-12).x
+    start = triangular_crystal(best, strain=(0.02, -0.015))
+    batch = LJ.batch([start])
+    stats = Relaxer(LJ, method=method, fmax=FMAX, stress_tol=1e-7).run(batch, cell_mask=True)
+    assert stats.converged.all()
+    lengths = torch.diagonal(batch.cells[0]).numpy() / [6, 4 * np.sqrt(3)]
+    assert np.allclose(lengths, best, rtol=1e-7, atol=0)
+    assert abs(batch.cells[0, 0, 1]) < 1e-9 and stats.stress_unit == ["N/m"]
+    assert np.abs(stats.stress[0]).max() <= 1e-7
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "cg"])
+def test_uniaxial_mask_relaxes_only_the_chosen_component(minima, method):
+    start = minima[1].copy()
+    start.box = Box(start.box.cell @ np.diag([0.98, 1.02]), True)
+    start.positions = start.positions @ np.diag([0.98, 1.02])
+    before = LJ.evaluate([start])[0]["stress"]
+    batch = LJ.batch([start])
+    stats = Relaxer(LJ, method=method, fmax=FMAX).run(batch, cell_mask=[False, True])
+    assert stats.converged.all() and stats.stress_residual[0] <= 1e-6
+    assert abs(stats.stress[0, 1, 1]) <= 1e-6 < abs(before[1, 1])
+    assert abs(stats.stress[0, 0, 0]) > 0.01  # left alone
+    assert batch.cells[0, 0, 0].item() == start.box.cell[0, 0] and batch.cells[0, 0, 1] == 0
+
+
+def test_target_stress_is_reached(minima):
+    batch = LJ.batch([minima[1]])
+    target = np.array([[0.0, 0.0], [0.0, 0.05]])  # N/m
+    stats = Relaxer(LJ, method="lbfgs", fmax=FMAX).run(batch, cell_mask=[[False, False], [False, True]],
+                                                        target_stress=target)
+    assert stats.converged.all()
+    assert abs(stats.stress[0, 1, 1] - 0.05) <= 1e-6
+
+
+def test_cell_mask_refuses_non_periodic_axes(minima):
+    open_y = minima[0].copy()
+    open_y.box = Box(open_y.box.cell, [True, False])
+    batch = LJ.batch([open_y])
+    with pytest.raises(ValueError, match="non-periodic"):
+        Relaxer(LJ).run(batch, cell_mask=[True, True])
+    stats = Relaxer(LJ, method="lbfgs").run(batch, cell_mask=True)  # True means periodic axes only
+    assert stats.converged.all() and batch.cells[0, 1, 1].item() == open_y.box.cell[1, 1]
+
+
+def test_iteration_cap_flags_only_the_unfinished_system(minima):
+    starts = [minima[0], perturbed(minima[2], 0.1, seed=9)]
+    batch, stats = run(starts, "fire", max_steps=25)
+    assert stats.converged.tolist() == [True, False]
+    assert stats.max_force[1] > FMAX and stats.evaluations[1] == 26
+    with pytest.raises(ConvergenceError, match="1 of 2 systems"):
+        relax(LJ, starts, method="fire", max_steps=25, raise_on_failure=True)
+
+
+def test_fire_parameters_are_per_system():
+    p = FireParameters()
+    assert (p.n_min, p.f_inc, p.f_dec, p.alpha_start, p.f_alpha) == (5, 1.1, 0.5, 0.1, 0.99)
+
+
+def test_relax_returns_structures_and_stats(minima):
+    (out, info), = relax(LJ, [perturbed(minima[0], 0.02, seed=4)], method="lbfgs")
+    assert info["converged"] and info["max_force"] <= FMAX and info["stress_unit"] == "N/m"
+    assert out.n_atoms == minima[0].n_atoms and not np.allclose(out.positions, minima[0].positions, atol=1e-3)
+
+
+def test_batch_select_and_verlet_select(minima):
+    batch = LJ.batch(minima)
+    verlet = VerletList(LJ.cutoff, 1.0)
+    verlet.update(batch)
+    sub = batch.select([2, 0])
+    assert sub.counts.tolist() == [110, 40]
+    assert torch.equal(sub.positions[:110], batch.positions[batch.atoms_of([2])])
+    carried = verlet.select([2, 0], batch)
+    fresh = VerletList(LJ.cutoff, 1.0).update(sub)
+    energy = LJ.compute(sub, carried.update(sub)).energy
+    assert carried.builds == 0
+    assert torch.allclose(energy, LJ.compute(sub, fresh).energy, rtol=1e-13)
+
+
+def test_verlet_list_survives_small_affine_steps(minima):
+    batch = LJ.batch([minima[2]])
+    verlet = VerletList(LJ.cutoff, 1.0)
+    verlet.update(batch)
+    for strain in (0.01, 0.02, 0.03):  # cutoff x strain stays within the skin
+        F = torch.tensor([[1.0 + strain, 0.5 * strain], [0.0, 1.0 - strain]], dtype=torch.float64)
+        batch.positions = batch.positions @ F.T
+        batch.cells = batch.cells @ F.T
+        energy = LJ.compute(batch, verlet.update(batch)).energy
+        assert torch.allclose(energy, LJ.compute(batch, VerletList(LJ.cutoff, 1.0).update(batch)).energy,
+                              rtol=1e-13)
+    assert verlet.builds == 1
+    batch.cells = batch.cells * 0.8  # compressed beyond the skin: must rebuild
+    batch.positions = batch.positions * 0.8
+    verlet.update(batch)
+    assert verlet.builds == 2
+
+
+def test_yukawa_monolayer_relaxes(jumol_files):
+    from glassfrac.potentials import get_potential
+
+    sample = read(jumol_files[0])
+    (out, info), = relax(get_potential("yukawa2d"), [perturbed(sample, 0.03, seed=1)], method="lbfgs")
+    assert info["converged"] and info["max_force"] <= FMAX
+    assert -0.33 < info["energy"] / sample.n_atoms < -0.32
+
+
+def test_cli_relax(tmp_path, jumol_files, capsys, monkeypatch):
+    monkeypatch.setattr("glassfrac.cli.COMMAND_MODULES", ["glassfrac.mechanics.commands"])
+    path = tmp_path / "in.xyz"
+    write(perturbed(read(jumol_files[0]), 0.02, seed=2), path)
+    out = tmp_path / "out.xyz"
+    code = main(["relax", str(path), "--potential", "yukawa2d", "--method", "lbfgs", "--fmax", "1e-6",
+                 "-o", str(out), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["converged"] and result["max_force"] <= 1e-6
+    assert result["stress_unit"] == "N/m" and result["method"] == "lbfgs"
+    assert -0.33 < result["energy_per_atom"] < -0.32 and result["iterations"] > 0
+    assert read(out).n_atoms == 1350
+    code = main(["relax", str(path), "--potential", "yukawa2d", "--max-steps", "3", "-o", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out)["converged"] is False
+    assert "did not converge" in captured.err
+
+
+def test_repeated_runs_after_affine_steps_keep_the_neighbour_list(minima):
+    batch = LJ.batch([minima[1]])
+    relaxer = Relaxer(LJ, method="lbfgs")
+    first = relaxer.run(batch)
+    assert first.converged.all() and first.evaluations[0] == 1  # a minimum already
+    for _ in range(3):  # small AQS-like steps: affine map, then relax again
+        F = torch.tensor([[1.002, 0.0], [0.0, 1.0]], dtype=torch.float64)
+        batch.positions = batch.positions @ F.T
+        batch.cells = batch.cells @ F.T
+        stats = relaxer.run(batch)
+        assert stats.converged.all() and stats.iterations[0] > 0
+    assert stats.neighbor_builds == 0 and relaxer.neighbor_list(batch).builds == 1
+
+
+def test_watanabe_window_relaxes_back_to_the_reference_minimum(fc22_bilayer_path):
+    from glassfrac.potentials import get_potential
+
+    bilayer = read(fc22_bilayer_path)  # relaxed by LAMMPS to 1e-8 eV/Å
+    lengths = np.diag(bilayer.box.cell)[:2]
+    d = bilayer.positions.copy()
+    d[:, :2] -= bilayer.positions[0, :2]
+    d[:, :2] -= np.round(d[:, :2] / lengths) * lengths
+    r = np.linalg.norm(d[:, :2], axis=1)
+    keep = r < 13.0  # free atoms within 5 Å, then two interaction ranges (3.77 Å) of shell
+    window = Structure(d[keep], bilayer.species[keep], Box(np.eye(3) * 40.0, False))
+    frozen = r[keep] >= 5.0
+    start = perturbed(window, 0.05, seed=3)
+    start.positions[frozen] = window.positions[frozen]
+    (out, info), = relax(get_potential("watanabe"), [start], method="lbfgs", frozen=[frozen])
+    assert info["converged"] and info["max_force"] <= FMAX
+    assert np.abs(out.positions - window.positions).max() < 1e-6
+
+
+@pytest.mark.parametrize("method", ["fire", "lbfgs"])
+def test_non_finite_energy_stops_only_that_system(minima, method):
+    broken = perturbed(minima[0], 0.02, seed=8)
+    broken.positions[1] = broken.positions[0]  # two atoms on top of each other
+    batch, stats = run([broken, perturbed(minima[1], 0.02, seed=8)], method)
+    assert stats.converged.tolist() == [False, True] and stats.notes
+    assert np.array_equal(batch.split(batch.positions)[0], broken.positions)

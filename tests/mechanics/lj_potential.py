@@ -57,12 +57,11 @@ class LennardJones(Potential):
         i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1))
         r = a * np.hypot(i + 0.5 * j, np.sqrt(3) / 2 * j).ravel()
         r = r[(r > 0) & (r < self.cutoff)]
-        e, s, rc = 0.5, 2.0, self.cutoff
-        e = float(self.eps[0, 0]) if e else e
-        s = float(self.sig[0, 0])
-        v = lambda x: 4 * e * ((s / x) ** 12 - (s / x) ** 6)  # noqa: E731
-        dv = lambda x: 4 * e * (-12 * (s / x) ** 12 + 6 * (s / x) ** 6) / x  # noqa: E731
-        return 0.5 * np.sum(v(r) - v(rc) - dv(rc) * (r - rc))
+        e, s, rc = float(self.eps[0, 0]), float(self.sig[0, 0]), self.cutoff
+        v = 4 * e * ((s / r) ** 12 - (s / r) ** 6)
+        v_rc = 4 * e * ((s / rc) ** 12 - (s / rc) ** 6)
+        dv_rc = 4 * e * (-12 * (s / rc) ** 12 + 6 * (s / rc) ** 6) / rc
+        return 0.5 * np.sum(v - v_rc - dv_rc * (r - rc))
 
 
 def glass(n_atoms, seed, dim=2, density=None, pbc=True):

@@ -170,7 +170,7 @@ def test_iteration_cap_flags_only_the_unfinished_system(minima):
         relax(LJ, starts, method="fire", max_steps=25, raise_on_failure=True)
 
 
-def test_fire_parameters_are_per_system():
+def test_fire_defaults_are_those_of_bitzek():
     p = FireParameters()
     assert (p.n_min, p.f_inc, p.f_dec, p.alpha_start, p.f_alpha) == (5, 1.1, 0.5, 0.1, 0.99)
 

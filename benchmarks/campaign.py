@@ -39,13 +39,17 @@ def emit(figure, value, unit, **extra):
 
 
 def reduced(config, rings, samples, directory):
-    """``config`` with its first group cut to ``samples`` samples (two disorder levels) of ``rings`` rings."""
+    """``config`` with its first group cut to ``samples`` samples of ``rings`` rings, at up to two
+    disorder levels (the group's first two, or its first and twice that)."""
     group = config.groups[0]
     levels = group.mu2 or group.sigma_factor or group.mu2_range
     levels = (levels[0], levels[0] * 2) if len(levels) == 1 else tuple(levels[:2])
+    levels = levels[: min(2, samples)]
+    if samples % len(levels):
+        raise ValueError(f"--samples must be 1 or even, got {samples}")
     name = "mu2" if group.sigma_factor is None else "sigma_factor"
     values = {"mu2": None, "mu2_range": None, "sigma_factor": None, name: levels}
-    small = replace(group, rings=tuple(rings), count=max(1, samples // 2), **values)
+    small = replace(group, rings=tuple(rings), count=samples // len(levels), **values)
     return replace(config, name=f"{config.name}-bench", groups=(small,), directory=Path(directory), database=None)
 
 

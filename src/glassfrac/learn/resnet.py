@@ -5,7 +5,7 @@ stride 2, then 3 × 3 max pooling, stride 2) and four residual stages, the first
 the others halving the resolution, so a 128 px input gives stage maps of r = 32, 16, 8, 4 px.
 
 - :class:`ResNetConfig` sets depth and width: ``"small"`` (default, CPU: one basic block per
-  stage, 16–128 channels, about 0.7 M parameters), ``"resnet18"``, and ``"resnet50"`` (FC22:
+  stage, 16–128 channels, 0.31 M parameters), ``"resnet18"``, and ``"resnet50"`` (FC22:
   bottleneck blocks 3-4-6-3, 256–2048 channels, about 23.5 M parameters).
 - :class:`ResNetRegressor`: global average pooling and one linear layer (``outputs`` values),
   FC22's regression head.

@@ -3,6 +3,7 @@
 import datetime
 import importlib.metadata
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,5 +45,6 @@ def collect() -> dict:
     """Versions, git revision, host, command line and start time of this run."""
     return {
         "versions": package_versions(), "git": git_revision(), "host": platform.node(),
-        "argv": list(sys.argv), "started": now(),
+        "argv": [re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", a) for a in sys.argv],  # no passwords
+        "started": now(),
     }

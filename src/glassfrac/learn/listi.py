@@ -448,14 +448,14 @@ class Trainer:
         self.prepared = prepare(kind, graphs, self.spec)
 
     def run(self) -> tuple[ListiModel, dict]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         if self.kind == "baseline":
             record = self._fit_baseline()
         else:
             record = self._fit_network()
         record.update(kind=self.kind, split=self.split, settings=self.settings.to_dict(), spec=self.spec.to_dict(),
                       windows={"train": len(self.train_windows), "validation": len(self.val_windows)},
-                      train_seconds=time.perf_counter() - start)
+                      train_seconds=time.perf_counter() - start, train_cpu_seconds=time.process_time() - cpu)
         self.model.info.update(record)
         return self.model, record
 
@@ -488,7 +488,7 @@ class Trainer:
         for epoch in bar:
             if epoch - best["epoch"] >= s.patience:
                 break
-            tic = time.perf_counter()
+            tic, cpu = time.perf_counter(), time.process_time()
             rng = np.random.default_rng([s.seed, epoch])
             order = rng.permutation(self.train_windows)
             flips = rng.integers(0, 4, len(order)) if s.augment else np.zeros(len(order), np.int64)
@@ -504,7 +504,7 @@ class Trainer:
                 total += loss.item() * len(part)
             val = self._val_loss()
             history.append({"epoch": epoch + 1, "train_loss": total / len(order), "val_loss": val,
-                            "seconds": time.perf_counter() - tic})
+                            "seconds": time.perf_counter() - tic, "cpu_seconds": time.process_time() - cpu})
             if val < best["val_loss"]:
                 best = {"epoch": epoch + 1, "val_loss": val, "state": _state(net)}
             self._save_checkpoint(epoch + 1, history, best, optimizer)

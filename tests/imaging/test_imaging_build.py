@@ -43,6 +43,7 @@ def test_interior_rings_recovered_exactly_when_detection_is_complete(samples):
         to_true = np.full(len(found.positions), -1)
         to_true[match.pairs[:, 1]] = si_index[match.pairs[:, 0]]
         interior = ~built.rings.boundary_rings
+        to_true = to_true[built.structure.arrays["detection"]]  # structure Si → true Si
         detected = ring_sets([r for r, ok in zip(built.rings.rings, interior, strict=True) if ok], to_true)
         assert len(detected) > 150
         assert all(r in true_rings for r in detected)
@@ -67,24 +68,42 @@ def test_build_of_a_honeycomb_patch():
     si = honeycomb_si(6, 4).positions  # 96 Si, open patch
     built = build_structure(si / 0.4, pixel_size=0.4 * 1.1, frozen_radius=8.0)
     s = built.structure
-    n = len(si)
-    assert s.count("Si") == n and s.count("O") == len(built.si_bonds)
+    n = s.count("Si")
+    detection = s.arrays["detection"][:n]
+    isolated = built.summary()["isolated"]
+    assert n == len(si) - isolated and 0 <= isolated <= 2 and s.count("O") == len(built.si_bonds)
+    assert np.all(built.coordination[detection] > 0)
     interior = ~built.rings.boundary_rings
     assert interior.sum() >= 10 and set(built.rings.ring_sizes[interior].tolist()) == {6}
     # rescaled: every bond of the perfect honeycomb is 3.05 Å; O at the midpoints
     i, j = built.si_bonds.T
+    at = np.full((len(si), 2), np.nan)
+    at[detection] = s.positions[:n]
     inner = (built.coordination[i] == 3) & (built.coordination[j] == 3)
-    assert np.allclose(np.linalg.norm(s.positions[j] - s.positions[i], axis=1)[inner], D_SISI)
-    assert np.allclose(s.positions[n:], 0.5 * (s.positions[i] + s.positions[j]))
+    assert np.allclose(np.linalg.norm(at[j] - at[i], axis=1)[inner], D_SISI)
+    assert np.allclose(s.positions[n:], 0.5 * (at[i] + at[j]))
     assert built.scale == pytest.approx(1 / 1.1)
     assert np.array_equal(np.bincount(s.bonds.ravel(), minlength=s.n_atoms)[n:], np.full(len(i), 2))
     assert not s.box.pbc.any()
     # frozen outside the circle around the mean Si position
     r = np.linalg.norm(s.positions - s.positions[:n].mean(axis=0), axis=1)
     assert np.array_equal(s.arrays["frozen"], r > 8.0) and 0 < s.arrays["frozen"].sum() < s.n_atoms
-    assert np.allclose(s.arrays["pixel_xy"][:n], si / 0.4)
+    assert np.allclose(s.arrays["pixel_xy"][:n], si[detection] / 0.4)
     # every under-coordinated Si is on the edge of the patch
     assert len(built.undercoordinated) > 0 and len(built.interior) == 0
+
+
+def test_missing_bonds_between_close_undercoordinated_si_are_restored():
+    from glassfrac.imaging.build import _complete
+
+    si = honeycomb_si(4, 4).positions  # an open patch: edge Si have 1 or 2 bonds
+    i, j = np.array([(a, b) for a in range(len(si)) for b in range(a + 1, len(si))]).T
+    true = np.column_stack([i, j])[np.abs(np.linalg.norm(si[i] - si[j], axis=1) - D_SISI) < 1e-6]
+    lost = true[[3, 10, 17]]  # three bonds the Voronoi rule would have missed
+    kept = np.delete(true, [3, 10, 17], axis=0)
+    restored = _complete(si, kept, 1.2 * D_SISI)
+    assert {tuple(b) for b in restored.tolist()} == {tuple(b) for b in true.tolist()}
+    assert {tuple(b) for b in restored[len(kept):].tolist()} == {tuple(b) for b in lost.tolist()}
 
 
 def test_predictor_hook():
@@ -94,7 +113,7 @@ def test_predictor_hook():
         def predict_structure(self, structure):
             return structure.count("Si")
 
-    assert apply_predictors(built.structure, {"count": Counter()}) == {"count": 64}
+    assert apply_predictors(built.structure, {"count": Counter()}) == {"count": built.structure.count("Si")}
     with pytest.raises(TypeError, match="predict_structure"):
         apply_predictors(built.structure, {"bad": object()})
 
@@ -105,7 +124,7 @@ def test_relax_with_free_boundaries():
     built = build_structure(si, pixel_size=1.0, relax=True, fmax=1e-2)
     assert built.relax is not None and built.relax["converged"]
     assert built.relax["max_force"] <= 1e-2
-    assert built.structure.count("Si") == len(si)
+    assert built.structure.count("Si") == len(si) - built.summary()["isolated"]
     assert len(built.rings.rings) == len(build_structure(si, pixel_size=1.0).rings.rings)
 
 
@@ -246,7 +265,7 @@ def test_cli_render_then_image(tmp_path, capsys, jumol_files):
     assert result["bonds"] > result["atoms"] and result["rings"] > 50 and 0.2 < result["mu2"] < 1.5
     assert result["undercoordinated"] >= result["undercoordinated_interior"] >= 1  # the bogus added atom
     structure = glassfrac.read(out)
-    assert structure.count("Si") == result["atoms"] and structure.bonds is not None
+    assert structure.count("Si") == result["atoms"] - result["isolated"] and structure.bonds is not None
     assert structure.arrays["frozen"].sum() == result["frozen"] > 0
     assert (tmp_path / "s.overlay.png").is_file() and result["overlay"] == str(tmp_path / "s.overlay.png")
     assert main(["image", str(tmp_path / "none.tif"), "-o", str(out), "--json"]) == 2

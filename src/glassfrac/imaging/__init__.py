@@ -5,6 +5,8 @@
 - :mod:`.corrections`: manual add/remove edits as a CSV file;
 - :mod:`.build`: Voronoi bonds, rescaling, O, relaxation, frozen region, rings, predictor hook;
 - :mod:`.pipeline`: the chain behind ``glassfrac image``;
+- :mod:`.predict`: trained predictors (softness, ResNet + Grad-CAM, LISTI) on the built
+  structure, and their figures over the original image;
 - :mod:`.evaluate`: scoring detections against known positions.
 """
 
@@ -13,8 +15,10 @@ from glassfrac.imaging.corrections import Correction, apply_corrections, read_co
 from glassfrac.imaging.detect import Detections, Roi, detect, read_image, write_image
 from glassfrac.imaging.evaluate import match_points
 from glassfrac.imaging.pipeline import ImageAnalysis, analyse_image
+from glassfrac.imaging.predict import ListiPredictor, ResNetPredictor, SoftnessPredictor, load_predictors, write_figures
 from glassfrac.imaging.render import PixelMap, RenderedImage, RenderSettings, render
 
-__all__ = ["BuiltStructure", "Correction", "Detections", "ImageAnalysis", "PixelMap", "RenderSettings",
-           "RenderedImage", "Roi", "analyse_image", "apply_corrections", "apply_predictors", "build_structure",
-           "detect", "match_points", "read_corrections", "read_image", "render", "write_corrections", "write_image"]
+__all__ = ["BuiltStructure", "Correction", "Detections", "ImageAnalysis", "ListiPredictor", "PixelMap",
+           "RenderSettings", "RenderedImage", "ResNetPredictor", "Roi", "SoftnessPredictor", "analyse_image",
+           "apply_corrections", "apply_predictors", "build_structure", "detect", "load_predictors", "match_points",
+           "read_corrections", "read_image", "render", "write_corrections", "write_figures", "write_image"]

@@ -7,9 +7,18 @@ touched by the open edge), ``undercoordinated`` (Si with fewer than 3 bonds; of 
 or estimated), ``overlay`` (PNG path), ``output`` and the rest of the build summary.
 Coordinates of ``--roi``, ``--roi-circle`` and the corrections file are image pixels
 (x = column, y = row), as on the overlay.
+
+With trained models (``--softness``, ``--cnn``, ``--listi``; :mod:`glassfrac.imaging.predict`)
+the output also has ``predictions``: per model a summary (softness: mean, spread and the top
+10 % of the interior Si; cnn: the predicted mu2 or strain next to the measured ring ``mu2``;
+listi: Δτ min / mean / max and the lowest windows), ``figures`` over the original image, and
+``predictions_file`` (``.npz``: per-atom softness, attention map, window thresholds). The
+structure file gets the per-atom arrays ``softness`` and ``soft_top10``.
 """
 
 from pathlib import Path
+
+import numpy as np
 
 from glassfrac.cli import add_command
 
@@ -38,6 +47,15 @@ def register(subparsers) -> None:
     p.add_argument("--frozen-radius", type=float, default=None,
                    help="Å: atoms farther than this from the mean Si position get frozen = True")
     p.add_argument("--overlay", default=None, help="PNG of detections on the image (default OUTPUT.overlay.png)")
+    p.add_argument("--max-bond", type=float, default=1.5,
+                   help="drop Si–Si bonds longer than this multiple of the median bond (default 1.5)")
+    m = p.add_argument_group("trained predictors (figures OUTPUT.softness.png, .attention.png, .listi.png)")
+    m.add_argument("--softness", metavar="MODEL", default=None, help="softness SVM (file or its folder)")
+    m.add_argument("--cnn", metavar="MODEL", default=None, help="ResNet mu2 or strain model ('glassfrac cnn train')")
+    m.add_argument("--listi", metavar="MODEL", default=None, help="LISTI threshold model ('glassfrac listi train')")
+    m.add_argument("--stride", type=int, default=None, help="ResNet window step, px of the model (default side / 4)")
+    m.add_argument("--listi-spacing", type=float, default=None, help="Å between LISTI windows (default radius / 4)")
+    m.add_argument("--load-angle", type=float, default=0.0, help="LISTI stretch direction, degrees (default 0)")
 
     r = add_command(subparsers, "render", "microscope-like image of a structure (FC22 photon model)", _render)
     r.add_argument("file", help="structure file")
@@ -57,9 +75,12 @@ def register(subparsers) -> None:
 def _image(args) -> dict:
     from glassfrac.imaging.detect import Roi, read_image
     from glassfrac.imaging.pipeline import analyse_image
+    from glassfrac.imaging.predict import load_predictors
     from glassfrac.report.image_overlay import plot_detections
     from glassfrac.structure import write
 
+    predictors = load_predictors(args.softness, args.cnn, args.listi, args.stride, args.listi_spacing,
+                                 np.radians(args.load_angle))  # bad model files fail before the work
     loaded = read_image(args.file)
     roi = None
     if args.roi:
@@ -72,11 +93,13 @@ def _image(args) -> dict:
         detect_options={"invert": args.invert, "sigma": args.sigma, "threshold": args.threshold,
                         "diameter": args.diameter},
         build_options={"rescale": not args.no_rescale, "relax": args.relax, "fmax": args.fmax,
-                       "frozen_radius": args.frozen_radius},
+                       "frozen_radius": args.frozen_radius, "max_bond": args.max_bond},
     )
     built = analysis.built
+    stem = str(Path(args.output).with_suffix(""))
+    predicted = _predict(loaded.image, built, predictors, stem, Path(args.file).name) if predictors else {}
     write(built.structure, args.output)
-    overlay = args.overlay or str(Path(args.output).with_suffix("")) + ".overlay.png"
+    overlay = args.overlay or stem + ".overlay.png"
     plot_detections(loaded.image, analysis.corrected.positions, overlay, roi=roi, added=analysis.corrected.added,
                     removed=analysis.corrected.removed, bonds=built.si_bonds, undercoordinated=built.undercoordinated,
                     title=Path(args.file).name)
@@ -85,7 +108,43 @@ def _image(args) -> dict:
         out["pixel_size_source"] = "file"
     if built.relax is not None:
         out["relax"] = {k: built.relax[k] for k in ("converged", "max_force", "energy", "iterations")}
+    out.update(predicted)
     return out
+
+
+def _predict(image, built, predictors, stem, title) -> dict:
+    """Apply the predictors, add their per-atom results to the structure, write figures and arrays."""
+    import time
+
+    from glassfrac.files import atomic_path
+    from glassfrac.imaging.build import apply_predictors
+    from glassfrac.imaging.predict import write_figures
+
+    results, seconds = {}, {}
+    for name, predictor in predictors.items():
+        wall, cpu = time.perf_counter(), time.process_time()
+        results.update(apply_predictors(built.structure, {name: predictor}))
+        seconds[name] = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    summaries = {name: {**r["summary"], "seconds": seconds[name]} for name, r in results.items()}
+    arrays = {}
+    if "softness" in results:
+        built.structure.set_array("softness", results["softness"]["softness"])
+        built.structure.set_array("soft_top10", results["softness"]["top"].astype(np.int8))
+        arrays.update(softness=results["softness"]["softness"], softness_interior=results["softness"]["interior"])
+    if "cnn" in results:
+        r = results["cnn"]
+        summaries["cnn"]["measured_mu2"] = built.summary()["mu2"]
+        pm = r["pixel_map"]
+        arrays.update(cnn_windows=r["windows"], cnn_values=r["values"], attention=r["attention"],
+                      attention_origin=np.asarray(pm.origin), attention_pixel_size=pm.pixel_size)
+    if "listi" in results:
+        arrays.update(listi_centres=results["listi"]["centres"], listi_threshold=results["listi"]["threshold"])
+    arrays["angstrom_per_pixel"] = built.angstrom_per_pixel
+    path = stem + ".predictions.npz"
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    figures = write_figures(image, built, results, stem, title)
+    return {"predictions": summaries, "figures": figures, "predictions_file": path}
 
 
 def _render(args) -> dict:

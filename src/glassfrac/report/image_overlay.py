@@ -1,10 +1,18 @@
-"""Figure of Si detections on a microscope image, for checking and writing corrections.
+"""Figures over a microscope image: Si detections (for checking and writing corrections) and
+the predictions of trained models on the structure built from it.
 
 The image is drawn as viewers show it (row 0 at the top) with axes in pixel coordinates
 (x = column, y = row, pixel centres at integers), the coordinates of a corrections file.
-Detections are open cyan circles; atoms added by corrections green plus signs; removed ones
-red crosses; Si–Si bonds yellow lines; under-coordinated Si orange dots; the region of
-interest a dashed outline.
+
+- :func:`plot_detections`: detections are open cyan circles; atoms added by corrections green
+  plus signs; removed ones red crosses; Si–Si bonds yellow lines; under-coordinated Si orange
+  dots; the region of interest a dashed outline.
+- :func:`plot_atom_values`: a value per atom (softness) as coloured dots, diverging around 0;
+  atoms left out of the summary (too near the edge) as grey rings; marked atoms (the top 10 %)
+  with a black rim.
+- :func:`plot_field`: a map (Grad-CAM attention, threshold map) laid semi-transparently over
+  the image with its extent in pixel coordinates, optional circles (the lowest-threshold
+  windows, numbered from the lowest).
 """
 
 import numpy as np
@@ -21,17 +29,11 @@ def plot_detections(image, positions, path=None, roi=None, added=None, removed=N
     ``undercoordinated``: indices. Returns the matplotlib figure.
     """
     from matplotlib.collections import LineCollection
-    from matplotlib.figure import Figure
     from matplotlib.patches import Circle, Rectangle
 
-    image = np.asarray(image, float)
     positions = np.asarray(positions, float).reshape(-1, 2)
-    rows, cols = image.shape
-    fig = Figure(figsize=(7.0, 7.0 * rows / cols))
-    ax = fig.add_subplot()
-    lo, hi = np.percentile(image, [0.5, 99.5])
-    ax.imshow(image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, origin="upper",
-              extent=(-0.5, cols - 0.5, rows - 0.5, -0.5), interpolation="nearest")
+    fig, ax = _image_axes(image)
+    rows, cols = np.shape(image)
     size = max(4.0, 2400.0 / max(rows, cols))
     if bonds is not None and len(bonds):
         segments = positions[np.asarray(bonds, int)]
@@ -57,13 +59,91 @@ def plot_detections(image, positions, path=None, roi=None, added=None, removed=N
             cx, cy, r = roi.values
             patch = Circle((cx, cy), r, fill=False, ls="--", ec="#ff00ff", lw=1.0)
         ax.add_patch(patch)
+    ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
+    return _finish(fig, ax, np.shape(image), path, title, dpi)
+
+
+def plot_atom_values(image, positions, values, path=None, label: str = "softness", included=None, marked=None,
+                     title: str | None = None, dpi: int = 150):
+    """Atoms at ``positions`` (N, 2) px coloured by ``values`` (N,; NaN: not drawn) on ``image``.
+
+    ``included`` (N,) bool: atoms of the summary (others drawn as grey rings); ``marked`` (N,)
+    bool: atoms given a black rim. Writes a PNG to ``path`` if given; returns the figure.
+    """
+    from matplotlib.colors import TwoSlopeNorm
+
+    positions = np.asarray(positions, float).reshape(-1, 2)
+    values = np.asarray(values, float)
+    fig, ax = _image_axes(image)
+    rows, cols = np.shape(image)
+    size = max(6.0, 3600.0 / max(rows, cols))
+    shown = np.isfinite(values)
+    included = shown if included is None else shown & np.asarray(included, bool)
+    edge = shown & ~included
+    if edge.any():
+        ax.scatter(*positions[edge].T, s=size, facecolors="none", edgecolors="#b0b0b0", linewidths=0.6,
+                   label=f"near the edge ({edge.sum()})")
+    if included.any():
+        v = values[included]
+        m = max(float(np.max(np.abs(v))), 1e-12)
+        norm = TwoSlopeNorm(0.0, -m, m) if v.min() < 0 < v.max() else None
+        dots = ax.scatter(*positions[included].T, s=size, c=v, cmap="coolwarm", norm=norm,
+                          vmin=None if norm else v.min(), vmax=None if norm else v.max(), edgecolors="none")
+        fig.colorbar(dots, ax=ax, fraction=0.046, pad=0.02, label=label)
+    if marked is not None and np.any(marked):
+        mark = np.asarray(marked, bool) & shown
+        ax.scatter(*positions[mark].T, s=size * 1.8, facecolors="none", edgecolors="black", linewidths=0.9,
+                   label=f"top 10 % ({mark.sum()})")
+    if edge.any() or (marked is not None and np.any(marked)):
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
+    return _finish(fig, ax, (rows, cols), path, title, dpi)
+
+
+def plot_field(image, field, extent, path=None, label: str = "", cmap: str = "inferno", alpha: float = 0.55,
+               circles=None, radius: float | None = None, title: str | None = None, dpi: int = 150):
+    """``field`` (r, c) (NaN: transparent) over ``image``; ``extent`` (x0, x1, y0, y1): the pixel
+    coordinates of the outer edges of the field's first and last columns and rows (row 0 at
+    y0). ``circles`` (K, 2) px centres of circles of ``radius`` px, numbered 1..K."""
+    from matplotlib.patches import Circle
+
+    fig, ax = _image_axes(image)
+    field = np.ma.masked_invalid(np.asarray(field, float))
+    x0, x1, y0, y1 = extent
+    shown = ax.imshow(field, cmap=cmap, alpha=alpha, origin="upper", extent=(x0, x1, y1, y0),
+                      interpolation="nearest")
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02, label=label)
+    bar.formatter.set_useOffset(False)
+    bar.update_ticks()
+    if circles is not None:
+        for k, (cx, cy) in enumerate(np.asarray(circles, float).reshape(-1, 2)):
+            ax.add_patch(Circle((cx, cy), radius, fill=False, ec="#00ff60", lw=1.2))
+            ax.plot(cx, cy, "+", color="#00ff60", ms=6)
+            ax.annotate(str(k + 1), (cx, cy), xytext=(4, 4), textcoords="offset points", color="#00ff60", fontsize=8)
+    return _finish(fig, ax, np.shape(image), path, title, dpi)
+
+
+def _image_axes(image):
+    """Figure and axes with ``image`` in grey, pixel coordinates, row 0 at the top."""
+    from matplotlib.figure import Figure
+
+    image = np.asarray(image, float)
+    rows, cols = image.shape
+    fig = Figure(figsize=(7.0, 7.0 * rows / cols))
+    ax = fig.add_subplot()
+    lo, hi = np.percentile(image, [0.5, 99.5])
+    ax.imshow(image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, origin="upper",
+              extent=(-0.5, cols - 0.5, rows - 0.5, -0.5), interpolation="nearest")
+    return fig, ax
+
+
+def _finish(fig, ax, shape, path, title, dpi):
+    rows, cols = shape
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.set_xlabel("x (pixel column)")
     ax.set_ylabel("y (pixel row)")
-    ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     if path is not None:
         with atomic_path(path) as tmp:

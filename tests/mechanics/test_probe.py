@@ -1,4 +1,6 @@
-"""Local probing: exact windows, exact Hessians, batched = one-by-one, goodness."""
+"""Local probing: exact windows, exact Hessians, batched = one-by-one = the first implementation, goodness."""
+
+import json
 
 import numpy as np
 import pytest
@@ -7,8 +9,9 @@ import torch
 from glassfrac import read
 from glassfrac.mechanics.probe import (
     ProbeSettings,
-    _Chunk,
+    _Rows,
     cut_windows,
+    event_locations,
     goodness,
     grid_centres,
     load_map,
@@ -28,12 +31,12 @@ def potential():
     return get_potential("yukawa2d")
 
 
-def chunk_for(sample, potential, n=3):
+def rows_for(sample, potential, n=3):
     s = ProbeSettings(grid=4)
     windows = cut_windows(sample, grid_centres(sample.box, 4)[:n], s.r_free, potential.cutoff)
-    chunk = _Chunk(potential, windows, list(range(n)), [0.0] * n, s)
-    chunk.build_pairs()
-    return chunk, windows
+    rows = _Rows(potential, windows, [(w, 0.0) for w in range(n)], s)
+    rows.add(list(range(n)))
+    return rows, windows
 
 
 def test_pair_derivatives_match_the_pair_energy(potential):
@@ -47,41 +50,73 @@ def test_pair_derivatives_match_the_pair_energy(potential):
 
 
 def test_window_forces_on_free_atoms_equal_the_full_sample(sample, potential):
-    chunk, windows = chunk_for(sample, potential)
-    grad, _, _ = chunk.evaluate(hessian=False)
+    rows, windows = rows_for(sample, potential)
+    grad, _, _ = rows.evaluate(hessian=False)
     forces = potential.evaluate([sample])[0]["forces"]
-    for k in range(chunk.C):
-        nf = chunk.nfree[k]
+    for k in range(rows.C):
+        nf = int(rows.nfree[k])
         atoms = windows.atoms[k][:nf]
         assert np.allclose(-grad[k, : 2 * nf].view(nf, 2).numpy(), forces[atoms], atol=1e-12)
 
 
 def test_window_hessian_is_the_derivative_of_the_gradient(sample, potential):
-    chunk, _ = chunk_for(sample, potential, n=1)
-    g0, H, _ = chunk.evaluate()
+    rows, _ = rows_for(sample, potential, n=1)
+    g0, H, _ = rows.evaluate()
     rng = np.random.default_rng(0)
-    for dof in rng.choice(2 * chunk.nfree[0], size=6, replace=False):
+    for dof in rng.choice(2 * int(rows.nfree[0]), size=6, replace=False):
         atom, axis = divmod(int(dof), 2)
         h = 1e-5
-        chunk.pos[0, atom, axis] += h
-        gp, _, _ = chunk.evaluate(hessian=False)
-        chunk.pos[0, atom, axis] -= 2 * h
-        gm, _, _ = chunk.evaluate(hessian=False)
-        chunk.pos[0, atom, axis] += h
+        rows.pos[0, atom, axis] += h
+        gp, _, _ = rows.evaluate(hessian=False)
+        rows.pos[0, atom, axis] -= 2 * h
+        gm, _, _ = rows.evaluate(hessian=False)
+        rows.pos[0, atom, axis] += h
         column = (gp - gm)[0] / (2 * h)
         assert torch.allclose(H[0, :, dof], column, atol=1e-6)
 
 
-def test_batched_map_equals_window_by_window(sample, potential):
-    settings = ProbeSettings(grid=4, chunk=4)
-    centres = grid_centres(sample.box, 4)[[0, 5, 10, 15]]
-    together = probe_map(sample, potential, settings, centres=centres)
+CENTRES = [0, 5, 10, 15]
+# the first implementation (one Newton solve per chunk at a time, affine predictor), same sample and windows
+FIRST_THRESHOLD = [0.0901479922037435, 0.09124968100993612, 0.12268153440338729, 0.08161745858016166]
+FIRST_STRAIN = [0.141796875, 0.08515624999999999, 0.15195312499999997, 0.117109375]
+
+
+@pytest.fixture(scope="module")
+def batched(sample, potential):
+    """Four windows, two rows in flight (finished windows are replaced from the queue)."""
+    settings = ProbeSettings(grid=4, chunk=2)
+    return probe_map(sample, potential, settings, centres=grid_centres(sample.box, 4)[CENTRES])
+
+
+def test_batched_map_equals_window_by_window(sample, potential, batched):
+    centres = grid_centres(sample.box, 4)[CENTRES]
     alone = [probe_map(sample, potential, ProbeSettings(grid=4, chunk=1), centres=c[None])
              for c in centres]
-    assert np.allclose(together["threshold"], np.concatenate([a["threshold"] for a in alone]), atol=1e-9)
-    assert np.all(together["threshold"] > 0)
+    assert np.allclose(batched["threshold"], np.concatenate([a["threshold"] for a in alone]), atol=1e-9)
+    assert np.all(batched["threshold"] > 0)
     # a real instability: the strain at the drop is bracketed to the precision and inside the range
-    assert np.all((together["strain_c"] > 0.01) & (together["strain_c"] < settings.max_strain))
+    assert np.all((batched["strain_c"] > 0.01) & (batched["strain_c"] < ProbeSettings().max_strain))
+
+
+def test_the_default_reproduces_the_first_implementation(batched):
+    assert np.allclose(batched["threshold"], FIRST_THRESHOLD, atol=1e-9)
+    assert np.allclose(batched["strain_c"][:, 0], FIRST_STRAIN, atol=1e-12)
+
+
+def test_secant_predictor_agrees_within_the_bisection_precision(sample, potential, batched):
+    settings = ProbeSettings(grid=4, chunk=4, predictor="secant")
+    secant = probe_map(sample, potential, settings, centres=grid_centres(sample.box, 4)[CENTRES])
+    precision = settings.precision
+    assert np.allclose(secant["strain_c"][:, 0], FIRST_STRAIN, atol=2 * precision)
+    # Δτ changes by at most ~1 N/m per unit strain here, so 2·precision in strain is 2e-4 N/m
+    assert np.allclose(secant["threshold"], FIRST_THRESHOLD, atol=2e-4)
+    assert secant["newton_iterations"] < batched["newton_iterations"]
+
+
+def test_two_workers_give_the_same_map(sample, potential, batched):
+    settings = ProbeSettings(grid=4, chunk=2, workers=2)
+    split = probe_map(sample, potential, settings, centres=grid_centres(sample.box, 4)[CENTRES])
+    assert np.allclose(split["threshold"], batched["threshold"], atol=1e-9)
 
 
 def test_map_file_round_trip(tmp_path, sample, potential):
@@ -90,6 +125,21 @@ def test_map_file_round_trip(tmp_path, sample, potential):
     back = load_map(tmp_path / "m.npz")
     assert np.array_equal(back["threshold"], result["threshold"])
     assert back["meta"]["unit"] == "N/m" and back["meta"]["settings"]["grid"] == 2
+
+
+def test_event_locations_from_a_shear_test_or_a_dataset_folder(tmp_path):
+    events = {"events": [{"location": [1.0, 2.0, 0.0], "strain": 0.01}, {"location": [3.0, 4.0]}]}
+    (tmp_path / "shear").mkdir()
+    (tmp_path / "shear" / "labels.json").write_text(json.dumps({"test": "shear", **events}))
+    (tmp_path / "sample").mkdir()
+    (tmp_path / "sample" / "events.json").write_text(json.dumps(events))
+    for path in (tmp_path / "shear", tmp_path / "sample", tmp_path / "sample" / "events.json"):
+        assert np.array_equal(event_locations(path), [[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(FileNotFoundError, match="labels.json"):
+        event_locations(tmp_path)
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="bad.json"):
+        event_locations(tmp_path / "bad.json")
 
 
 def test_goodness_extremes(sample):

@@ -44,37 +44,37 @@ def _load(args) -> dict:
 
 def _probe(args) -> dict:
     """Handler of ``glassfrac probe``."""
-    import json
     import time
     from pathlib import Path
 
     import numpy as np
 
-    from glassfrac.mechanics.probe import ProbeSettings, goodness, probe_map, save_map
+    from glassfrac.mechanics.probe import ProbeSettings, event_locations, goodness, probe_map, save_map
     from glassfrac.report.probe_plot import plot_threshold_map
 
     structure = read(args.file)
     potential = get_potential(args.potential)
-    settings = ProbeSettings(grid=args.grid, r_free=args.r_free, directions=args.directions)
+    events = None if args.events is None else event_locations(args.events)
+    settings = ProbeSettings(grid=args.grid, r_free=args.r_free, directions=args.directions, workers=args.workers,
+                             device=args.device)
     start = time.perf_counter()
     result = probe_map(structure, potential, settings)
     seconds = time.perf_counter() - start
+    windows = len(result["centres"]) * len(result["angles"])
     out = {
         "grid": [settings.grid, settings.grid],
         "threshold_min": float(np.min(result["threshold"])),
         "threshold_mean": float(np.mean(result["threshold"])),
         "threshold_max": float(np.max(result["threshold"])),
         "unit": "N/m",
-        "windows": int(len(result["centres"]) * len(result["angles"])),
+        "windows": int(windows),
         "seconds": seconds,
-        "windows_per_second": len(result["centres"]) * len(result["angles"]) / seconds,
+        "windows_per_second": windows / seconds,
         "output": str(args.output),
     }
-    events = None
-    if args.events is not None:
-        labels = json.loads((Path(args.events) / "labels.json").read_text())
-        events = np.array([e["location"][:2] for e in labels["events"]]).reshape(-1, 2)
+    if events is not None:
         out["goodness"] = goodness(result["threshold"], result["centres"], events, structure.box).tolist()
+        out["events"] = str(args.events)
     save_map(result, args.output, settings, {"source": str(args.file), "potential": potential.name,
                                              "seconds": seconds, "goodness": out.get("goodness")})
     figure = Path(args.output).with_suffix(".png")
@@ -102,5 +102,8 @@ def _register_loading(subparsers) -> None:
     p.add_argument("--r-free", type=float, default=11.0, help="radius of the free region, Å")
     p.add_argument("--directions", type=int, default=1, help="probe directions (min projected threshold)")
     p.add_argument("--events", default=None, metavar="SHEAR_DIR",
-                   help="output directory of a shear test: adds goodness per event")
+                   help="output directory of a shear test (labels.json), or a folder or file with events.json: "
+                        "adds the goodness per event and marks the events on the heatmap")
+    p.add_argument("--workers", type=int, default=1, help="CPU processes sharing the map (default 1)")
+    p.add_argument("--device", default="cpu", help="torch device of the batched windows (cpu, cuda)")
     p.add_argument("-o", "--output", required=True, help="map file (.npz); a .png heatmap is written beside it")

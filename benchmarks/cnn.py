@@ -1,13 +1,16 @@
 """Image models (FC22): training throughput on CPU, and the mu2 model with its Grad-CAM figures.
 
-    python benchmarks/cnn.py [--quick]                      # throughput (images per second)
+    python benchmarks/cnn.py [--quick] [--device cuda]      # throughput (images per second)
     python benchmarks/cnn.py --mu2 DIR [--quick]            # mu2 experiment on a generated dataset
     python benchmarks/cnn.py --make-rupture DIR --samples N # tension-labelled monolayers
     python benchmarks/cnn.py --rupture DIR [--quick]        # strain / location / crack on labelled samples
+    python benchmarks/cnn.py --independent EXPORT --train DIR --models M.safetensors ... [-o OUT]
 
-(a) Throughput: forward + backward + Adam step of batches of 32 standardised images (small
-    ResNet at 64 and 128 px, ResNet-50 at 128 px with batches of 8), best of 3 (quick) or 5
-    repeats, one thread; and inference on batches of 64 images per second.
+(a) Throughput: forward + backward + Adam step of batches of 32 random images (small ResNet
+    at 64 and 128 px, ResNet-50 at 128 px with batches of 8; ``--quick``: small only), best of
+    3 (quick) or 5 repeats after one warm-up step, one thread, wall time and (field
+    ``cpu_images_per_second``) CPU time; and inference on batches of 64 images per second.
+    ``--device cuda``: small and ResNet-50 at 128 px, batches of 32, on the GPU.
 (b) mu2: DIR is filled (if empty) with ``--samples`` monolayers of 7 × 8 rings, mu2 target drawn
     uniformly in [0.25, 1] (seed 0), made by ``glassfrac.generate.generate`` (bond-switching
     Monte Carlo, embedding, O at the Si–Si midpoints; not relaxed); the label is the measured
@@ -21,6 +24,9 @@
     (``TENSION_FAST``); ``--rupture DIR`` trains the strain, location and crack models on them
     (small ResNet, 64 px, 4 copies per sample per epoch) and reports test metrics next to the
     baselines, Grad-CAM φ, ρ(G, U) with yukawa2d per-atom energies and peak distances.
+(d) ``--independent``: models trained by (c) or ``glassfrac cnn train`` on DIR scored on
+    another dataset (a ``glassfrac dataset export`` of a campaign), next to the baselines
+    fitted on the models' training samples (:func:`independent_test`).
 
 Prints one JSON object per figure.
 """
@@ -37,6 +43,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from glassfrac.threads import set_threads  # noqa: E402
+from timing import timings  # noqa: E402
 
 MACHINE = "2 shared cores, no GPU, 1 thread"
 
@@ -48,37 +55,47 @@ def emit(figure, value, unit, reference=None, **extra):
 
 # -- (a) throughput ---------------------------------------------------------------------------------
 
-def throughput(quick: bool) -> None:
+def throughput(quick: bool, device: str = "cpu") -> None:
     from glassfrac.learn.resnet import ResNetConfig, ResNetRegressor
 
     cases = [("small", 64, 32), ("small", 128, 32)] + ([] if quick else [("resnet50", 128, 8)])
+    if device != "cpu":
+        cases = [("small", 128, 32), ("resnet50", 128, 32)]
     repeats = 3 if quick else 5
+    machine = MACHINE if device == "cpu" else f"{torch.cuda.get_device_name()} ({device})"
     for arch, size, batch in cases:
         torch.manual_seed(0)
-        net = ResNetRegressor(ResNetConfig.preset(arch))
+        net = ResNetRegressor(ResNetConfig.preset(arch)).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        x, y = torch.randn(batch, 1, size, size), torch.randn(batch, 1)
+        x, y = torch.randn(batch, 1, size, size, device=device), torch.randn(batch, 1, device=device)
+        xp = torch.randn(64, 1, size, size, device=device)
 
         def step(net=net, opt=opt, x=x, y=y):
             opt.zero_grad()
             loss = ((net(x) - y) ** 2).mean()
             loss.backward()
             opt.step()
+            _sync(device)
 
-        step()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-        emit(f"train_{arch}_{size}px", round(batch / min(times), 1), "images/s",
-             {"what": "FC22 trained ResNet50 on a GPU (no figure given)"}, batch=batch, repeats=repeats)
+        t = timings(step, repeats, warmup=1)
+        emit(f"train_{arch}_{size}px", round(batch / t["wall_best"], 1), "images/s",
+             {"what": "FC22 trained ResNet50 on a GPU (no figure given)"}, batch=batch, repeats=repeats,
+             cpu_images_per_second=round(batch / t["cpu_best"], 1), machine=machine)
         net.eval()
-        with torch.no_grad():
-            net(x)
-            start = time.perf_counter()
-            net(torch.randn(64, 1, size, size))
-            emit(f"predict_{arch}_{size}px", round(64 / (time.perf_counter() - start), 1), "images/s", batch=64)
+
+        def forward(net=net, xp=xp):
+            with torch.no_grad():
+                net(xp)
+            _sync(device)
+
+        t = timings(forward, repeats, warmup=1)
+        emit(f"predict_{arch}_{size}px", round(64 / t["wall_best"], 1), "images/s", batch=64,
+             cpu_images_per_second=round(64 / t["cpu_best"], 1), machine=machine)
+
+
+def _sync(device: str) -> None:
+    if device != "cpu":
+        torch.cuda.synchronize()
 
 
 # -- (b) mu2 ----------------------------------------------------------------------------------------
@@ -107,24 +124,24 @@ def make_mu2_dataset(directory: Path, n: int, seed: int = 0) -> None:
         write(s, path)
 
 
-def ring_baselines(structures, split) -> dict:
-    """Linear regressions of mu2 on ring statistics (training samples), scored on the test samples."""
-    from sklearn.linear_model import LinearRegression
-
+def ring_features(structures) -> dict:
+    """Ring statistics per sample: defect fraction (1 column), ring-size distribution n = 4..10."""
     from glassfrac.analysis.rings import RingAnalysis
-    from glassfrac.learn.training import regression_metrics
 
     sizes = [np.asarray(RingAnalysis().compute(s).ring_sizes) for s in structures]
-    y = np.array([s.info["mu2"] for s in structures])
-    features = {
-        "defect_fraction": np.array([[np.mean(z != 6)] for z in sizes]),
-        "ring_size_distribution": np.array([[np.mean(z == n) for n in range(4, 11)] for z in sizes]),
-    }
-    out = {}
-    for name, X in features.items():
-        fit = LinearRegression().fit(X[split["train"]], y[split["train"]])
-        out[name] = regression_metrics(y[split["test"]], fit.predict(X[split["test"]]))
-    return out
+    return {"defect_fraction": np.array([[np.mean(z != 6)] for z in sizes]),
+            "ring_size_distribution": np.array([[np.mean(z == n) for n in range(4, 11)] for z in sizes])}
+
+
+def ring_baselines(train, y_train, test, y_test) -> dict:
+    """Linear regressions of a target on ring statistics of the ``train`` structures, scored on ``test``."""
+    from sklearn.linear_model import LinearRegression
+
+    from glassfrac.learn.training import regression_metrics
+
+    f_train, f_test = ring_features(train), ring_features(test)
+    return {name: regression_metrics(y_test, LinearRegression().fit(f_train[name], y_train).predict(f_test[name]))
+            for name in f_train}
 
 
 def mu2_experiment(directory: Path, quick: bool, n: int, epochs: int) -> None:
@@ -158,7 +175,9 @@ def mu2_experiment(directory: Path, quick: bool, n: int, epochs: int) -> None:
     emit("mu2_baseline_mean_r2", test["baseline"]["r2"], "", mae=test["baseline"]["mae"])
     index = {name: k for k, name in enumerate(names)}
     split = {part: [index[name] for name in record["split"][part]] for part in ("train", "test")}
-    for name, metrics in ring_baselines(structures, split).items():
+    y = np.array([s.info["mu2"] for s in structures])
+    train_s, test_s = ([structures[i] for i in split[part]] for part in ("train", "test"))
+    for name, metrics in ring_baselines(train_s, y[split["train"]], test_s, y[split["test"]]).items():
         emit(f"mu2_baseline_linear_{name}_r2", metrics["r2"], "", mae=metrics["mae"])
     plot_predictions(test["truth"], test["predicted"], out_dir / "mu2_test.png", "mu2",
                      metrics={"R²": test["model"]["r2"], "MAE": test["model"]["mae"]})
@@ -307,6 +326,51 @@ def rupture_figures(target, model, structures, test, out_dir) -> None:
                        out_dir / f"crack_{k}.png", test["model"]["mcc"][k])
 
 
+def independent_test(export: Path, train_dir: Path, model_paths, out_dir: Path) -> None:
+    """Rupture models trained on ``train_dir`` scored on every sample of ``export`` (another dataset,
+    e.g. a campaign export), next to the baselines fitted on the model's training samples: the
+    training mean / circular-mean location / random atom ranking (``evaluate``) and, for the
+    strain, linear regressions on ring statistics. Crack: the MCC distribution figure."""
+    from glassfrac.learn.images import images_from_structures, read_structures
+    from glassfrac.learn.training import ImageModel, evaluate
+    from glassfrac.report.attention import plot_mcc, plot_predictions
+
+    train_s, train_n = read_structures(train_dir)
+    test_s, test_n = read_structures(export)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dataset = f"{export} ({len(test_s)} samples); models trained on {train_dir} ({len(train_s)} samples)"
+    for path in model_paths:
+        model = ImageModel.load(path)
+        target = model.task
+        names = [f"train/{n}" for n in train_n] + [f"test/{n}" for n in test_n]
+        data = images_from_structures(train_s + test_s, names, target, model.image_settings, progress=False)
+        train = set(model.info["split"]["train"])
+        train_index = [k for k, n in enumerate(data.names) if n[6:] in train and n.startswith("train/")]
+        test_index = [k for k, n in enumerate(data.names) if n.startswith("test/")]
+        result = evaluate(model, data, test_index, baseline_from=train_index)
+        key = {"strain": "r2", "location": "mean_error", "crack": "mean_mcc"}[target]
+        extra = {}
+        if target == "strain":
+            pick = [data.names[k][5:] for k in test_index]
+            chosen = [test_s[test_n.index(n)] for n in pick]
+            fitted = [train_s[train_n.index(data.names[k][6:])] for k in train_index]
+            extra["linear_ring_statistics"] = ring_baselines(fitted, data.values[train_index], chosen,
+                                                             data.values[test_index])
+            plot_predictions(result["truth"], result["predicted"], out_dir / "strain_independent.png",
+                             "rupture strain", metrics={"R²": result["model"]["r2"]})
+        elif target == "crack":
+            mcc = np.asarray(result["model"]["mcc"])
+            extra["mcc_quantiles"] = dict(zip(("q10", "q25", "q50", "q75", "q90"),
+                                              np.quantile(mcc, [0.1, 0.25, 0.5, 0.75, 0.9]).tolist(), strict=True))
+            extra["fraction_mcc_above_0.2"] = float(np.mean(mcc > 0.2))
+            plot_mcc(mcc, out_dir / "crack_mcc_independent.png", result["baseline"]["mean_mcc"],
+                     f"crack MCC, {len(mcc)} independent samples")
+        emit(f"{target}_independent_{key}", result["model"][key], "angstrom" if target == "location" else "",
+             model.info.get("published"), model=_short(result["model"]), baseline=_short(result["baseline"]),
+             samples=len(test_index), dropped=len(test_s) - len(test_index), crop=model.image_settings.crop,
+             dataset=dataset, **extra)
+
+
 def _short(metrics):
     return {k: v for k, v in metrics.items() if k not in ("errors", "mcc")}
 
@@ -318,18 +382,26 @@ def main() -> None:
     parser.add_argument("--rupture", type=Path, default=None, metavar="DIR", help="train rupture models on DIR")
     parser.add_argument("--make-rupture", type=Path, default=None, metavar="DIR",
                         help="generate and load --samples monolayers into DIR (tension labels)")
+    parser.add_argument("--independent", type=Path, default=None, metavar="EXPORT",
+                        help="score --models (trained on --train DIR) on this dataset")
+    parser.add_argument("--train", type=Path, default=None, metavar="DIR", help="training dataset of --models")
+    parser.add_argument("--models", type=Path, nargs="+", default=[], help="model files (strain, location, crack)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("bench-out/cnn"), help="figures of --independent")
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--device", default="cpu", help="throughput only: torch device (cpu, cuda)")
     args = parser.parse_args()
     set_threads(1)
     if args.mu2 is not None:
         mu2_experiment(args.mu2, args.quick, 40 if args.quick else args.samples, 3 if args.quick else args.epochs)
+    elif args.independent is not None:
+        independent_test(args.independent, args.train, args.models, args.output)
     elif args.make_rupture is not None:
         make_rupture_dataset(args.make_rupture, 4 if args.quick else args.samples)
     elif args.rupture is not None:
         rupture_experiment(args.rupture, args.quick, 3 if args.quick else args.epochs)
     else:
-        throughput(args.quick)
+        throughput(args.quick, args.device)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ from glassfrac.learn.gradcam import (
     participation_ratio,
     peak_distance,
     pearson,
+    render_for_model,
     scan,
     upsample_periodic,
 )
-from glassfrac.learn.images import ImageSettings, Transform, augmentations
+from glassfrac.learn.images import CellPixelMap, ImageSettings, Transform, augmentations, pixel_sizes
 from glassfrac.learn.resnet import ResNetConfig
 from glassfrac.learn.training import ImageModel
 from glassfrac.structure import Box, Structure
@@ -115,6 +116,18 @@ def test_peak_distance_and_divergence():
     assert np.allclose(div, exact)
 
 
+def test_peak_distance_and_divergence_with_rectangular_pixels():
+    pm = CellPixelMap(0.5, (0.0, 0.0), (20, 20), 0.75)  # crop="cell" of a 10 × 15 Å cell
+    g = np.zeros((20, 20))
+    g[0, 0] = 1.0  # centre (0.25, 0.375) Å
+    assert np.isclose(peak_distance(g, pm, [0.25, 14.625]), 0.75)  # across the periodic edge in y
+    y = (np.arange(20) + 0.5) * 0.75
+    k = 2 * np.pi / 15.0
+    gy = np.tile(np.sin(k * y)[:, None], (1, 20))
+    div = attention_divergence(np.zeros((20, 20)), gy, pixel_sizes(pm))
+    assert np.allclose(div, np.sin(k * 0.75) / 0.75 * np.cos(k * y)[:, None] * np.ones((1, 20)))
+
+
 def test_inside_probability_and_scan():
     maps = [np.arange(16.0).reshape(4, 4), np.arange(16.0).reshape(4, 4)]
     locations = [[0.1, 0.1], [0.9, 0.9]]  # cells of the lowest (0) and the highest value (15)
@@ -128,3 +141,15 @@ def test_inside_probability_and_scan():
     assert values.shape == (16, 16)
     assert np.isclose(values[5, 9], values.max()) and np.isclose(values[5, 9], 1 / 32**2)
     assert np.isclose(values[13, 1], 0.0)  # a window far away does not see the pixel
+
+
+def test_render_for_model_keeps_the_training_pixel_size_on_larger_samples():
+    model = _model(size=32)  # 64 px across the box, rebinned to 32
+    rng = np.random.default_rng(0)
+    small = Structure(rng.random((40, 2)) * 16.0, ["Si"] * 40, Box([16.0, 16.0]))
+    model.info["pixel_size"] = 0.5  # 16 Å / 32 px
+    assert render_for_model(model, small).image.shape == (32, 32)  # as in training
+    big = Structure(rng.random((400, 2)) * 50.0, ["Si"] * 400, Box([50.0, 50.0]))
+    rendered = render_for_model(model, big)
+    assert rendered.image.shape == (96, 96)  # 100 px of 0.5 Å cropped to a multiple of the stride (32)
+    assert np.isclose(rendered.pixel_map.pixel_size, 0.5) and rendered.pixel_map.shape == (96, 96)

@@ -6,6 +6,7 @@ import torch
 
 from glassfrac.imaging.render import PixelMap
 from glassfrac.learn.images import (
+    CellPixelMap,
     ImageSettings,
     Transform,
     angstrom,
@@ -13,6 +14,7 @@ from glassfrac.learn.images import (
     fractional,
     images_from_structures,
     read_structures,
+    render_sample,
     sample_augmentations,
 )
 from glassfrac.structure import Box, Structure, write
@@ -113,3 +115,56 @@ def test_crack_target_is_blurred_crack_image_plus_bounded_noise():
     s.arrays["crack"] = np.zeros(n, np.int8)
     with pytest.raises(Exception, match="no imaged crack atoms"):
         images_from_structures([s], ["a"], "crack", ImageSettings(size=32, pixels=64))
+
+
+def _lone_atoms(lx=20.0, ly=26.0):
+    """Two Si atoms in a tall periodic cell (one above y0 + Lx, outside the square crop)."""
+    pos = np.array([[5.0, 4.0], [13.0, 20.0]])
+    return Structure(pos, ["Si", "Si"], Box([lx, ly], origin=[1.0, -2.0]),
+                     info={"rupture_strain": 0.1, "rupture_location": [13.0, 20.0 + ly]})
+
+
+def test_cell_crop_keeps_every_atom_and_site_with_the_exact_rectangular_pixel_map():
+    s = _lone_atoms()
+    settings = ImageSettings(size=40, pixels=80, background_per_area=0.0, crop="cell")
+    rendered = render_sample(s, settings, seed=1)
+    pm = rendered.pixel_map
+    assert isinstance(pm, CellPixelMap) and rendered.image.shape == (40, 40)
+    assert np.isclose(pm.pixel_size, 20.0 / 40) and np.isclose(pm.pixel_size_y, 26.0 / 40)
+    assert np.allclose(pm.extent, (1.0, 21.0, -2.0, 24.0))
+    assert np.isclose(rendered.image.sum(), 1600)  # every photon of both atoms is counted
+    # each atom's photon centroid, mapped back with the anisotropic pixel map, is at the atom
+    xy_px = np.stack(np.meshgrid(np.arange(40), np.arange(40)), -1).astype(float)
+    for atom in s.positions:
+        col, row = np.round(pm.to_pixels(atom)).astype(int)
+        near = np.zeros_like(rendered.image)
+        near[row - 4:row + 5, col - 4:col + 5] = rendered.image[row - 4:row + 5, col - 4:col + 5]
+        centroid = (near[..., None] * xy_px).sum((0, 1)) / near.sum()
+        assert np.allclose(pm.to_angstrom(centroid), atom, atol=0.05)
+    u = fractional(pm, s.positions)
+    assert np.all((u >= 0) & (u < 1)) and np.allclose(angstrom(pm, u), s.positions)
+    # the rupture site above y0 + Lx is learnt with crop="cell" and dropped with the square crop
+    loc = images_from_structures([s], ["a"], "location", settings)
+    assert np.allclose(angstrom(loc.pixel_maps[0], loc.values[0]), [13.0, 20.0])
+    square = ImageSettings(size=40, pixels=80, background_per_area=0.0)
+    with pytest.raises(Exception, match="outside the square image"):
+        images_from_structures([s], ["a"], "location", square)
+
+
+@pytest.mark.parametrize("flips", ALL_FLIPS)
+def test_cell_crop_location_round_trip_through_augmentation_is_exact(flips):
+    s = _lone_atoms()
+    loc = images_from_structures([s], ["a"], "location", ImageSettings(size=40, pixels=80, crop="cell"))
+    pm, u = loc.pixel_maps[0], loc.values[0]
+    t = Transform(40, dx=7, dy=31, flip_x=flips[0], flip_y=flips[1])
+    back = angstrom(pm, t.inverse_points(t.points(u)))
+    assert np.abs(back - [13.0, 20.0]).max() < 1e-12
+    assert np.array_equal(t.inverse_image(t.image(loc.images[0])), loc.images[0])
+
+
+def test_cell_crop_crack_target_peaks_at_the_crack_atom():
+    s = _lone_atoms()
+    s.set_array("crack", np.array([0, 1], np.int8))
+    data = images_from_structures([s], ["a"], "crack", ImageSettings(size=40, pixels=80, crop="cell"))
+    row, col = np.unravel_index(np.argmax(data.values[0]), data.values[0].shape)
+    assert np.allclose(data.pixel_maps[0].to_angstrom([col, row]), [13.0, 20.0], atol=2.0)

@@ -15,6 +15,7 @@ from glassfrac.learn.training import (
     crack_mcc,
     evaluate,
     location_loss,
+    location_metrics,
     matthews,
     split_samples,
 )
@@ -79,6 +80,14 @@ def test_circular_mean_mcc_and_split():
     assert [len(split[k]) for k in ("train", "validation", "test")] == [72, 8, 20]
     assert len(np.unique(np.concatenate(list(split.values())))) == 100
     assert all(np.array_equal(split[k], split_samples(100, seed=1)[k]) for k in split)
+
+
+def test_location_metrics_with_per_axis_periods():
+    u = np.array([[0.05, 0.5], [0.5, 0.02]])
+    u_hat = np.array([[0.95, 0.5], [0.5, 0.98]])  # 0.1 of the period away across the edges
+    m = location_metrics(u, u_hat, np.array([[20.0, 30.0], [20.0, 30.0]]))
+    assert np.allclose(m["errors"], [2.0, 1.2])
+    assert np.allclose(location_metrics(u, u_hat, np.array([20.0, 20.0]))["errors"], [2.0, 0.8])
 
 
 def _toy(task="mu2", n=20, size=32, seed=0):

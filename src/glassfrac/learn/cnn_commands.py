@@ -13,10 +13,14 @@ written after every epoch; running the same command again resumes from it (a lar
 ``--epochs`` trains on).
 
 ``cnn predict MODEL FILE``: the prediction for one structure (value; location in Å; for crack
-the per-atom intensity, written as the array ``crack_score`` with ``-o``).
+the per-atom intensity, written as the array ``crack_score`` with ``-o``). ``predict`` and
+``explain`` render a structure whose box is far from the training size (more than 25 % off in
+pixel size, e.g. from a microscope image) at the training pixel size instead
+(:func:`~glassfrac.learn.gradcam.render_for_model`).
 
-``cnn scan MODEL DATASET``: a strain model slid over larger samples (rendered at the training
-pixel size); P(true rupture site inside the lowest-predicted fraction of the area).
+``cnn scan MODEL DATASET...``: a strain model slid over larger samples (rendered at the training
+pixel size); P(true rupture site inside the lowest-predicted fraction of the area; chance: the
+fraction itself).
 
 ``explain MODEL FILE -o DIR``: Grad-CAM attention at every residual stage (averaged over the
 64 copies), overlaid on the sample (``attention.png``; ``attention_field.png`` for location
@@ -54,6 +58,9 @@ def register(subparsers) -> None:
     train.add_argument("--val-copies", type=int, default=8, help="copies of each validation sample per epoch")
     train.add_argument("--size", type=int, default=128, help="input image side, px (FC22: 128)")
     train.add_argument("--pixels", type=int, default=256, help="pixels across the box before rebinning (FC22: 256)")
+    train.add_argument("--crop", default="square", choices=("square", "cell"),
+                       help="image of the square at the cell corner (FC22) or of the whole cell resampled to a "
+                            "square (non-square cells: every atom and rupture site inside)")
     train.add_argument("--figure", metavar="PNG", default=None, help="test-set predictions figure")
 
     predict = add_command(sub, "predict", "predict the target of one structure with a trained model", _predict)
@@ -64,7 +71,8 @@ def register(subparsers) -> None:
     scan_cmd = add_command(sub, "scan", "slide a strain model over larger samples: P(rupture inside) vs area",
                            _scan)
     scan_cmd.add_argument("model", help="strain model written by 'cnn train'")
-    scan_cmd.add_argument("dataset", help="larger samples with rupture_location in info (folder or export)")
+    scan_cmd.add_argument("dataset", nargs="+", help="larger samples with rupture_location in info (folders or "
+                                                     "exports)")
     scan_cmd.add_argument("--stride", type=int, default=16, help="window step, px")
     scan_cmd.add_argument("--figure", metavar="PNG", default=None, help="P(inside) against the area fraction")
 
@@ -82,7 +90,8 @@ def _train(args) -> dict:
     from glassfrac.learn.resnet import ResNetConfig
     from glassfrac.learn.training import TrainSettings, train_and_evaluate
 
-    image_settings = ImageSettings(size=args.size, pixels=args.pixels, render_seed=args.seed, crack_seed=args.seed)
+    image_settings = ImageSettings(size=args.size, pixels=args.pixels, render_seed=args.seed, crack_seed=args.seed,
+                                   crop=args.crop)
     data = load_images(args.dataset, args.target, image_settings)
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                              seed=args.seed, n_shifts=args.shifts, copies_per_epoch=args.copies_per_epoch,
@@ -112,37 +121,24 @@ def _short(metrics: dict) -> dict:
 
 
 def _figure(path, target, test) -> None:
-    from glassfrac.report.attention import plot_predictions
+    from glassfrac.report.attention import plot_mcc, plot_predictions
 
-    metrics = {f"model {k}": v for k, v in test["model"].items() if k in ("r2", "mae", "mean_error", "mean_mcc")}
     if target == "crack":
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from glassfrac.files import atomic_path
-
-        fig, ax = plt.subplots(figsize=(4, 3.5), dpi=120)
-        ax.hist(test["model"]["mcc"], bins=20, range=(-0.2, 1))
-        ax.set_xlabel("MCC per test sample")
-        ax.set_title(f"mean MCC {test['model']['mean_mcc']:.2f} (random {test['baseline']['mean_mcc']:.2f})")
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
+        plot_mcc(test["model"]["mcc"], path, test["baseline"]["mean_mcc"])
         return
+    metrics = {f"model {k}": v for k, v in test["model"].items() if k in ("r2", "mae", "mean_error", "mean_mcc")}
     plot_predictions(test["truth"], test["predicted"], path, target, metrics=metrics)
 
 
 def _predict(args) -> dict:
-    from glassfrac.learn.images import angstrom, fractional, render_sample
+    from glassfrac.learn.gradcam import render_for_model
+    from glassfrac.learn.images import angstrom, fractional
     from glassfrac.learn.training import ImageModel, atom_values
     from glassfrac.structure import read, write
 
     model = ImageModel.load(args.model)
     structure = read(args.file)
-    rendered = render_sample(structure, model.image_settings, model.image_settings.render_seed)
+    rendered = render_for_model(model, structure)
     prediction = model.predict(rendered.image[None])[0]
     out = {"model": args.model, "file": args.file, "target": model.task}
     if model.task in ("mu2", "strain"):
@@ -174,7 +170,11 @@ def _scan(args) -> dict:
     model = ImageModel.load(args.model)
     if "pixel_size" not in model.info:
         raise ValueError("the model file does not record its training pixel size")
-    structures, names = read_structures(args.dataset)
+    structures, names = [], []
+    for path in args.dataset:
+        more, more_names = read_structures(path)
+        structures += more
+        names += [f"{Path(path).stem}/{name}" for name in more_names] if len(args.dataset) > 1 else more_names
     maps, locations, used = [], [], []
     for structure, name in zip(structures, names, strict=True):
         location = structure.info.get("rupture_location")
@@ -197,7 +197,7 @@ def _scan(args) -> dict:
 
         plot_inside_probability(fractions, p, args.figure)
     return {"model": args.model, "samples": used, "fractions": fractions, "p_inside": p,
-            "p_inside_at_25_percent": float(np.interp(0.25, fractions, p)),
+            "p_inside_at_25_percent": float(np.interp(0.25, fractions, p)), "chance_at_25_percent": 0.25,
             "published": {"source": "FC22", "p_inside_at_25_percent": 0.75}}
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from glassfrac.learn.images import Transform, fractional, render_sample
+from glassfrac.learn.images import Transform, fractional, image_lengths, pixel_sizes, render_sample
 from glassfrac.learn.training import ImageModel, atom_values, periodic_difference
 
 
@@ -139,20 +139,23 @@ def peak_distance(G, pixel_map, location) -> float:
     row, col = np.unravel_index(int(np.argmax(G)), G.shape)
     peak = np.array([(col + 0.5) / cols, (row + 0.5) / rows])
     d = periodic_difference(fractional(pixel_map, np.asarray(location, float)[:2]), peak)
-    return float(np.linalg.norm(d * pixel_map.pixel_size * np.array([cols, rows])))
+    return float(np.linalg.norm(d * image_lengths(pixel_map)))
 
 
-def attention_divergence(gx, gy, pixel_size: float) -> np.ndarray:
-    """∂G_x/∂x + ∂G_y/∂y (per Å) of the attention field, periodic central differences."""
-    dgx = (np.roll(gx, -1, axis=1) - np.roll(gx, 1, axis=1)) / (2 * pixel_size)
-    dgy = (np.roll(gy, -1, axis=0) - np.roll(gy, 1, axis=0)) / (2 * pixel_size)
+def attention_divergence(gx, gy, pixel_size) -> np.ndarray:
+    """∂G_x/∂x + ∂G_y/∂y (per Å) of the attention field, periodic central differences;
+    ``pixel_size`` Å, one number or (x, y)."""
+    px, py = np.broadcast_to(np.asarray(pixel_size, float), (2,))
+    dgx = (np.roll(gx, -1, axis=1) - np.roll(gx, 1, axis=1)) / (2 * px)
+    dgy = (np.roll(gy, -1, axis=0) - np.roll(gy, 1, axis=0)) / (2 * py)
     return dgx + dgy
 
 
 # -- sliding window over larger samples ---------------------------------------------------------
 
 def render_like_training(model: ImageModel, structure, pixel_size: float, seed: int = 0):
-    """Render ``structure`` so that its pixels are ``pixel_size`` Å (the training images')."""
+    """Render ``structure`` so that its pixels are ``pixel_size`` Å (the training images'; along
+    x for ``crop="cell"``, whose y pixels are then Ly / Lx as large)."""
     from dataclasses import replace
 
     settings = model.image_settings
@@ -160,8 +163,33 @@ def render_like_training(model: ImageModel, structure, pixel_size: float, seed: 
     lengths = np.diag(structure.box.cell)[:2]
     native = pixel_size / ratio
     pixels = int(round(lengths[0] / native))
-    side = int(np.floor(min(lengths) / (lengths[0] / pixels) + 1e-9))
+    side = pixels if settings.crop == "cell" else int(np.floor(min(lengths) / (lengths[0] / pixels) + 1e-9))
     return render_sample(structure, replace(settings, pixels=pixels, size=int(round(side / ratio))), seed)
+
+
+PIXEL_TOLERANCE = 0.25
+"""Relative pixel-size mismatch up to which :func:`render_for_model` keeps the training rendering."""
+
+
+def render_for_model(model: ImageModel, structure, seed: int | None = None):
+    """Render ``structure`` for ``model``: as in training (``pixels`` across the box) when that
+    gives pixels within ``PIXEL_TOLERANCE`` of the training pixel size (``info["pixel_size"]``),
+    else at the training pixel size (:func:`render_like_training`; a sample of another size, e.g.
+    from a microscope image), cropped to a multiple of the network's total stride (≥ 1 stride)."""
+    seed = model.image_settings.render_seed if seed is None else seed
+    rendered = render_sample(structure, model.image_settings, seed)
+    pixel = model.info.get("pixel_size")
+    if pixel is None or abs(rendered.pixel_map.pixel_size / pixel - 1.0) <= PIXEL_TOLERANCE:
+        return rendered
+    from dataclasses import replace
+
+    rendered = render_like_training(model, structure, pixel, seed)
+    stride = model.config.stride
+    side = max(stride, rendered.image.shape[0] // stride * stride)
+    if side > rendered.image.shape[0]:
+        raise ValueError(f"the sample is smaller than one network stride ({stride} px of {pixel:.3g} Å)")
+    return replace(rendered, image=rendered.image[:side, :side],
+                   pixel_map=replace(rendered.pixel_map, shape=(side, side)))
 
 
 def scan(model: ImageModel, image, stride: int = 16, batch_size: int = 64) -> np.ndarray:
@@ -202,7 +230,8 @@ def inside_probability(maps, locations, fractions) -> np.ndarray:
 # -- one structure --------------------------------------------------------------------------------
 
 def explain(model: ImageModel, structure, energies=None, rings=None, render_seed: int | None = None) -> dict:
-    """Prediction, Grad-CAM maps per resolution and their statistics for one structure.
+    """Prediction, Grad-CAM maps per resolution and their statistics for one structure
+    (rendered by :func:`render_for_model`).
 
     Returns ``image``, ``pixel_map``, ``prediction`` (target units; location in Å), ``maps``
     (per output — "t", or "x" and "y" for a location model — a dict r → G), ``defects`` (pixel
@@ -213,8 +242,7 @@ def explain(model: ImageModel, structure, energies=None, rings=None, render_seed
     from glassfrac.errors import GlassfracError
     from glassfrac.learn.images import angstrom
 
-    seed = model.image_settings.render_seed if render_seed is None else render_seed
-    rendered = render_sample(structure, model.image_settings, seed)
+    rendered = render_for_model(model, structure, render_seed)
     image, pm = rendered.image, rendered.pixel_map
     prediction = model.predict(image[None])[0]
     if model.task == "location":
@@ -243,5 +271,5 @@ def explain(model: ImageModel, structure, energies=None, rings=None, render_seed
            "stats": stats, "atoms": rendered.atoms}
     if model.task == "location":
         r = max(maps["x"])
-        out["divergence"] = attention_divergence(maps["x"][r], maps["y"][r], pm.pixel_size)
+        out["divergence"] = attention_divergence(maps["x"][r], maps["y"][r], pixel_sizes(pm))
     return out

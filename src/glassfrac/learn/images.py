@@ -1,10 +1,20 @@
 """Datasets of rendered images with their targets, and the augmentation transforms (FC22 §7).
 
 Images come from :func:`glassfrac.imaging.render.render` (the FC22 photon model, top layer,
-``pixels`` across the box, square crop rebinned to ``size`` px); one image per sample, rendered
-with the seed ``render_seed`` + sample number. The uniform background is given per area,
-``background_per_area`` photons/Å² (default FC22's 4·10^5 photons over their 85.13 × 81.71 Å
-box, 57.5 /Å²), so smaller samples keep FC22's signal-to-background ratio.
+``pixels`` across the box, rebinned to ``size`` px); one image per sample, rendered with the
+seed ``render_seed`` + sample number. ``crop`` chooses what the square image shows:
+
+- ``"square"`` (FC22): the square of side min(Lx, Ly) at the cell corner; square pixels.
+- ``"cell"``: the whole periodic cell, mapped onto the square by the affine map
+  ``y → y0 + (y − y0) · Lx / Ly`` before rendering, so every atom and every position in the
+  cell is inside the image and the image is periodic with the cell. Pixels are then
+  ``Lx / size`` × ``Ly / size`` Å (:class:`CellPixelMap`, the exact pixel ↔ Å transform). The
+  photon spots keep their σ in image space, i.e. they are stretched along y by Ly / Lx in Å
+  (Ly / Lx of relaxed 7 × 8-ring monolayers: 0.84–1.09 over 25 campaign samples); the background
+  keeps its density per Å².
+
+The uniform background is given per area, ``background_per_area`` photons/Å² (default FC22's
+4·10^5 photons over their 85.13 × 81.71 Å box, 57.5 /Å²), so smaller samples keep FC22's signal-to-background ratio.
 
 Targets (``TARGETS``; the name used on the command line → where it is read from):
 
@@ -12,10 +22,11 @@ Targets (``TARGETS``; the name used on the command line → where it is read fro
   :class:`~glassfrac.analysis.rings.RingAnalysis`.
 - ``strain``: ``info["rupture_strain"]`` (dimensionless).
 - ``location``: ``info["rupture_location"]`` (Å, undeformed sample), held as fractional image
-  coordinates ``u = (x − origin) / (size · pixel size)`` in [0, 1)², periodic with period 1
-  (the period of the image under the periodic translations). The location is first wrapped
-  into the cell; a location in the strip of a non-square cell that the square crop leaves out
-  cannot be learnt, and its sample is dropped (counted in ``dropped``).
+  coordinates in [0, 1)², periodic with period 1,
+  per axis ``u = (x − origin) / (pixels · pixel size)`` (the period of the image under the
+  periodic translations). The location is first wrapped into the cell; with ``crop="square"``
+  a location in the strip of a non-square cell that the crop leaves out cannot be learnt, and
+  its sample is dropped (counted in ``dropped``); with ``crop="cell"`` none is.
 - ``crack``: per-atom 0/1 array ``crack``; the target image (FC22) is the noise-free image of
   the imaged crack atoms (no background), blurred with a periodic Gaussian of σ = 4 px, scaled
   to a maximum of 1, plus uniform noise U(0, 0.25) (seeded per sample). Samples without crack
@@ -39,7 +50,7 @@ per-atom ``crack`` arrays; NaN / −1 mean missing).
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +68,8 @@ CRACK_BLUR = 4.0
 """σ of the Gaussian blur of crack target images, px (FC22)."""
 CRACK_NOISE = 0.25
 """Upper bound of the uniform noise added to crack target images (FC22)."""
+CROPS = ("square", "cell")
+"""What the square image shows: the square at the cell corner (FC22) or the whole cell."""
 
 
 # -- transforms ---------------------------------------------------------------------------------
@@ -139,13 +152,18 @@ class ImageSettings:
     """How samples become images: ``size`` px of the network input (FC22: 128), ``pixels``
     across the box before rebinning (FC22: 256), ``background_per_area`` (photons/Å²),
     ``render_seed`` (photon noise of sample k uses ``render_seed + k``), ``crack_seed`` (noise of
-    crack targets)."""
+    crack targets), ``crop``: ``"square"`` (FC22) or ``"cell"`` (module docstring)."""
 
     size: int = 128
     pixels: int = 256
     background_per_area: float = FC22_BACKGROUND
     render_seed: int = 0
     crack_seed: int = 0
+    crop: str = "square"
+
+    def __post_init__(self):
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
 
     def render_settings(self, area: float) -> RenderSettings:
         """Renderer settings for a box of ``area`` Å²."""
@@ -155,21 +173,74 @@ class ImageSettings:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class CellPixelMap(PixelMap):
+    """A :class:`~glassfrac.imaging.render.PixelMap` with rectangular pixels: ``pixel_size``
+    Å along x, ``pixel_size_y`` Å along y; ``x_Å = origin + size · (x_px + 0.5)`` per axis."""
+
+    pixel_size_y: float = 0.0
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.array([self.pixel_size, self.pixel_size_y])
+
+    def to_angstrom(self, xy_px) -> np.ndarray:
+        return np.asarray(self.origin, float) + self.sizes * (np.asarray(xy_px, float) + 0.5)
+
+    def to_pixels(self, xy) -> np.ndarray:
+        return (np.asarray(xy, float) - np.asarray(self.origin, float)) / self.sizes - 0.5
+
+    @property
+    def extent(self) -> tuple:
+        x0, y0 = self.origin
+        rows, cols = self.shape
+        return (x0, x0 + cols * self.pixel_size, y0, y0 + rows * self.pixel_size_y)
+
+
+def pixel_sizes(pixel_map: PixelMap) -> np.ndarray:
+    """(x, y) pixel sizes in Å of a square- or rectangular-pixel map."""
+    return pixel_map.sizes if isinstance(pixel_map, CellPixelMap) else np.full(2, pixel_map.pixel_size)
+
+
+def image_lengths(pixel_map: PixelMap) -> np.ndarray:
+    """(x, y) lengths in Å covered by the image: the periods of fractional image coordinates."""
+    rows, cols = pixel_map.shape
+    return pixel_sizes(pixel_map) * np.array([cols, rows])
+
+
 def render_sample(structure: Structure, settings: ImageSettings, seed: int | None):
-    """The :class:`~glassfrac.imaging.render.RenderedImage` of ``structure`` for the network."""
-    return render(structure, settings.render_settings(float(np.prod(np.diag(structure.box.cell)[:2]))), seed=seed)
+    """The :class:`~glassfrac.imaging.render.RenderedImage` of ``structure`` for the network
+    (``settings.crop``: module docstring)."""
+    area = float(np.prod(np.diag(structure.box.cell)[:2]))
+    if settings.crop == "square":
+        return render(structure, settings.render_settings(area), seed=seed)
+    rendered = render(_square_cell(structure), settings.render_settings(area), seed=seed)
+    pm = rendered.pixel_map
+    lx, ly = np.diag(structure.box.cell)[:2]
+    return replace(rendered, pixel_map=CellPixelMap(pm.pixel_size, pm.origin, pm.shape, pm.pixel_size * ly / lx))
+
+
+def _square_cell(structure: Structure) -> Structure:
+    """``structure`` with y mapped by ``y0 + (y − y0) · Lx / Ly``: a square cell in the xy plane."""
+    cell = np.array(structure.box.cell, float)
+    if abs(cell[0, 1]) > 1e-9 or abs(cell[1, 0]) > 1e-9:
+        raise ValueError("render needs a rectangular (orthogonal) cell")
+    factor = cell[0, 0] / cell[1, 1]
+    positions = np.array(structure.positions, float)
+    y0 = structure.box.origin[1]
+    positions[:, 1] = y0 + (positions[:, 1] - y0) * factor
+    cell[1, 1] = cell[0, 0]
+    return Structure(positions, structure.species, Box(cell, structure.box.pbc, structure.box.origin))
 
 
 def fractional(pixel_map: PixelMap, xy) -> np.ndarray:
     """Positions (..., 2) Å → fractional image coordinates (not wrapped)."""
-    rows, cols = pixel_map.shape
-    return (np.asarray(xy, float) - np.asarray(pixel_map.origin)) / (pixel_map.pixel_size * np.array([cols, rows]))
+    return (np.asarray(xy, float) - np.asarray(pixel_map.origin)) / image_lengths(pixel_map)
 
 
 def angstrom(pixel_map: PixelMap, u) -> np.ndarray:
     """Fractional image coordinates (..., 2) → positions in Å."""
-    rows, cols = pixel_map.shape
-    return np.asarray(pixel_map.origin) + np.asarray(u, float) * pixel_map.pixel_size * np.array([cols, rows])
+    return np.asarray(pixel_map.origin) + np.asarray(u, float) * image_lengths(pixel_map)
 
 
 def location_fraction(structure: Structure, pixel_map: PixelMap, location) -> np.ndarray | None:
@@ -192,6 +263,8 @@ def crack_target(structure: Structure, rendered, crack, seed: int) -> np.ndarray
     image = np.zeros((side, side))
     if len(atoms):
         flat = _plane(structure.select(atoms))
+        if isinstance(rendered.pixel_map, CellPixelMap):
+            flat = _square_cell(flat)
         settings = RenderSettings(**{**asdict(rendered.settings), "background": 0.0, "photon_noise": False,
                                      "noise": None})
         image = gaussian_filter(render(flat, settings, seed=None).image, CRACK_BLUR, mode="wrap")
@@ -298,7 +371,7 @@ def _target_value(structure, rendered, target, settings, k):
         return None, f"no {key!r} in info"
     if target == "location":
         u = location_fraction(structure, rendered.pixel_map, value)
-        return (None, "rupture location outside the square image") if u is None else (u, None)
+        return (None, "rupture location outside the square image (crop='cell' keeps it)") if u is None else (u, None)
     return float(value), None
 
 

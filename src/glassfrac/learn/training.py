@@ -49,7 +49,7 @@ import torch
 
 from glassfrac.errors import InputError
 from glassfrac.files import atomic_path
-from glassfrac.learn.images import ImageDataset, ImageSettings, sample_augmentations
+from glassfrac.learn.images import ImageDataset, ImageSettings, image_lengths, sample_augmentations
 from glassfrac.learn.resnet import ResNetConfig, build_model
 
 MODEL_FORMAT = "glassfrac-image-model-1"
@@ -122,9 +122,12 @@ def regression_metrics(y, y_hat) -> dict:
 
 
 def location_metrics(u, u_hat, periods) -> dict:
-    """Periodic errors (Å) of fractional locations; ``periods`` (S,) image side in Å per sample."""
-    d = periodic_difference(np.asarray(u, float), np.asarray(u_hat, float)) * np.asarray(periods)[:, None]
-    centred = periodic_difference(np.asarray(u, float), circular_mean(u)) * np.asarray(periods)[:, None]
+    """Periodic errors (Å) of fractional locations; ``periods`` per sample the image side in Å,
+    (S,) for square images or (S, 2) lengths along x and y."""
+    periods = np.asarray(periods, float)
+    periods = periods[:, None] if periods.ndim == 1 else periods
+    d = periodic_difference(np.asarray(u, float), np.asarray(u_hat, float)) * periods
+    centred = periodic_difference(np.asarray(u, float), circular_mean(u)) * periods
     error = np.linalg.norm(d, axis=1)
     out = {"mean_error": float(error.mean()), "median_error": float(np.median(error)), "n": len(error),
            "unit": "angstrom", "errors": error.tolist()}
@@ -484,7 +487,7 @@ def evaluate(model: ImageModel, dataset: ImageDataset, index, baseline_from=None
                    baseline={"what": "training mean", **regression_metrics(truth, np.full(len(truth), ref.mean()))},
                    truth=truth.tolist(), predicted=pred.tolist())
     elif task == "location":
-        periods = np.array([dataset.pixel_maps[i].pixel_size * dataset.pixel_maps[i].shape[1] for i in index])
+        periods = np.array([image_lengths(dataset.pixel_maps[i]) for i in index])
         constant = np.tile(circular_mean(ref), (len(index), 1))
         out.update(model=location_metrics(truth, pred, periods),
                    baseline={"what": "training circular-mean location",

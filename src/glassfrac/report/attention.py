@@ -1,5 +1,5 @@
 """Figures of the image models: Grad-CAM attention over the sample, attention field, test-set
-predictions, crack maps, P(rupture inside) versus selected area.
+predictions, crack maps, the distribution of crack MCC, P(rupture inside) versus selected area.
 
 Images are drawn with ``origin="lower"`` and the ``extent`` of their pixel map, so they sit on
 the sample's coordinates in Å (x right, y up) as in the other figures of glassfrac.
@@ -124,6 +124,23 @@ def plot_crack(image, prediction, pixel_map, atoms_xy, labels, path, mcc: float 
     ax.set_title("crack path" + ("" if mcc is None else f", MCC = {mcc:.2f}"), fontsize=9)
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
+    _save(plt, fig, path)
+
+
+def plot_mcc(mcc, path, baseline: float | None = None, reference: str | None = None) -> None:
+    """Histogram of the crack MCC per test sample, the mean marked; ``baseline`` mean MCC of a
+    random ranking of the atoms."""
+    plt = _plt()
+    mcc = np.asarray(mcc, float)
+    fig, ax = plt.subplots(figsize=(4, 3.5), dpi=120)
+    ax.hist(mcc, bins=24, range=(-0.2, 1.0), color="tab:blue")
+    ax.axvline(mcc.mean(), color="k", lw=1, label=f"mean {mcc.mean():.2f}")
+    if baseline is not None:
+        ax.axvline(baseline, color="tab:red", ls="--", lw=1, label=f"random {baseline:.2f}")
+    ax.set_xlabel("MCC per test sample (top 10 % of atoms)")
+    ax.set_ylabel("samples")
+    ax.set_title(reference or f"crack path, {len(mcc)} samples", fontsize=9)
+    ax.legend(fontsize=8)
     _save(plt, fig, path)
 
 

@@ -103,3 +103,34 @@ def test_thermal_trajectory_feeds_phop(sample, needs_lammps):
     assert len(frames) == 11 and [f.info["step"] for f in frames][:2] == [0, 20]
     p = phop(np.stack([f.positions for f in frames]), dt=0.02, t_r=0.1)
     assert p.shape == (11 - 4, sample.n_atoms) and np.all(p >= 0)
+
+
+def test_open_lammps_registers_mpi_finalize_once_under_mpi(monkeypatch):
+    """Under mpirun (world size > 1) MPI_Finalize must run at exit, registered once however
+    many instances are opened; a serial run registers nothing."""
+    import atexit
+    import sys
+    import types
+
+    from glassfrac.potentials import lammps as lm
+
+    ranks = {"n": 1}
+
+    class FakeLammps:
+        def __init__(self, cmdargs):
+            self.lib = types.SimpleNamespace(lammps_mpi_finalize=lambda: None)
+
+        def extract_setting(self, name):
+            assert name == "world_size"
+            return ranks["n"]
+
+    registered = []
+    monkeypatch.setitem(sys.modules, "lammps", types.SimpleNamespace(lammps=FakeLammps))
+    monkeypatch.setattr(lm, "_FINALIZE", [])
+    monkeypatch.setattr(atexit, "register", registered.append)
+    lm.open_lammps()
+    assert registered == []
+    ranks["n"] = 2
+    first = lm.open_lammps()
+    lm.open_lammps()
+    assert registered == [first.lib.lammps_mpi_finalize]

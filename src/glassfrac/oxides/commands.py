@@ -1,4 +1,4 @@
-"""``glassfrac oxide quench|tension|analyse``: amorphous alumina (DU21) from the command line.
+"""``glassfrac oxide quench|tension|analyse|softness``: amorphous alumina (DU21) from the command line.
 
 Under ``mpirun -np N glassfrac oxide ...`` every rank runs the command, LAMMPS spans all
 ranks, and only rank 0 writes files and prints.
@@ -17,7 +17,8 @@ from glassfrac.files import atomic_open, atomic_path
 
 
 def register(subparsers) -> None:
-    oxide = subparsers.add_parser("oxide", help="amorphous oxides in 3D (DU21 alumina): quench, tension, analyse",
+    oxide = subparsers.add_parser("oxide", help="amorphous oxides in 3D (DU21 alumina): quench, tension, analyse, "
+                                                "softness",
                                   description="Amorphous Al2O3 with the Matsui potential in LAMMPS.")
     sub = oxide.add_subparsers(dest="oxide_command", metavar="ACTION")
     sub.required = True
@@ -35,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--config", default=None, help="TOML config (default: the reduced size)")
     p.add_argument("--mode", choices=("plane_stress", "plane_strain", "both"), default=None,
                    help="loading mode (default: the config's modes)")
+    p.add_argument("--softness", default=None, metavar="MODEL",
+                   help="softness model (from 'oxide softness train'): also softness and high-softness "
+                        "clusters versus strain")
     p.add_argument("--out", default="oxide-tension", help="output folder (default oxide-tension)")
 
     p = add_command(sub, "analyse", "RDFs, Al–O coordination, per-atom stress, bond switching, "
@@ -49,6 +53,26 @@ def register(subparsers) -> None:
                    help="Al–O cutoff in Å (default 2.25, DU21; the RDF's first minimum is reported)")
     p.add_argument("--field", default=None, help="per-atom array (e.g. softness) for top-10 %% Al clusters")
     p.add_argument("--out", default=None, help="write the structure with per-atom results to this .xyz")
+
+    softness = sub.add_parser("softness", help="softness from p_hop labels (DU21): train, or follow along tension",
+                              description="Softness of amorphous Al2O3 (DU21): a linear SVM on the DU21 structure "
+                                          "functions, trained on p_hop labels of 300 K trajectories.")
+    ssub = softness.add_subparsers(dest="softness_command", metavar="ACTION")
+    ssub.required = True
+    p = add_command(ssub, "train", "300 K trajectories of quenched samples, p_hop labels, linear SVM with "
+                                   "held-out accuracy over samples (DU21: 83 percent)", _softness_train)
+    p.add_argument("samples", nargs="+",
+                   help="quenched structures (.xyz or .data; a 300 K trajectory is run for each and saved in "
+                        "--out as traj_<folder>_<stem>.npz, reused when present) or such .npz trajectories")
+    p.add_argument("--config", default=None, help="TOML config (its [softness] table; default: the reduced size)")
+    p.add_argument("--out", default="oxide-softness", help="output folder (default oxide-softness)")
+    p = add_command(ssub, "tension", "softness of every atom of tension frames: mean softness and "
+                                     "high-softness clusters versus strain, next to bond switching", _softness_tension)
+    p.add_argument("model", help="softness model (.safetensors from 'oxide softness train')")
+    p.add_argument("frames", help="multi-frame extended XYZ of a tension run (tension_<mode>_frames.xyz)")
+    p.add_argument("--curve", default=None, help="stress–strain CSV of the same run (tension_<mode>.csv), plotted")
+    p.add_argument("--config", default=None, help="TOML config (its [softness] cluster settings)")
+    p.add_argument("--out", default="oxide-softness", help="output folder (default oxide-softness)")
 
 
 # -- quench ------------------------------------------------------------------------------------
@@ -109,6 +133,7 @@ def _tension(args) -> dict:
     modes = config.modes if args.mode is None else (("plane_stress", "plane_strain") if args.mode == "both"
                                                     else (args.mode,))
     structure = read(args.file)
+    model = _load_model(args.softness) if args.softness else None
     out = Path(args.out)
     results, outputs = {}, []
     for mode in modes:
@@ -118,13 +143,18 @@ def _tension(args) -> dict:
         results[mode] = {**result.summary(), "frame_strain": result.frame_strain.round(5),
                          "switching": {k: v.round(5) for k, v in switching.items()},
                          "mean_cumulative_D_A": d_mean.round(5)}
+        stem = out / f"tension_{mode}"
         if root:
-            stem = out / f"tension_{mode}"
             _write_curve(result.strain, result.stress_GPa, stem.with_suffix(".csv"))
             _write_frames(result.frames, stem.parent / f"{stem.name}_frames.xyz")
             plot_tension(result.strain, result.stress_GPa, result.frame_strain, switching,
                          stem.with_suffix(".png"), title=mode.replace("_", " "))
             outputs += [str(stem.with_suffix(s)) for s in (".csv", ".png")] + [f"{stem}_frames.xyz"]
+        if model is not None:
+            results[mode]["softness"], files = _softness_outputs(
+                model, result.frames, switching, config.softness, stem.parent / f"{stem.name}_softness",
+                result.strain, result.stress_GPa, mode.replace("_", " "), root)
+            outputs += files
     if root:
         _write_json(out / "tension.json", {"input": str(args.file), "modes": results,
                                            "provenance": provenance(config)})
@@ -189,6 +219,111 @@ def _analyse(args) -> dict:
         write(structure, args.out)
         result["output"] = str(args.out)
     return result
+
+
+# -- softness ---------------------------------------------------------------------------------
+
+def _softness_train(args) -> dict:
+    from glassfrac.oxides.config import load_config, provenance
+    from glassfrac.oxides.softness import Trajectory, hop_dataset, hop_trajectory, train_softness
+    from glassfrac.structure import read
+
+    root = _root_only()
+    config = load_config(args.config)
+    settings = config.softness
+    out = Path(args.out)
+    trajectories, outputs = {}, []
+    for sample in args.samples:
+        path = Path(sample)
+        if path.suffix == ".npz":
+            name = path.stem.removeprefix("traj_")
+            trajectories[name] = Trajectory.load(path)
+            continue
+        name = f"{path.parent.resolve().name}_{path.stem}"
+        saved = out / f"traj_{name}.npz"
+        if saved.is_file():  # resume: a trajectory of an earlier run with these settings
+            trajectories[name] = Trajectory.load(saved)
+            continue
+        traj = hop_trajectory(read(path), settings, config.potential, config.md)
+        if root:
+            traj.save(saved)
+            outputs.append(str(saved))
+        trajectories[name] = traj
+    dataset, counts = hop_dataset(trajectories, settings)
+    model, evaluation, report = train_softness(dataset, settings)
+    _, _, radial = train_softness(dataset, settings, radial_only=True)
+    report["radial_only"] = {k: radial[k] for k in ("n_features", "test_accuracy", "test_balanced_accuracy",
+                                                    "test_roc_auc", "train_accuracy")}
+    report["samples"] = counts
+    model.info.update({"softness_settings": config.to_dict()["softness"]})
+    if root:
+        model.save(out / "softness.safetensors")
+        evaluation.plot(out / "softness_evaluation.png")
+        _write_json(out / "softness_train.json", {**report, "provenance": provenance(config)})
+        outputs += [str(out / f) for f in ("softness.safetensors", "softness_evaluation.png", "softness_train.json")]
+    summary = {k: report[k] for k in ("n_samples", "n_snapshots", "n_atoms", "n_positive", "n_negative",
+                                      "n_features", "test_accuracy", "test_balanced_accuracy", "test_roc_auc",
+                                      "train_accuracy")}
+    return {**summary, "radial_only": report["radial_only"], "published": report["published"],
+            "samples": counts, "outputs": outputs}
+
+
+def _softness_tension(args) -> dict:
+    from glassfrac.oxides.analysis import switching_curve
+    from glassfrac.oxides.config import load_config
+
+    config = load_config(args.config)
+    model = _load_model(args.model)
+    frames = _read_frames(args.frames)
+    strain = stress = None
+    if args.curve:
+        strain, stress = _read_curve(args.curve)
+    switching = switching_curve(frames)
+    run = Path(args.frames).stem.removesuffix("_frames")
+    stem = Path(args.out) / f"{run}_softness"
+    curve, outputs = _softness_outputs(model, frames, switching, config.softness, stem, strain, stress,
+                                       run.replace("_", " "), True)
+    return {"frames": str(args.frames), "model": str(args.model), "n_frames": len(frames), **curve,
+            "switching": {k: v.round(5) for k, v in switching.items()}, "outputs": outputs}
+
+
+def _softness_outputs(model, frames, switching, settings, stem, strain, stress, title, root):
+    """Softness curve of ``frames``; on rank 0 also ``<stem>.png`` (next to bond switching),
+    ``<stem>.npz`` (per-atom softness of every frame) and ``<stem>.json``. Returns the JSON-ready
+    curve and the files written."""
+    from glassfrac.oxides.plots import plot_softness
+    from glassfrac.oxides.softness import softness_curve
+
+    curve = softness_curve(model, frames, settings)
+    summary = {k: (np.round(v, 5) if isinstance(v, np.ndarray) else v) for k, v in curve.items() if k != "softness"}
+    if not root:
+        return summary, []
+    plot_softness(curve, switching, stem.with_suffix(".png"), strain, stress, title)
+    with atomic_path(stem.with_suffix(".npz")) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, strain=curve["strain"], softness=curve["softness"],
+                            species=frames[0].species.astype(str))
+    _write_json(stem.with_suffix(".json"), {**summary, "switching": switching,
+                                            "model": model.info.get("held_out", {})})
+    return summary, [str(stem.with_suffix(s)) for s in (".png", ".npz", ".json")]
+
+
+def _load_model(path):
+    from glassfrac.learn.svm import SoftnessModel
+
+    return SoftnessModel.load(path)
+
+
+def _read_curve(path):
+    """Strain and stress (GPa, Voigt) of a tension CSV written by :func:`_write_curve`."""
+    from glassfrac.errors import InputError
+
+    try:
+        data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"not a tension CSV (strain,sxx_GPa,...,syz_GPa): {exc}", path) from exc
+    if data.shape[1] != 7:
+        raise InputError(f"expected 7 columns (strain and 6 stresses), found {data.shape[1]}", path)
+    return data[:, 0], data[:, 1:]
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Oxide run configuration from TOML, and the provenance written next to outputs.
 
-A config has up to four tables, each overriding the defaults (the reduced size) of one
+A config has up to five tables, each overriding the defaults (the reduced size) of one
 dataclass: ``[potential]`` (:class:`MatsuiPotential`), ``[md]`` (:class:`MDSettings`),
-``[quench]`` (:class:`QuenchSchedule` plus ``pressures_GPa``) and ``[tension]``
-(:class:`TensionSettings` plus ``modes``). Unknown keys are errors. See
+``[quench]`` (:class:`QuenchSchedule` plus ``pressures_GPa``), ``[tension]``
+(:class:`TensionSettings` plus ``modes``) and ``[softness]`` (:class:`SoftnessSettings`).
+Unknown keys are errors. See
 configs/oxide-quick.toml and configs/oxide-paper.toml.
 """
 
@@ -17,6 +18,7 @@ from glassfrac.errors import InputError
 from glassfrac.oxides.matsui import MatsuiPotential
 from glassfrac.oxides.md import MDSettings
 from glassfrac.oxides.quench import QuenchSchedule
+from glassfrac.oxides.softness import SoftnessSettings
 from glassfrac.oxides.tension import TensionSettings
 
 DEFAULT_PRESSURES = (0.0, 2.0, 4.0)
@@ -33,11 +35,14 @@ class OxideConfig:
     pressures_GPa: tuple = DEFAULT_PRESSURES
     tension: TensionSettings = field(default_factory=TensionSettings)
     modes: tuple = MODES
+    softness: SoftnessSettings = field(default_factory=SoftnessSettings)
 
     def to_dict(self) -> dict:
         return {"potential": asdict(self.potential), "md": asdict(self.md),
                 "quench": {**asdict(self.quench), "pressures_GPa": list(self.pressures_GPa)},
-                "tension": {**asdict(self.tension), "modes": list(self.modes)}}
+                "tension": {**asdict(self.tension), "modes": list(self.modes)},
+                "softness": {**asdict(self.softness), "species": list(self.softness.species),
+                             "C": list(self.softness.C) if isinstance(self.softness.C, tuple) else self.softness.C}}
 
 
 def load_config(path=None) -> OxideConfig:
@@ -52,9 +57,9 @@ def load_config(path=None) -> OxideConfig:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML ({exc})", path) from exc
-    unknown = set(data) - {"potential", "md", "quench", "tension"}
+    unknown = set(data) - {"potential", "md", "quench", "tension", "softness"}
     if unknown:
-        raise InputError(f"unknown tables {sorted(unknown)}; expected potential, md, quench, tension", path)
+        raise InputError(f"unknown tables {sorted(unknown)}; expected potential, md, quench, tension, softness", path)
     quench = dict(data.get("quench", {}))
     tension = dict(data.get("tension", {}))
     pressures = tuple(float(p) for p in quench.pop("pressures_GPa", DEFAULT_PRESSURES))
@@ -70,6 +75,7 @@ def load_config(path=None) -> OxideConfig:
         pressures_GPa=pressures,
         tension=_build(TensionSettings, tension, "tension", path),
         modes=modes,
+        softness=_build(SoftnessSettings, data.get("softness", {}), "softness", path),
     )
 
 

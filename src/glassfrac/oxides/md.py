@@ -12,7 +12,6 @@ gathers are collective and return the full arrays on every rank; write files on 
 only (:func:`glassfrac.oxides.config.mpi_rank`).
 """
 
-import atexit
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -120,8 +119,6 @@ class LammpsMD:
             self.lmp = open_lammps(lammps_args or ())
         except ImportError as exc:  # LAMMPS missing: one clear line on the command line
             raise GlassfracError(str(exc)) from exc
-        if int(self.lmp.extract_setting("world_size")) > 1:
-            _finalize_mpi_at_exit(self.lmp.lib)
         try:
             self._setup(structure)
         except Exception:
@@ -341,17 +338,6 @@ class LammpsMD:
         self.command("unfix glassfrac_int")
         if stage.erate is not None:
             self.command("unfix glassfrac_deform")
-
-
-_FINALIZE = []
-
-
-def _finalize_mpi_at_exit(lib) -> None:
-    """Call MPI_Finalize when Python exits (once). Without it, under ``mpirun`` the first rank to
-    exit ends the job, killing rank 0 while it still writes the outputs."""
-    if not _FINALIZE:
-        atexit.register(lib.lammps_mpi_finalize)
-        _FINALIZE.append(True)
 
 
 def n_steps(time_ps: float, timestep_ps: float) -> int:

@@ -47,3 +47,36 @@ def plot_tension(strain, stress_gpa, frame_strain, switching, path, title="") ->
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
+
+
+def plot_softness(curve, switching, path, strain=None, stress_gpa=None, title="") -> None:
+    """Softness along a tension run to a PNG: mean softness ⟨S⟩ of the centre atoms (with σ_xx
+    in GPa on a second axis when given), number and largest size of the high-softness clusters,
+    and the bond-switching fractions, all versus strain. ``curve``: from
+    :func:`glassfrac.oxides.softness.softness_curve`; ``switching``: from
+    :func:`glassfrac.oxides.analysis.switching_curve` on the same frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    eps = curve["strain"]
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+    ax1.plot(eps, curve["mean_softness"], "o-", ms=3, color="C3", label="⟨S⟩")
+    ax1.set(xlabel="strain", ylabel="mean softness ⟨S⟩", title=title)
+    if strain is not None and stress_gpa is not None:
+        twin = ax1.twinx()
+        twin.plot(strain, np.asarray(stress_gpa)[:, 0], color="0.5", lw=1)
+        twin.set_ylabel("σ_xx (GPa)", color="0.4")
+    ax2.plot(eps, curve["n_clusters"], "o-", ms=3, label="clusters")
+    ax2.plot(eps, curve["largest_cluster"], "s-", ms=3, label="largest cluster")
+    top = curve["settings"]["top_fraction"]
+    ax2.set(xlabel="strain", ylabel=f"high-softness clusters (top {100 * top:g} % Al)")
+    ax2.legend()
+    for c in SWITCH_CLASSES:
+        ax3.plot(eps, switching[c], "o-", ms=3, label=c)
+    ax3.set(xlabel="strain", ylabel="fraction of Al")
+    ax3.legend()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

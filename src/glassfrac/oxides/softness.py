@@ -1,0 +1,283 @@
+"""Softness of amorphous oxides (DU21, reference/protocols.md §6 and §10): p_hop labels from
+300 K trajectories, a linear SVM on the DU21 structure functions, and softness followed along
+a tension test.
+
+Labels. Each quenched sample runs NVT at ``T`` (:func:`hop_trajectory`); p_hop (Å²,
+:func:`glassfrac.oxides.analysis.phop`, window t_R) is computed for every atom and frame.
+Snapshots are taken every ``horizon_ps`` over the span where p_hop is defined. In the snapshot
+at t0, an atom of the centre species is
+
+- rearranging (1) if its p_hop crosses ``high_A2`` from below within [t0, t0 + horizon)
+  (the hop starts after the snapshot, so every hop lands in one snapshot);
+- non-rearranging (0) if its p_hop stays below ``low_A2`` over the whole trajectory (the long
+  quiet window);
+- left out (−1) otherwise.
+
+With ``balance`` (DU21: 8000 / 8000) each snapshot keeps all its positives and as many
+negatives drawn at random (seeded); the rest become −1. Descriptors are computed on the
+instantaneous snapshot (as are the tension frames the model is later applied to).
+
+Training uses :func:`glassfrac.learn.svm.train` (standardised features, linear SVC, C = 1,
+balanced class weights) with the snapshots of one sample in one CV group, so the held-out
+accuracy is measured on samples the model never saw. Softness = signed distance to the
+hyperplane (standardised feature units).
+
+Along tension, every frame gets the softness of its centre atoms; the curve holds the mean
+and spread of softness, the fraction with S > 0, and the clusters of the top ``top_fraction``
+softest Al linked within ``cluster_cutoff_A`` (DU21: 10 %, 3.7 Å).
+"""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from glassfrac.errors import InputError
+from glassfrac.files import atomic_path
+from glassfrac.oxides.analysis import high_value_clusters, phop
+from glassfrac.structure import Box, Structure
+
+LABEL = "hop"
+"""Name of the per-atom label array of the snapshots (1 / 0 / −1)."""
+
+DU21_PUBLISHED = {"source": "DU21", "test_accuracy": 0.83, "train_accuracy": 0.84, "radial_only_accuracy": 0.79,
+                  "voronoi_volume_only_accuracy": 0.56, "n_positive": 8000, "n_negative": 8000,
+                  "note": "8100-atom samples, 300 K, t_R = 6 ps (reference/protocols.md §6)"}
+
+
+@dataclass
+class SoftnessSettings:
+    """p_hop labels and SVM of :func:`train_softness`: trajectory temperature (K), equilibration
+    and length (ps), frame spacing (ps); p_hop window t_R (ps), thresholds (Å²), snapshot
+    spacing (ps); centre species, SVM C (DU21: 1; a list is searched per fold by an inner
+    grouped CV), CV folds, class balance and its seed; top fraction and link length (Å) of the
+    high-softness clusters. Defaults: the reduced size."""
+
+    T: float = 300.0
+    equilibrate_ps: float = 1.0
+    trajectory_ps: float = 40.0
+    frame_every_ps: float = 0.1
+    t_r_ps: float = 6.0
+    high_A2: float = 0.2
+    low_A2: float = 0.05
+    horizon_ps: float = 2.0
+    species: tuple = ("Al",)
+    C: float | tuple = 1.0
+    n_splits: int = 5
+    balance: bool = True
+    seed: int = 0
+    top_fraction: float = 0.1
+    cluster_cutoff_A: float = 3.7
+
+    def __post_init__(self):
+        self.species = tuple(self.species)
+        self.C = tuple(float(c) for c in self.C) if np.ndim(self.C) else float(self.C)
+        if not 0 <= self.low_A2 < self.high_A2:
+            raise ValueError(f"need 0 <= low_A2 < high_A2, got {self.low_A2} and {self.high_A2}")
+        if self.trajectory_ps < self.t_r_ps + self.horizon_ps:
+            raise ValueError(f"trajectory_ps ({self.trajectory_ps}) must cover t_r_ps + horizon_ps "
+                             f"({self.t_r_ps} + {self.horizon_ps})")
+        if self.frame_every_ps <= 0 or self.horizon_ps < self.frame_every_ps:
+            raise ValueError("need 0 < frame_every_ps <= horizon_ps")
+
+
+# -- trajectories -----------------------------------------------------------------------------
+
+@dataclass
+class Trajectory:
+    """Unwrapped positions (T, N, 3) in Å, ``dt_ps`` apart, of the atoms of ``structure``
+    (species and cell; NVT, so the cell is fixed)."""
+
+    positions: np.ndarray
+    dt_ps: float
+    structure: Structure
+    T: float = 300.0
+
+    def frame(self, k: int) -> Structure:
+        """Frame ``k`` as a structure (positions wrapped into the cell)."""
+        s = Structure(self.positions[k], self.structure.species, self.structure.box,
+                      info={"time_ps": k * self.dt_ps, "T_K": self.T})
+        return s.wrapped()
+
+    def save(self, path) -> None:
+        """Compressed .npz (positions, species, cell, origin, dt_ps, T), written atomically."""
+        box = self.structure.box
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez_compressed(handle, positions=self.positions, species=self.structure.species.astype(str),
+                                cell=box.cell, origin=box.origin, dt_ps=self.dt_ps, T=self.T)
+
+    @classmethod
+    def load(cls, path) -> "Trajectory":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as d:
+                x, species, cell, origin = d["positions"], d["species"], d["cell"], d["origin"]
+                dt, T = float(d["dt_ps"]), float(d["T"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"not a glassfrac trajectory .npz (positions, species, cell, origin, dt_ps, T): "
+                             f"{exc}", path) from exc
+        if x.ndim != 3 or x.shape[1:] != (len(species), 3):
+            raise InputError(f"positions must be (frames, {len(species)}, 3), got {x.shape}", path)
+        return cls(x, dt, Structure(x[0], species, Box(cell, True, origin)), T)
+
+
+def hop_trajectory(structure: Structure, settings: SoftnessSettings | None = None, potential=None,
+                   md_settings=None) -> Trajectory:
+    """NVT trajectory at ``settings.T`` (LAMMPS) of a quenched sample, after the equilibration."""
+    from glassfrac.oxides.md import thermal_trajectory
+
+    settings = settings or SoftnessSettings()
+    start = structure.copy()
+    start.arrays.pop("velocities", None)  # fresh velocities at T
+    frames = thermal_trajectory(start, settings.T, settings.trajectory_ps, settings.frame_every_ps,
+                                settings.equilibrate_ps, potential, md_settings)
+    return Trajectory(np.stack([f.positions for f in frames]), settings.frame_every_ps, frames[0], settings.T)
+
+
+# -- labels -----------------------------------------------------------------------------------
+
+def snapshot_labels(phop_values, origins, horizon: int, high: float = 0.2, low: float = 0.05) -> np.ndarray:
+    """Labels (len(origins), N) int8 of snapshots at the p_hop frames ``origins`` (module
+    docstring): 1 if p_hop crosses ``high`` from below at a frame of [t0, t0 + horizon) (a
+    value above ``high`` at frame 0 is no crossing: it may have started earlier), 0 if p_hop
+    stays below ``low`` over all frames of ``phop_values`` (T, N), −1 otherwise."""
+    p = np.asarray(phop_values, float)
+    quiet = p.max(axis=0) < low
+    above = p > high
+    crossing = np.zeros_like(above)
+    crossing[1:] = above[1:] & ~above[:-1]
+    out = np.empty((len(origins), p.shape[1]), dtype=np.int8)
+    for k, t0 in enumerate(origins):
+        if not 0 <= t0 < len(p):
+            raise ValueError(f"snapshot frame {t0} outside the {len(p)} p_hop frames")
+        out[k] = np.where(crossing[t0:t0 + horizon].any(axis=0), 1, np.where(quiet, 0, -1))
+    return out
+
+
+def balance_labels(labels, centre, rng) -> np.ndarray:
+    """A copy of ``labels`` (N,) with −1 outside ``centre`` and, among the centre atoms, all
+    positives and at most as many negatives (a random choice, the rest −1)."""
+    out = np.where(centre, labels, -1).astype(np.int8)
+    negatives = np.flatnonzero(out == 0)
+    n_pos = int(np.count_nonzero(out == 1))
+    if len(negatives) > n_pos:
+        out[rng.choice(negatives, len(negatives) - n_pos, replace=False)] = -1
+    return out
+
+
+def hop_dataset(trajectories: dict, settings: SoftnessSettings | None = None):
+    """Labelled snapshots of ``trajectories`` ({sample name: :class:`Trajectory`}) as an
+    :class:`~glassfrac.learn.svm.AtomDataset` (label :data:`LABEL`, one CV group per sample),
+    plus per-sample counts (snapshots, positives, negatives, max p_hop)."""
+    from glassfrac.learn.svm import AtomDataset
+
+    settings = settings or SoftnessSettings()
+    rng = np.random.default_rng(settings.seed)
+    structures, names, groups, counts = [], [], [], []
+    for name, traj in trajectories.items():
+        if not np.isclose(traj.dt_ps, settings.frame_every_ps):
+            raise ValueError(f"trajectory {name}: frames {traj.dt_ps} ps apart, settings say {settings.frame_every_ps}")
+        p = phop(traj.positions, traj.dt_ps, settings.t_r_ps)
+        h = (len(traj.positions) - len(p)) // 2
+        horizon = int(round(settings.horizon_ps / traj.dt_ps))
+        origins = np.arange(0, len(p) - horizon + 1, horizon)
+        labels = snapshot_labels(p, origins, horizon, settings.high_A2, settings.low_A2)
+        centre = np.isin(traj.structure.species, settings.species)
+        n_pos = n_neg = 0
+        for t0, row in zip(origins, labels, strict=True):
+            row = balance_labels(row, centre, rng) if settings.balance else np.where(centre, row, -1)
+            if not (row >= 0).any():
+                continue
+            snap = traj.frame(t0 + h)
+            snap.set_array(LABEL, row)
+            structures.append(snap)
+            names.append(f"{name}@{snap.info['time_ps']:.2f}ps")
+            groups.append(name)
+            n_pos += int((row == 1).sum())
+            n_neg += int((row == 0).sum())
+        counts.append({"sample": name, "n_atoms": traj.structure.n_atoms, "frames": len(traj.positions),
+                       "snapshots": len(origins), "positive": n_pos, "negative": n_neg,
+                       "max_phop_A2": round(float(p[:, centre].max()), 5),
+                       "rearranging_atoms": int((p[:, centre].max(axis=0) > settings.high_A2).sum()),
+                       "quiet_atoms": int((p[:, centre].max(axis=0) < settings.low_A2).sum())})
+    if not structures:
+        raise InputError("no labelled snapshot: no atom rearranged or stayed quiet; use longer trajectories")
+    return AtomDataset(structures, names, LABEL, groups=groups), counts
+
+
+# -- training ---------------------------------------------------------------------------------
+
+def du21_softness_descriptor(radial_only: bool = False, species=("Al", "O")):
+    """DU21's structure functions for Al2O3: 2 × 48 radial + 3 × 10 angular = 126 features
+    (radial only: 96)."""
+    from glassfrac.analysis.structure_functions import du21_descriptor
+
+    descriptor = du21_descriptor(species=species)
+    if radial_only:
+        descriptor.set_params(angular=())
+    return descriptor.fit()
+
+
+def train_softness(dataset, settings: SoftnessSettings | None = None, radial_only: bool = False):
+    """Linear SVM (C = ``settings.C``) on the DU21 descriptors of ``dataset`` with grouped CV.
+
+    Returns ``(model, evaluation, report)``: the :class:`~glassfrac.learn.svm.SoftnessModel`
+    fitted on all samples, its held-out :class:`~glassfrac.learn.svm.Evaluation`, and a
+    JSON-ready report (held-out and training accuracy, dataset size, DU21's figures).
+    """
+    from glassfrac.learn.metrics import classification_metrics
+    from glassfrac.learn.svm import TrainingSettings, train
+
+    settings = settings or SoftnessSettings()
+    n_groups = len(dataset.group_names)
+    training = TrainingSettings(kernel="linear", C=tuple(np.atleast_1d(settings.C)),
+                                n_splits=min(settings.n_splits, n_groups),
+                                seed=settings.seed)
+    descriptor = du21_softness_descriptor(radial_only)
+    model, evaluation = train(dataset, descriptor, settings.species, training, evaluate=True)
+    held_out = evaluation.summary()
+    y, _ = dataset.targets(settings.species)
+    scores = np.concatenate([model.softness(s)[m] for s, m in
+                             zip(dataset.structures, dataset.masks(settings.species), strict=True)])
+    in_sample = classification_metrics(y, scores)
+    report = {
+        "descriptor": "DU21 radial only" if radial_only else "DU21 radial + angular",
+        "n_features": int(descriptor.n_features_out_), "centre_species": list(settings.species),
+        "svm": {"kernel": "linear", "C": settings.C, "chosen_C": model.info["chosen"], "class_weight": "balanced"},
+        "n_samples": n_groups, "n_snapshots": len(dataset.structures), "n_atoms": int(len(y)),
+        "n_positive": int(y.sum()), "n_negative": int(len(y) - y.sum()),
+        "cv": f"GroupKFold({training.n_splits}) over samples: the snapshots of one sample are never split",
+        "test_accuracy": held_out["accuracy"], "test_balanced_accuracy": held_out["balanced_accuracy"],
+        "test_roc_auc": held_out["roc_auc"], "test_sensitivity": held_out["sensitivity"],
+        "test_specificity": held_out["specificity"],
+        "train_accuracy": in_sample["accuracy"], "train_balanced_accuracy": in_sample["balanced_accuracy"],
+        "per_sample": held_out["per_sample"], "folds": held_out["folds"], "published": DU21_PUBLISHED,
+    }
+    return model, evaluation, report
+
+
+# -- softness along tension ---------------------------------------------------------------------
+
+def softness_curve(model, frames, settings: SoftnessSettings | None = None, cluster_species: str = "Al") -> dict:
+    """Softness of every atom of ``frames`` (same atoms, e.g. a tension run) and its summary per
+    frame: strain (x length over the first frame's, −1), mean, std and 90th percentile of the
+    centre atoms' softness, fraction with S > 0, and the clusters of the top
+    ``top_fraction`` softest ``cluster_species`` atoms (count, largest size). ``softness``
+    (frames, N) is NaN for atoms the model does not classify."""
+    settings = settings or SoftnessSettings()
+    length0 = float(frames[0].box.cell[0, 0])
+    rows, per_atom = [], []
+    for frame in frames:
+        s = model.softness(frame)
+        centre = ~np.isnan(s)
+        clusters = high_value_clusters(frame, np.where(centre, s, -np.inf), settings.top_fraction,
+                                       settings.cluster_cutoff_A, cluster_species)
+        rows.append({"strain": float(frame.box.cell[0, 0]) / length0 - 1.0, "mean_softness": float(s[centre].mean()),
+                     "std_softness": float(s[centre].std()),
+                     "p90_softness": float(np.percentile(s[centre], 90)),
+                     "fraction_soft": float((s[centre] > 0).mean()), "n_clusters": clusters["n_clusters"],
+                     "largest_cluster": clusters["largest"], "n_selected": clusters["n_selected"]})
+        per_atom.append(s)
+    curve = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    return {**curve, "softness": np.array(per_atom), "settings": {k: v for k, v in asdict(settings).items()
+                                                                  if k in ("top_fraction", "cluster_cutoff_A")}}

@@ -42,7 +42,13 @@ def test_shipped_configs_are_valid():
     (BASE.replace("count = 2", "count = 0"), "key 'samples[0].count': expected a positive int"),
     (BASE.replace("count = 2", "count = 2\nsigma_factor = [1.0]"), "exactly one of mu2, mu2_range, sigma_factor"),
     (BASE.replace('kind = "monolayer"', 'kind = "trilayer"'), "key 'samples[0].kind'"),
-    (BASE + '[tests]\nrun = ["probe"]\n', "later release"),
+    (BASE + '[tests]\nrun = ["probes"]\n', "key 'tests.run[0]'"),
+    (BASE + '[tests]\nrun = ["probe"]\n[tests.probe]\ngridd = 8\n', "unknown key 'tests.probe.gridd'"),
+    (BASE + '[tests]\nrun = ["probe"]\n[tests.probe]\ngrid = 0\n', "key 'tests.probe.grid': expected a positive"),
+    (BASE + '[tests]\nrun = ["probe"]\n[tests.probe]\nsamples = 1.5\n', "key 'tests.probe.samples': expected int"),
+    (BASE.replace('kind = "monolayer"', 'kind = "bilayer"') + '[tests]\nrun = ["probe"]\n',
+     "key 'samples[0].kind': expected 'monolayer' when tests.run has 'probe'"),
+    (BASE + '[potential]\nmonolayer = "watanabe"\n[tests]\nrun = ["probe"]\n', "key 'potential.monolayer'"),
     (BASE + '[tests]\nrun = ["tension"]\n[tests.shear]\nstep = 1e-4\n', "key 'tests.shear'"),
     (BASE + '[tests.tension]\nstepp = 1e-4\n', "unknown key 'tests.tension.stepp'"),
     (BASE + '[relax]\nmethod = "newton"\n', "key 'relax.method'"),
@@ -56,6 +62,12 @@ def test_errors_name_file_and_key(text, message):
         parse_config(text, source="my.toml")
     assert str(err.value).startswith("my.toml: ")
     assert message in str(err.value)
+
+
+def test_probe_settings_are_kept_and_replicas_counted_per_disorder_value():
+    config = parse_config(BASE + '[tests]\nrun = ["shear", "probe"]\n[tests.probe]\ngrid = 8\nsamples = 1\n')
+    assert config.tests == ("shear", "probe") and config.test_settings["probe"] == {"grid": 8, "samples": 1}
+    assert [(s.mu2, s.replica) for s in expand(config)] == [(0.3, 0), (0.3, 1), (0.6, 0), (0.6, 1)]
 
 
 def test_missing_file_is_named(tmp_path):

@@ -12,7 +12,7 @@ from glassfrac.campaign.export import export_dataset
 from glassfrac.campaign.runner import run_campaign
 from glassfrac.campaign.store import CampaignStore, row_structure
 from glassfrac.cli import main
-from glassfrac.report.html import write_report
+from glassfrac.report.html import browser, ink, screenshot, write_report
 
 LOADING = """
 [tests.tension]
@@ -25,15 +25,21 @@ max_strain = 0.06
 step = 0.006
 precision = 0.001
 max_events = 2
+
+[tests.probe]
+grid = 2
+r_free = 3.0
+shell = 5.0
 """
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    """Two perturbed 4 x 4 honeycomb monolayers through relax, tension and shear (serial)."""
+    """Two perturbed 4 x 4 honeycomb monolayers through relax, tension, shear and a 2 x 2 probe map
+    (small windows: the cell is 21 x 18 Å) (serial)."""
     root = tmp_path_factory.mktemp("loaded")
     path = root / "loaded.toml"
-    text = cheap_config(root / "campaign", name="loaded", count=1, tests='["tension", "shear"]')
+    text = cheap_config(root / "campaign", name="loaded", count=1, tests='["tension", "shear", "probe"]')
     path.write_text(text.replace("[output]", LOADING + "\n[output]"))
     summary = run_campaign(load_config(path), workers=0, show_progress=False)
     assert (summary["done"], summary["failed"]) == (2, 0), CampaignStore.open(root / "campaign").failures()
@@ -57,8 +63,26 @@ def test_tension_and_shear_labels_are_stored(loaded):
         assert {"generated.xyz", "rings.png", "tension/curve.csv", "tension/labels.json", "tension/reference.xyz",
                 "tension/stress_strain.png", "shear/curve.csv"} <= files
         assert {f["path"] for f in row.data["figures"]} <= files
-        assert set(row.data["provenance"]["timings"]) == {"generate", "relax", "tension", "shear"}
+        assert set(row.data["provenance"]["timings"]) == {"generate", "relax", "tension", "shear", "probe"}
     assert loaded.verify()["problems"] == []
+
+
+def test_probe_maps_form_a_listi_dataset(loaded):
+    from glassfrac.learn.windows import load_probed
+
+    samples, split = load_probed(loaded.samples_dir)
+    rows = loaded.rows()
+    assert [s.name for s in samples] == [r.sample_id for r in rows] and split is None
+    for sample, row in zip(samples, rows, strict=True):
+        probe = row.data["probe"]
+        assert sample.threshold.shape == (4,) and np.all(np.isfinite(sample.threshold))
+        assert np.isclose(row.probe_threshold_mean, sample.threshold.mean())
+        assert probe["windows"] == 4 and probe["settings"]["r_free"] == 3.0 and probe["unit"] == "N/m"
+        assert np.allclose(sample.structure.positions, row_structure(row).positions)
+        assert len(sample.events) == row.shear_events == len(probe.get("goodness", []))
+        assert all(-1 <= c <= 1 for c in probe.get("goodness", []))
+        assert {"probe: threshold map Δτ (red: weak) with the shear events",
+                "tension: crack atoms and first bond break"} <= {f["title"] for f in row.data["figures"]}
 
 
 def test_dataset_npz_and_folder(loaded, tmp_path):
@@ -103,6 +127,17 @@ def test_report_links_only_existing_files(loaded):
     assert any(s.startswith("report/") for s in sources) and any("tension/stress_strain.png" in s for s in sources)
     for src in sources:
         assert (path.parent / src).is_file(), src
+
+
+def test_report_renders_in_headless_chromium(loaded, tmp_path):
+    if browser() is None:
+        pytest.skip("headless Chromium not found (Debian: apt-get install chromium)")
+    page = ink(screenshot(write_report(loaded), tmp_path / "report.png"))
+    assert (page["width"], page["height"]) == (1280, 2400)
+    assert page["non_white"] > 0.05 and page["coloured"] > 0.003  # text and tables, and coloured figures
+    (tmp_path / "blank.html").write_text("<!DOCTYPE html><html><body><p>&nbsp;</p></body></html>")
+    blank = ink(screenshot(tmp_path / "blank.html", tmp_path / "blank.png"))
+    assert blank["non_white"] < 1e-3 and blank["coloured"] == 0.0  # the measure tells a blank page apart
 
 
 def test_cli_status_export_and_report(loaded, tmp_path, capsys):

@@ -43,8 +43,8 @@ def register(subparsers) -> None:
     report.add_argument("directory", help="campaign directory")
     report.add_argument("--database", metavar="URL", default=None, help="store, if not the directory's SQLite")
 
-    demo = add_command(subparsers, "demo", "the main job on built-in defaults: a small campaign with tension "
-                                           "and shear tests and its HTML report", _demo)
+    demo = add_command(subparsers, "demo", "the main job on built-in defaults: a small campaign (tension, "
+                                           "shear, a probe map), a quick predictor and the HTML report", _demo)
     demo.add_argument("-o", "--output", default="glassfrac-demo", help="output folder (default ./glassfrac-demo)")
     demo.add_argument("--workers", type=int, default=None, help="local worker processes (0: serial)")
 

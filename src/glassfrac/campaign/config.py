@@ -19,9 +19,13 @@ expected. Layout (see ``configs/quickstart.toml`` for a commented example)::
     [relax]               method ("fire" | "lbfgs" | "cg" | "none"), fmax (eV/Å), max_steps
                           (force evaluations), cell (bool, default true: relax the lengths of the
                           periodic axes to zero stress, without tilting the cell)
-    [tests]               run = ["tension", "shear"] (in order; "module:function" for your own)
+    [tests]               run = ["tension", "shear", "probe"] (in order; "module:function" for your own)
     [tests.tension]       AQS settings overriding the protocol defaults (any field of
     [tests.shear]         ``glassfrac.mechanics.aqs.AQSSettings``: max_strain, step, ...)
+    [tests.probe]         local probing settings (any field of
+                          ``glassfrac.mechanics.probe.ProbeSettings``: grid, r_free, ...) plus
+                          ``samples`` (int: probe only the first that many samples of each
+                          disorder value; default all). Monolayers with a pair potential only.
     [output]              directory (str; relative to the working directory),
                           database (optional URL, e.g. "postgresql://user@host/db"; default
                           the SQLite file ``<directory>/campaign.db``), figures (bool)
@@ -47,7 +51,7 @@ except ImportError:  # Python 3.10
 KINDS = ("monolayer", "bilayer")
 DISTRIBUTIONS = ("gamma", "lognormal")
 RELAX_METHODS = ("fire", "lbfgs", "cg", "none")
-BUILTIN_TESTS = ("tension", "shear")
+BUILTIN_TESTS = ("tension", "shear", "probe")
 DEFAULT_POTENTIALS = {"monolayer": "yukawa2d", "bilayer": "watanabe"}
 DEFAULT_RELAX = {"method": "fire", "fmax": 1e-8, "max_steps": 100_000, "cell": True}
 
@@ -170,11 +174,10 @@ def parse_config(text: str, source: str = "<config>") -> CampaignConfig:
     relax["cell"] = r.value(relax_raw, "relax.cell", bool, relax["cell"])
 
     tests_raw = r.table(raw, "tests")
-    tests = tuple(r.value(tests_raw, "tests.run", list, list(BUILTIN_TESTS)))
+    tests = tuple(r.value(tests_raw, "tests.run", list, ["tension", "shear"]))
     for k, test in enumerate(tests):
         if not isinstance(test, str) or not (test in BUILTIN_TESTS or ":" in test):
-            r.fail(f"tests.run[{k}]", f"one of {list(BUILTIN_TESTS)} or 'module:function', got {test!r}"
-                   + (" (local probing comes in a later release)" if test == "probe" else ""))
+            r.fail(f"tests.run[{k}]", f"one of {list(BUILTIN_TESTS)} or 'module:function', got {test!r}")
     if len(set(tests)) != len(tests):
         r.fail("tests.run", f"each test once, got {list(tests)}")
     r.keys(tests_raw, "tests", ("run", *BUILTIN_TESTS))
@@ -183,7 +186,9 @@ def parse_config(text: str, source: str = "<config>") -> CampaignConfig:
         table = r.table(tests_raw, test, prefix="tests")
         if table and test not in tests:
             r.fail(f"tests.{test}", f"settings only for a test listed in tests.run ({list(tests)})")
-        test_settings[test] = _aqs_overrides(r, table, f"tests.{test}")
+        test_settings[test] = (_probe_settings if test == "probe" else _aqs_overrides)(r, table, f"tests.{test}")
+    if "probe" in tests:
+        _check_probe(r, groups, potentials)
 
     out = r.table(raw, "output")
     r.keys(out, "output", ("directory", "database", "figures"))
@@ -268,12 +273,38 @@ def _aqs_overrides(r, table: dict, key: str) -> dict:
     from glassfrac.mechanics.aqs import AQSSettings
 
     r.keys(table, key, tuple(f.name for f in fields(AQSSettings)))
+    return _scalars(r, table, key)
+
+
+def _probe_settings(r, table: dict, key: str) -> dict:
+    from glassfrac.mechanics.probe import ProbeSettings
+
+    r.keys(table, key, ("samples", *(f.name for f in fields(ProbeSettings))))
+    out = _scalars(r, table, key)
+    for name in ("samples", "grid", "directions"):
+        r.positive(out, f"{key}.{name}", int, None)
+    return out
+
+
+def _scalars(r, table: dict, key: str) -> dict:
     out = {}
     for name, value in table.items():
         if not isinstance(value, (bool, int, float, str)):
             r.fail(f"{key}.{name}", f"a number, string or boolean, got {value!r}")
         out[name] = value
     return out
+
+
+def _check_probe(r, groups, potentials) -> None:
+    """Local probing needs 2D samples (monolayers) and a pair potential with ``pair_derivatives``."""
+    from glassfrac.potentials import get_potential
+
+    for k, g in enumerate(groups):
+        if g.kind != "monolayer":
+            r.fail(f"samples[{k}].kind", f"'monolayer' when tests.run has 'probe' (2D samples only), got {g.kind!r}")
+    spec = potentials["monolayer"]
+    if not hasattr(get_potential(spec["name"], **spec["parameters"]), "pair_derivatives"):
+        r.fail("potential.monolayer", f"a pair potential with pair_derivatives() for 'probe', got {spec['name']!r}")
 
 
 class _Reader:

@@ -1,4 +1,4 @@
-"""One sample through the stages, on a worker: generate → relax → tests (→ probe, later).
+"""One sample through the stages, on a worker: generate → relax → tests (tension, shear, probe).
 
 :func:`run_sample` runs the stages of one :class:`~glassfrac.campaign.samples.SampleSpec`
 into a private temporary directory ``<out>/samples/.tmp-<run>-<sample_id>/`` and returns a
@@ -11,21 +11,25 @@ adds to ``ctx.keys`` (scalar labels, queryable), ``ctx.data`` (curves, event lis
 ``ctx.arrays`` (per-atom labels of the stored structure) and files under ``ctx.directory``
 (large arrays with :meth:`SampleContext.write_array`, figures with
 :meth:`SampleContext.add_figure`). Built-in stages are in :data:`STAGES`; a test named
-``"module:function"`` in the config runs that function the same way (the hook the local
-probing stage will use).
+``"module:function"`` in the config runs that function the same way.
 
 Row layout (all samples): key-value pairs ``campaign``, ``sample_id``, ``index``, ``group``,
 ``kind``, ``nx``, ``ny``, ``distribution``, ``mu2_target`` or ``sigma_factor``, ``seed``,
 ``dim``, ``seconds`` and the stages' labels (None and non-finite values are left out); the
 structure is the relaxed, undeformed sample (2D samples with z = 0, see ``dim``); ``data``
 holds ``arrays`` (per-atom), ``bonds`` (rows i j n_x n_y [n_z] when the structure has bonds),
-one entry per test (``labels``, ``curve``, ``events``), ``files`` (path, bytes, sha256 of every
-file of the sample), ``figures`` (title, path) and ``provenance`` (seeds, timings, versions,
-git revision, config).
+one entry per test (``labels``, ``curve``, ``events``; ``probe``: settings, threshold summary and
+goodness per shear event), ``files`` (path, bytes, sha256 of every file of the sample),
+``figures`` (title, path) and ``provenance`` (seeds, timings, versions, git revision, config).
+
+Ring statistics and the network figures are of the relaxed structure (the stored one). A
+probed sample's folder holds ``structure.xyz``, ``map.npz`` and ``events.json`` in the layout
+of :func:`glassfrac.learn.windows.load_probed`, so ``<campaign>/samples`` is a LISTI dataset.
 """
 
 import hashlib
 import importlib
+import json
 import os
 import shutil
 import socket
@@ -76,6 +80,7 @@ class SampleContext:
         self.data: dict = {}
         self.arrays: dict = {}
         self.figures: list = []
+        self.rings = None
         self._potential = None
 
     def path(self, relative: str) -> Path:
@@ -196,7 +201,8 @@ def generate(ctx: SampleContext) -> None:
     from glassfrac.structure import write
 
     write(structure, ctx.path("generated.xyz"))
-    _ring_statistics(ctx)
+    if "relax" not in ctx.plan.stages():
+        _ring_statistics(ctx)
 
 
 def _builtin_generator(spec: SampleSpec) -> Structure:
@@ -207,15 +213,24 @@ def _builtin_generator(spec: SampleSpec) -> Structure:
 
 
 def _ring_statistics(ctx: SampleContext) -> None:
+    """Rings of the current structure (kept in ``ctx.rings`` for the figures of the tests)."""
     from glassfrac.analysis.rings import RingAnalysis
     from glassfrac.report.network_plot import plot_rings
 
-    rings = RingAnalysis().compute(ctx.structure)
+    rings = ctx.rings = RingAnalysis().compute(ctx.structure)
     ctx.keys.update(mu2=rings.mu2, alpha=rings.alpha, n_rings=rings.n_rings)
     ctx.data["rings"] = {"sizes": np.asarray(rings.ring_sizes)}
-    fig = plot_rings(rings, ctx.path("rings.png"), dpi=100)
-    fig.clear()
+    plot_rings(rings, ctx.path("rings.png"), dpi=100).clear()
     ctx.add_figure("structure and rings", "rings.png")
+
+
+def _network_figure(ctx: SampleContext, relative: str, title: str, caption: str, **marks) -> None:
+    """The ring network of the sample with ``marks`` on top (see ``plot_rings_marked``)."""
+    from glassfrac.report.network_plot import plot_rings_marked
+
+    if ctx.rings is not None:
+        plot_rings_marked(ctx.rings, ctx.path(relative), title=title, dpi=100, **marks).clear()
+        ctx.add_figure(caption, relative)
 
 
 def relax(ctx: SampleContext) -> None:
@@ -233,6 +248,7 @@ def relax(ctx: SampleContext) -> None:
     ctx.structure = structure
     ctx.keys.update(relax_energy=stats["energy"], relax_iterations=stats["iterations"])
     ctx.data["relax"] = stats
+    _ring_statistics(ctx)
 
 
 def tension(ctx: SampleContext) -> None:
@@ -252,7 +268,12 @@ def tension(ctx: SampleContext) -> None:
         ctx.arrays[name] = np.asarray(result.reference.arrays[name])
     ctx.data["tension"] = _test_record(result, record)
     ctx.add_figure("tension: stress–strain", "tension/stress_strain.png")
-    ctx.add_figure("tension: first break and crack", "tension/sample.png")
+    crack = np.flatnonzero(ctx.arrays["crack"])
+    first = labels.get("rupture_location")
+    _network_figure(ctx, "tension/crack.png", f"tension along x: {len(crack)} crack atoms",
+                    "tension: crack atoms and first bond break",
+                    atoms=[("crack atoms", ctx.structure.positions[crack], "tab:red")],
+                    points=[("first break", np.reshape(first[:2], (1, 2)) if first else np.zeros((0, 2)), False)])
 
 
 def shear(ctx: SampleContext) -> None:
@@ -270,10 +291,60 @@ def shear(ctx: SampleContext) -> None:
         entry["d2min_file"] = ctx.write_array("shear/d2min.npy", np.stack(fields_))
     ctx.data["shear"] = entry
     ctx.add_figure("shear: stress–strain", "shear/stress_strain.png")
-    ctx.add_figure("shear: events", "shear/sample.png")
+    _network_figure(ctx, "shear/events.png", f"pure shear: {len(events)} events", "shear: event locations",
+                    points=[("events", _event_locations(events), True)])
 
 
-STAGES = {"generate": generate, "relax": relax, "tension": tension, "shear": shear}
+def probe(ctx: SampleContext) -> None:
+    """LISTI25 local probing: threshold map Δτ (N/m) on a grid and, after a shear test, the
+    map's goodness C for each shear event (1: the event is where Δτ is lowest, 0: random)."""
+    from dataclasses import asdict
+
+    from glassfrac.cli import to_jsonable
+    from glassfrac.mechanics.probe import ProbeSettings, goodness, probe_map, save_map
+    from glassfrac.report.probe_plot import plot_threshold_map
+    from glassfrac.structure import write
+
+    options = dict(ctx.plan.test_settings.get("probe", {}))
+    limit = options.pop("samples", None)
+    if limit is not None and ctx.spec.replica >= limit:
+        return
+    settings = ProbeSettings(**options)
+    start = time.perf_counter()
+    result = probe_map(ctx.structure, ctx.potential(), settings)
+    seconds = time.perf_counter() - start
+    threshold = np.asarray(result["threshold"])
+    shear_events = ctx.data.get("shear", {}).get("events", [])
+    events = _event_locations(shear_events)
+    entry = {"settings": asdict(settings), "unit": result["unit"], "windows": int(threshold.size),
+             "seconds": round(seconds, 3), "threshold_min": float(threshold.min()),
+             "threshold_mean": float(threshold.mean()), "threshold_max": float(threshold.max())}
+    ctx.keys.update(probe_threshold_mean=entry["threshold_mean"], probe_threshold_min=entry["threshold_min"])
+    if "shear" in ctx.data:  # the shear test ran: its events (maybe none) go with the map
+        with atomic_open(ctx.path("events.json")) as handle:
+            json.dump({"events": to_jsonable(shear_events)}, handle, indent=1)
+    if len(events):
+        c = goodness(threshold, result["centres"], events, ctx.structure.box)
+        entry["goodness"] = c.tolist()
+        ctx.keys.update(probe_goodness_event1=float(c[0]), probe_goodness_mean=float(c.mean()))
+    write(ctx.structure, ctx.path("structure.xyz"))
+    save_map(result, ctx.path("map.npz"), settings, {"sample_id": ctx.spec.sample_id,
+                                                     "potential": ctx.potential().name,
+                                                     "goodness": entry.get("goodness"), "seconds": seconds})
+    title = f"Δτ on a {settings.grid}×{settings.grid} grid" + (
+        f"; goodness of event 1: {entry['goodness'][0]:.2f}" if len(events) else "")
+    plot_threshold_map(threshold, ctx.structure.box, events if len(events) else None, ctx.path("probe/map.png"),
+                       title=title)
+    ctx.data["probe"] = entry
+    ctx.add_figure("probe: threshold map Δτ (red: weak) with the shear events", "probe/map.png")
+
+
+def _event_locations(events) -> np.ndarray:
+    """(k, 2) in-plane locations (Å) of a test's events."""
+    return np.array([e["location"][:2] for e in events], float).reshape(-1, 2)
+
+
+STAGES = {"generate": generate, "relax": relax, "tension": tension, "shear": shear, "probe": probe}
 """Built-in stages by name (module docstring)."""
 
 

@@ -8,8 +8,10 @@
   by dask-jobqueue on SLURM); its workers must see the campaign directory (shared file system)
   and have glassfrac installed.
 
-Only this process writes to the store: workers compute a sample into a temporary folder and
-return the row; the runner moves the folder into place and inserts the row. On start it takes
+The runner keeps at most as many samples in flight as the cluster has worker threads (checked
+again whenever one finishes, and every few seconds), so a waiting sample goes to the first
+worker that is free. Only this process writes to the store: workers compute a sample into a
+temporary folder and return the row; the runner moves the folder into place and inserts the row. On start it takes
 the campaign lock, checks the config against the directory's definition, removes debris of
 killed runs and queues every sample that has no row (and no failure record, unless
 ``retry_failed``). Killing the run at any moment, ``kill -9`` included, loses at most the
@@ -19,6 +21,7 @@ A script that starts a LocalCluster must guard its entry point (``if __name__ ==
 "__main__":``), because worker processes are spawned and import the main module.
 """
 
+import collections
 import os
 import time
 import uuid
@@ -29,6 +32,9 @@ from glassfrac.campaign.samples import expand
 from glassfrac.campaign.store import CampaignStore, public_url
 from glassfrac.errors import GlassfracError
 from glassfrac.progress import progress
+
+POLL_SECONDS = 5.0
+"""How often the Dask runner looks for new workers while no sample finishes, s."""
 
 
 def available_cores() -> int:
@@ -136,7 +142,7 @@ def run_campaign(config: CampaignConfig, workers: int | None = None, scheduler: 
 def _run_dask(pending, plan, handle, workers, threads, scheduler) -> None:
     """Submit every pending sample to a Dask cluster and ``handle`` each outcome as it arrives."""
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster, TimeoutError, wait
     except ImportError:
         raise GlassfracError("the Dask runner needs dask.distributed: pip install 'dask[distributed]' "
                              "(or run serially with --workers 0)") from None
@@ -152,18 +158,29 @@ def _run_dask(pending, plan, handle, workers, threads, scheduler) -> None:
                                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})  # no fixed port
         client = Client(cluster)
     try:
-        futures = {client.submit(run_sample, spec, plan, key=f"{spec.sample_id}-{plan.run_id}", pure=False): spec
-                   for spec in pending}
-        for future in as_completed(futures):
-            spec = futures.pop(future)
+        queue = collections.deque(pending)
+        running = {}
+        while queue or running:
+            # no more tasks in flight than worker threads: a queued task never waits behind a
+            # long one while another worker idles (the workers of an adaptive cluster may come later)
+            slots = max(1, sum(client.nthreads().values()))
+            while queue and len(running) < slots:
+                spec = queue.popleft()
+                running[client.submit(run_sample, spec, plan, key=f"{spec.sample_id}-{plan.run_id}", pure=False)] = spec
             try:
-                outcome = future.result()
-            except Exception as exc:  # the worker died (killed, out of memory): record, go on
-                outcome = SampleFailure(spec, "worker", f"{type(exc).__name__}: {exc}".splitlines()[0],
-                                        repr(exc), 0.0, os.path.join(plan.samples_dir,
-                                                                     f".tmp-{plan.run_id}-{spec.sample_id}"))
-            future.release()
-            handle(outcome)
+                done = wait(list(running), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                continue
+            for future in done:
+                spec = running.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # the worker died (killed, out of memory): record, go on
+                    outcome = SampleFailure(spec, "worker", f"{type(exc).__name__}: {exc}".splitlines()[0],
+                                            repr(exc), 0.0, os.path.join(plan.samples_dir,
+                                                                         f".tmp-{plan.run_id}-{spec.sample_id}"))
+                future.release()
+                handle(outcome)
     finally:
         client.close()
         if cluster is not None:

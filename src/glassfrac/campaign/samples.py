@@ -17,7 +17,8 @@ from glassfrac.campaign.config import CampaignConfig
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """What one sample is: its index and id, the generator's inputs and its seed."""
+    """What one sample is: its index and id, the generator's inputs and its seed; ``replica``
+    counts the samples before it in its group with the same disorder value (0, 1, ...)."""
 
     index: int
     sample_id: str
@@ -30,6 +31,7 @@ class SampleSpec:
     sigma_factor: float | None = None
     generator: str | None = None
     options: dict = field(default_factory=dict)
+    replica: int = 0
 
     def keys(self) -> dict:
         """Key-value pairs of the store row describing the sample's inputs."""
@@ -63,7 +65,7 @@ def expand(config: CampaignConfig) -> list[SampleSpec]:
         else:
             name = "mu2" if group.mu2 is not None else "sigma_factor"
             values = [(name, v) for v in (group.mu2 or group.sigma_factor) for _ in range(group.count)]
-        for name, value in values:
+        for k, (name, value) in enumerate(values):
             index = len(specs)
             seed, draw = sample_seeds(config.seed, index)
             if value is None:
@@ -72,6 +74,6 @@ def expand(config: CampaignConfig) -> list[SampleSpec]:
             specs.append(SampleSpec(
                 index=index, sample_id=sample_id(index), group=g, kind=group.kind, rings=tuple(group.rings),
                 distribution=group.distribution, seed=seed, generator=group.generator,
-                options=dict(group.options), **{name: value},
+                options=dict(group.options), replica=k % group.count, **{name: value},
             ))
     return specs

@@ -2,11 +2,16 @@
 
 Sections: the campaign summary (counts, compute time, provenance), summary figures (rupture
 strain against disorder, all stress–strain curves of each test coloured by disorder, ring-size
-distributions), a table of every sample, the failed samples with their errors, and one
-section per sample showing the figures its stages listed (rings, stress–strain with events,
-failure maps; threshold maps once the probe stage lists them). Images are linked by relative
-paths, so the campaign folder can be moved or served as it is. Only the first
-``max_samples`` samples get a section of their own; all appear in the table.
+distributions), the sections that later steps left in the campaign folder (below), a table of
+every sample, the failed samples with their errors, and one section per sample showing the
+figures its stages listed (rings, stress–strain with events, crack, shear events, threshold
+map). Images are linked by relative paths, so the campaign folder can be moved or served as it
+is. Only the first ``max_samples`` samples get a section of their own; all appear in the table.
+
+A step after the campaign (a predictor, an attention map) adds a section by writing
+``<campaign>/<step>/report.json``: ``{"title": str, "text": str, "table": [[name, value], ...],
+"figures": [{"title": str, "path": path relative to the campaign folder}, ...]}``. Sections
+appear in folder-name order.
 """
 
 import html
@@ -32,8 +37,10 @@ TABLE_COLUMNS = (
     ("sample_id", "sample"), ("kind", "kind"), ("nx", "NX"), ("ny", "NY"), ("mu2_target", "μ₂ target"),
     ("mu2", "μ₂"), ("natoms", "atoms"), ("rupture_strain", "rupture strain"),
     ("tension_peak_stress", "peak stress (tension)"), ("shear_events", "shear events"),
-    ("shear_event1_strain", "1st shear event"), ("seconds", "time (s)"),
+    ("shear_event1_strain", "1st shear event"), ("probe_threshold_mean", "mean Δτ (N/m)"),
+    ("probe_goodness_event1", "goodness, 1st event"), ("seconds", "time (s)"),
 )
+"""Columns of the sample table (key, title); a column no row has a value for is left out."""
 
 
 def write_report(store, max_samples: int = 100) -> Path:
@@ -52,6 +59,7 @@ def write_report(store, max_samples: int = 100) -> Path:
         parts.append("<h2>Overview</h2><div class='figs'>")
         parts += [_figure(f"report/{name}", title) for name, title in summary_figures]
         parts.append("</div>")
+    parts += [_step_section(path) for path in sorted(store.directory.glob("*/report.json"))]
     parts.append(_sample_table(rows))
     if status["failures"]:
         parts.append("<h2>Failed samples</h2><table><tr><th class='l'>sample</th><th class='l'>stage</th>"
@@ -72,6 +80,52 @@ def write_report(store, max_samples: int = 100) -> Path:
     return path
 
 
+def browser() -> str | None:
+    """Path of a Chromium (or Chrome) executable on ``PATH``, or None."""
+    import shutil
+
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+
+
+def screenshot(page, png, width: int = 1280, height: int = 2400, timeout: float = 120) -> Path:
+    """Render the HTML file ``page`` in headless Chromium to the PNG ``png`` (``width`` ×
+    ``height`` pixels, the top of the page); returns ``png``."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from glassfrac.errors import GlassfracError
+
+    exe = browser()
+    if exe is None:
+        raise GlassfracError("headless rendering needs Chromium on PATH (Debian: apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as work:
+        shot = Path(work) / "page.png"  # Chromium picks the format by the name's suffix
+        proc = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                               "--hide-scrollbars", f"--user-data-dir={Path(work) / 'profile'}",
+                               f"--screenshot={shot}", f"--window-size={width},{height}",
+                               Path(page).resolve().as_uri()],
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode or not shot.is_file():
+            raise GlassfracError(f"{exe} could not render {page}: {proc.stderr.strip()[-500:]}")
+        with atomic_path(png) as tmp:
+            shutil.copyfile(shot, tmp)
+    return Path(png)
+
+
+def ink(png) -> dict:
+    """How much a screenshot shows: ``non_white`` (fraction of pixels darker than 95 % in some
+    channel: text, lines, figures) and ``coloured`` (fraction with channels differing by more
+    than 0.2: figures; text and tables are grey). A blank page has both near 0."""
+    from matplotlib.image import imread
+
+    image = imread(png)[..., :3]
+    spread = image.max(axis=-1) - image.min(axis=-1)
+    return {"non_white": float(np.mean(np.any(image < 0.95, axis=-1))), "coloured": float(np.mean(spread > 0.2)),
+            "width": int(image.shape[1]), "height": int(image.shape[0])}
+
+
 def _e(value) -> str:
     return html.escape(str(value))
 
@@ -83,6 +137,10 @@ def _fmt(value) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
     return str(value)
 
 
@@ -110,12 +168,28 @@ def _summary(status: dict, rows, store) -> str:
     return f"<h2>Summary</h2><table>{cells}</table>"
 
 
+def _step_section(path: Path) -> str:
+    """The section a later step described in ``path`` (module docstring)."""
+    import json
+
+    try:
+        s = json.loads(path.read_text())
+        rows = "".join(f"<tr><th class='l'>{_e(k)}</th><td class='l'>{_e(_fmt(v))}</td></tr>"
+                       for k, v in s.get("table", []))
+        figures = "".join(_figure(f["path"], f["title"]) for f in s.get("figures", []))
+        return (f"<h2>{_e(s['title'])}</h2><p>{_e(s.get('text', ''))}</p>"
+                + (f"<table>{rows}</table>" if rows else "") + f"<div class='figs'>{figures}</div>")
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"<h2>{_e(path.parent.name)}</h2><p class='bad'>{_e(path)}: unreadable section ({_e(exc)})</p>"
+
+
 def _sample_table(rows) -> str:
-    head = "".join(f"<th>{_e(title)}</th>" for _, title in TABLE_COLUMNS)
+    columns = [(key, title) for key, title in TABLE_COLUMNS if any(row.get(key) is not None for row in rows)]
+    head = "".join(f"<th>{_e(title)}</th>" for _, title in columns)
     body = []
     for row in rows:
         cells = []
-        for key, _ in TABLE_COLUMNS:
+        for key, _ in columns:
             value = row.get(key)
             if key == "sample_id":
                 cells.append(f"<td class='l'><a href='#{_e(value)}'>{_e(value)}</a></td>")
@@ -174,16 +248,25 @@ def _summary_figures(rows, figdir: Path) -> list:
         cmap = colormaps["viridis"]
         fig = Figure(figsize=(5, 3.6), dpi=110)
         ax = fig.add_subplot()
+        discrete = 0 < len(set(finite.tolist())) <= 6  # few disorder levels: a legend, not a colour range
+        labelled = set()
         for r, entry in curves:
             c = entry["curve"]
             value = r.get("mu2_target", r.get("mu2", np.nan))
-            ax.plot(c["strain"], c["stress"], lw=1, color=cmap(norm(value)) if np.isfinite(value) else "0.5")
+            legend = f"μ₂ target {value:.2g}" if discrete and np.isfinite(value) and value not in labelled else None
+            labelled.add(value)
+            ax.plot(c["strain"], c["stress"], lw=1, color=cmap(0.9 * norm(value)) if np.isfinite(value) else "0.5",
+                    label=legend)
             for e in entry.get("events", [])[:6]:
                 k = int(np.argmin(np.abs(np.asarray(c["strain"]) - e["strain"])))
                 ax.plot(c["strain"][k], c["stress"][k], "x", ms=4, color="k")
         ax.set_xlabel("strain")
         ax.set_ylabel(f"stress ({curves[0][1].get('stress_unit', '')})")
-        ax.set_title(f"{test}: {len(curves)} samples (colour: μ₂ target {lo:.2g}–{hi:.2g}; × events)")
+        if discrete:
+            ax.legend(frameon=False, fontsize=8)
+            ax.set_title(f"{test}: {len(curves)} samples (× events)")
+        else:
+            ax.set_title(f"{test}: {len(curves)} samples (colour: μ₂ target {lo:.2g}–{hi:.2g}; × events)")
         ax.title.set_fontsize(9)
         _save(fig, figdir / f"{test}_curves.png")
         out.append((f"{test}_curves.png", f"{test}: stress–strain curves"))

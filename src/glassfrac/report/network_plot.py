@@ -18,11 +18,13 @@ UNDER_COLOUR = "#000000"
 OVER_COLOUR = "#ff69b4"
 
 
-def plot_rings(rings, path=None, ax=None, title: str | None = None, atoms: bool = True, dpi: int = 150):
+def plot_rings(rings, path=None, ax=None, title: str | None = None, atoms: bool = True, dpi: int = 150,
+               faces: bool = True):
     """Draw a computed :class:`~glassfrac.analysis.rings.RingAnalysis`.
 
     Writes a PNG (atomically) to ``path`` if given; draws into ``ax`` if given, else into a
-    new figure. Returns the matplotlib figure.
+    new figure. ``faces=False`` draws the bonds only (no ring colours, no colour bar).
+    Returns the matplotlib figure.
     """
     from matplotlib.collections import LineCollection, PolyCollection
     from matplotlib.colors import BoundaryNorm, ListedColormap
@@ -57,7 +59,7 @@ def plot_rings(rings, path=None, ax=None, title: str | None = None, atoms: bool 
         segments, _, _ = _with_copies(list(segments), np.zeros(len(segments)), np.zeros(len(segments)), box)
 
     collections = []
-    for mask, alpha in ((~faded, 1.0), (faded, 0.3)):
+    for mask, alpha in ((~faded, 1.0), (faded, 0.3)) if faces else ():
         faces = PolyCollection([p for p, m in zip(polygons, mask, strict=True) if m], array=ring_sizes[mask],
                                cmap=cmap, norm=norm, edgecolors="none", alpha=alpha, zorder=1)
         ax.add_collection(faces)
@@ -84,11 +86,64 @@ def plot_rings(rings, path=None, ax=None, title: str | None = None, atoms: bool 
     ax.set_aspect("equal")
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
-    bar = fig.colorbar(collections[0], ax=ax, ticks=sizes, extend="both", fraction=0.046, pad=0.04)
-    bar.set_label("ring size")
+    if faces:
+        bar = fig.colorbar(collections[0], ax=ax, ticks=sizes, extend="both", fraction=0.046, pad=0.04)
+        bar.set_label("ring size")
     if title is None:
         title = f"{rings.n_rings} rings, μ₂ = {_fmt(rings.mu2)}, α = {_fmt(rings.alpha)}"
     ax.set_title(title)
+    if path is not None:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    return fig
+
+
+def plot_rings_marked(rings, path=None, atoms=(), points=(), values=None, title: str | None = None,
+                      dpi: int = 150):
+    """:func:`plot_rings` with marks on top, for failure, event and prediction figures.
+
+    ``atoms``: ``(label, positions (k, ≥ 2) Å, colour)`` triples, drawn as dots with a dark
+    edge; ``points``: ``(label, locations (k, ≥ 2) Å, numbered)`` triples, drawn as open circles,
+    numbered 1, 2, ... if ``numbered``; ``values``: ``(label, positions (n, ≥ 2) Å, values (n,))``,
+    atoms coloured by value (pale yellow up to the median, dark red for the top 0.5 %; colour
+    bar ``label``) over the bonds, instead of the ring colours.
+    Positions are wrapped into the cell of periodic structures. Writes a PNG (atomically) to
+    ``path`` if given; returns the figure.
+    """
+    fig = plot_rings(rings, title=title, faces=values is None, atoms=values is None)
+    ax = fig.axes[0]
+    box = rings.network.box
+    periodic = bool(box.pbc.all())
+
+    def plane(xy):
+        xy = np.asarray(xy, float)
+        if not len(xy):
+            return np.zeros((0, 2))
+        xy = xy.reshape(len(xy), -1)[:, :2]
+        return box.wrap(xy) if periodic else xy
+
+    if values is not None:
+        label, xy, v = values
+        v = np.asarray(v, float)
+        # the colour scale spans the median to the 99.5th percentile: the highest values stand out
+        lo, hi = np.nanpercentile(v, [50, 99.5]) if np.isfinite(v).any() else (0.0, 1.0)
+        dots = ax.scatter(*plane(xy).T, s=22, c=v, cmap="YlOrRd", vmin=lo, vmax=max(hi, lo + 1e-12),
+                          edgecolors="0.4", linewidths=0.3, zorder=4)
+        fig.colorbar(dots, ax=ax, fraction=0.046, pad=0.04, extend="both").set_label(label)
+    for label, xy, colour in atoms:
+        xy = plane(xy)
+        if len(xy):
+            ax.scatter(*xy.T, s=28, c=colour, edgecolors="k", linewidths=0.6, zorder=5, label=f"{label} ({len(xy)})")
+    for label, xy, numbered in points:
+        xy = plane(xy)
+        if len(xy):
+            ax.scatter(*xy.T, s=200 if numbered else 120, facecolors="none", edgecolors="k",
+                       linewidths=2.0 if numbered else 1.5, zorder=6, label=label)
+        for k, (x, y) in enumerate(xy if numbered and len(xy) > 1 else []):
+            ax.annotate(str(k + 1), (x, y), xytext=(9, 9), textcoords="offset points", fontsize=9, zorder=7,
+                        fontweight="bold", bbox=dict(boxstyle="circle,pad=0.15", fc="white", ec="k", lw=0.8))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=3, fontsize=8, frameon=False)
     if path is not None:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")

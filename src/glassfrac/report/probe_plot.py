@@ -24,10 +24,13 @@ def plot_threshold_map(threshold, box, events=None, path=None, title=None, ax=No
     image = ax.imshow(np.asarray(threshold), origin="lower", extent=extent, cmap=plt.get_cmap("RdYlBu"),
                       interpolation="bicubic")
     if events is not None:
+        from matplotlib.patheffects import withStroke
+
+        outline = [withStroke(linewidth=3.5, foreground="black")]  # legible on pale and dark colours alike
         for k, loc in enumerate(np.atleast_2d(events)):
-            ax.plot(loc[0], loc[1], "o", ms=11, mfc="none", mec="white", mew=2)
+            ax.plot(loc[0], loc[1], "o", ms=11, mfc="none", mec="white", mew=2, path_effects=outline)
             ax.annotate(str(k + 1), loc[:2], xytext=(7, 7), textcoords="offset points", color="white",
-                        fontsize=9, fontweight="bold")
+                        fontsize=9, fontweight="bold", path_effects=outline)
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
     ax.set_title(title or "shear stress threshold Δτ")

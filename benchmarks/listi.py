@@ -9,15 +9,23 @@ with sigma factor 1 as LISTI25, seeds 1000 + k), relaxed with yukawa2d (L-BFGS t
 cell relaxed), probed on ``--grid`` × ``--grid`` windows (``ProbeSettings`` defaults: R_free
 11 Å, shell = cutoff, pure shear along x) and sheared (``shear_test``, first 6 events, ``SHEAR``:
 up to strain 0.2 in steps of 1e-3 bisected to 5e-5, L-BFGS to 1e-6 eV/Å).
-Split by sample (seed 0): 60 / 15 / 25 %.
+Split by sample: ``OUT/data/split.json`` when there (the full run's: 6 train, 2 validation,
+4 test samples, fixed before the last sample was probed), else seeded (seed 0) 60 / 15 / 25 %.
 
 Figures (one JSON object per line): dataset description; per model (gnn, cnn, lstm,
 baseline) the training time, the held-out (test samples) correlation and RMSE of predicted vs
 probed Δτ, the mean goodness per event 1–6 of predicted and of probed maps on the test samples
-and on the training + validation samples, with LISTI25's figures; the same on a JuMol sample
-(external, validation only, probed and sheared the same way); the time to map a 10^4-atom
-sample (JuMol sample tiled 2 × 4, 10,800 atoms, 50 × 50 windows) with each model, best of 3.
+and on the training + validation samples, with LISTI25's figures; with ``--external``, the
+same on a JuMol sample (external, validation only, probed and sheared the same way: about
+10 CPU minutes more the first time); the time to map a 10^4-atom
+sample (JuMol sample tiled 2 × 4, 10,800 atoms, 50 × 50 windows) with the models of
+``--map-models`` (default gnn), best of 3.
 ``--quick``: 4 samples, 8 × 8 grids, a few epochs (checks that everything runs).
+``--cached``: the dataset in OUT/data as it is (nothing generated, probed or sheared).
+``--retime`` (after a full run, < 10 min on 2 quiet cores): the timing figures only, measured
+again on the cached dataset: each model trained for a few epochs from scratch (no checkpoint),
+its CPU and wall time per epoch extrapolated to the epochs of the full run (``extrapolated``:
+true; the baseline is fitted whole), and the map of the 10^4-atom sample with the saved models of ``--map-models``.
 """
 
 import argparse
@@ -42,12 +50,16 @@ JUMOL = ROOT.parent / "shared" / "data" / "jumol-2d-silica" / "sig_1.00_sample_0
 MACHINE = f"{os.cpu_count()} cores shared, 1 thread, no GPU"
 RINGS = (16, 18)
 FRACTIONS = (0.60, 0.15, 0.25)
-EPOCHS = {"gnn": 200, "cnn": 30, "lstm": 150, "baseline": 1}
-PATIENCE = {"gnn": 20, "cnn": 8, "lstm": 20, "baseline": 1}
+EPOCHS = {"gnn": 99, "cnn": 4, "lstm": 100, "baseline": 1}
+"""Most epochs. The full run of this revision (2 cores shared by 8 jobs, load 30-45) was cut by
+the wall clock: gnn after 99 epochs (1.2 CPU s, 20-35 s wall each; validation loss still
+slowly falling), cnn after 4 (14 CPU s, about 290 s wall each)."""
+PATIENCE = {"gnn": 20, "cnn": 6, "lstm": 15, "baseline": 1}
 QUICK_EPOCHS = {"gnn": 4, "cnn": 2, "lstm": 4, "baseline": 1}
 SHEAR = replace(SHEAR_DEFAULTS, max_strain=0.2, step=1e-3, precision=5e-5, fmax=1e-6, method="lbfgs")
 """Pure shear to the first 6 events. The default max_strain 0.04 finds no event in these samples
 (the first comes at 0.06–0.09); coarser steps and tolerance than the default for CPU time."""
+RETIME_EPOCHS = {"gnn": 5, "cnn": 2, "lstm": 5, "baseline": 1}
 REFERENCE_TIME = {"what": "LISTI25: preprocess, train and predict one sample (GNN), M1 Ultra", "value": 2.25 * 3600,
                   "unit": "s"}
 
@@ -100,6 +112,16 @@ def make_sample(k: int, folder: Path, grid: int, potential, shear: bool = True) 
     probe_and_shear(read(path), folder, grid, potential, shear)
 
 
+def split_of(samples, named: dict | None) -> dict:
+    """Sample numbers per part: the dataset's split.json (names) if given, else seeded."""
+    from glassfrac.learn.listi import split_by_sample
+
+    if named is None:
+        return split_by_sample(len(samples), FRACTIONS, seed=0)
+    number = {s.name: k for k, s in enumerate(samples)}
+    return {part: [number[n] for n in named[part] if n in number] for part in ("train", "validation", "test")}
+
+
 def describe(samples, split, grid, data: Path) -> dict:
     """The dataset figure: sizes, split, events, probing cost."""
     from glassfrac.mechanics.probe import load_map
@@ -111,7 +133,47 @@ def describe(samples, split, grid, data: Path) -> dict:
             "events_per_sample": [0 if s.events is None else len(s.events) for s in samples],
             "probe_seconds_per_sample": float(np.mean([x for x in seconds if x is not None] or [np.nan])),
             "generator": f"glassfrac.generate.generate monolayer, rings {RINGS}, lognormal sigma 1, seeds 1000 + k",
-            "split_seed": 0, "fractions": FRACTIONS}
+            "split_from": "split.json" if (data / "split.json").is_file() else f"seed 0, fractions {FRACTIONS}"}
+
+
+def time_map(model, big, kind: str) -> None:
+    """The map figure: best of 3 predictions of the 50 × 50 map of ``big``."""
+    times, cpu = [], []
+    for _ in range(3):
+        start, tic = time.perf_counter(), time.process_time()
+        model.predict_map(big, grid=50)
+        times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - tic)
+    emit(f"map_seconds_{kind}_{big.n_atoms}_atoms_50x50", min(times), "s", cpu_seconds=min(cpu),
+         goal=5.0 if kind == "gnn" else None, symmetrized=model.symmetrize, reference=REFERENCE_TIME,
+         extrapolated=False, note="best of 3, wall and CPU time, structure read excluded")
+
+
+def retime(kinds, graphs, split, spec, out: Path, big, timed) -> None:
+    """Timing figures again on the cached dataset (module docstring, ``--retime``)."""
+    from glassfrac.learn.listi import ListiModel
+
+    for kind in kinds:
+        path = out / f"{kind}.safetensors"
+        if not path.is_file():
+            raise SystemExit(f"{path}: no trained model; run the full benchmark first")
+        saved = ListiModel.load(path)
+        epochs = saved.info.get("epochs_run") or 1
+        settings = TrainSettings(epochs=RETIME_EPOCHS[kind], patience=RETIME_EPOCHS[kind])
+        start, tic = time.perf_counter(), time.process_time()
+        _, record = Trainer(kind, graphs, split, spec, settings, architecture=saved.architecture).run()
+        wall, cpu = time.perf_counter() - start, time.process_time() - tic
+        history = record["history"]
+        if history:  # per-epoch time of the loop, times the epochs of the full run, plus the set-up
+            loop_wall = sum(h["seconds"] for h in history)
+            loop_cpu = sum(h["cpu_seconds"] for h in history)
+            scale = epochs / len(history)
+            wall, cpu = wall - loop_wall + loop_wall * scale, cpu - loop_cpu + loop_cpu * scale
+        emit(f"train_seconds_{kind}", wall, "s", cpu_seconds=cpu, epochs=epochs, epochs_timed=len(history) or None,
+             windows=record["windows"], extrapolated=bool(history),
+             note="set-up plus the mean epoch of a fresh run times the epochs of the full run; wall and CPU")
+        if big is not None and kind in timed:
+            time_map(saved, big, kind)
 
 
 # -- main --------------------------------------------------------------------------------------------
@@ -123,9 +185,14 @@ def main():
     parser.add_argument("--samples", type=int, default=None, help="number of samples (default 12; quick 4)")
     parser.add_argument("--grid", type=int, default=None, help="probe grid per side (default 16; quick 8)")
     parser.add_argument("--models", default=",".join(KINDS), help="comma-separated model kinds")
+    parser.add_argument("--retime", action="store_true", help="timing figures only, on the cached full run")
+    parser.add_argument("--cached", action="store_true",
+                        help="use OUT/data as it is: generate, probe and shear nothing (samples without events.json "
+                             "count for the correlation only)")
+    parser.add_argument("--external", action="store_true", help="also probe, shear and score a JuMol sample")
+    parser.add_argument("--map-models", default="gnn", help="comma-separated models whose map time is measured")
     args = parser.parse_args()
     set_threads(1)
-    from glassfrac.learn.listi import split_by_sample
     from glassfrac.potentials import get_potential
 
     n_samples = args.samples or (4 if args.quick else 12)
@@ -133,18 +200,23 @@ def main():
     out = Path(args.out) / ("quick" if args.quick else "full")
     data = out / "data"
     potential = get_potential("yukawa2d")
-    for k in range(n_samples):
+    for k in range(0 if args.retime or args.cached else n_samples):
         make_sample(k, data / f"sample_{k:03d}", grid, potential)
-    samples, _ = load_probed(data)
+    samples, named = load_probed(data)
     samples = samples[:n_samples]
-    split = split_by_sample(len(samples), FRACTIONS, seed=0)
+    split = split_of(samples, named)
     emit("dataset", len(samples), "samples", **describe(samples, split, grid, data))
     spec = WindowSpec()
     graphs = build_windows(samples, spec)
     seen = split["train"] + split["validation"]
+    big = tiled(read(JUMOL), 2, 4) if JUMOL.is_file() else None
+    timed = set(args.map_models.split(","))
+    if args.retime:
+        retime(args.models.split(","), graphs, split, spec, out, big, timed)
+        return
 
     jumol = None
-    if not args.quick and JUMOL.is_file():
+    if args.external and JUMOL.is_file():
         folder = out / "jumol" / JUMOL.stem
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / "structure.xyz").is_file():
@@ -153,7 +225,6 @@ def main():
         jumol_samples, _ = load_probed(folder.parent)
         jumol = (jumol_samples, build_windows(jumol_samples, spec))
 
-    big = tiled(read(JUMOL), 2, 4) if JUMOL.is_file() else None
     for kind in args.models.split(","):
         epochs = (QUICK_EPOCHS if args.quick else EPOCHS)[kind]
         settings = TrainSettings(epochs=epochs, patience=PATIENCE[kind])
@@ -183,16 +254,8 @@ def main():
             external = evaluate(model, jumol[0], jumol[1], [0])
             emit(f"jumol_{kind}", external["correlation"], None, rmse=external["rmse"],
                  goodness=external.get("goodness"), sample=JUMOL.name, note="external sample, validation only")
-        if big is not None:
-            times, cpu = [], []
-            for _ in range(3):
-                start, tic = time.perf_counter(), time.process_time()
-                model.predict_map(big, grid=50)
-                times.append(time.perf_counter() - start)
-                cpu.append(time.process_time() - tic)
-            emit(f"map_seconds_{kind}_{big.n_atoms}_atoms_50x50", min(times), "s", cpu_seconds=min(cpu),
-                 goal=5.0 if kind == "gnn" else None, symmetrized=model.symmetrize, reference=REFERENCE_TIME,
-                 extrapolated=False, note="best of 3, wall and CPU time, structure read excluded")
+        if big is not None and kind in timed:
+            time_map(model, big, kind)
 
 
 if __name__ == "__main__":

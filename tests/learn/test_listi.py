@@ -59,8 +59,9 @@ SPLIT = {"train": [0], "validation": [1], "test": [2]}
 
 @pytest.fixture(scope="module")
 def untrained_gnn():
-    """A random GNN whose outputs vary clearly between windows (initial weights doubled)."""
-    torch.manual_seed(1)
+    """A random GNN whose outputs vary clearly between windows (initial weights doubled; the
+    translation test checks that they do)."""
+    torch.manual_seed(0)
     model = ListiModel("gnn", SPEC, symmetrize=False)
     with torch.no_grad():
         for p in model.network.parameters():
@@ -88,6 +89,21 @@ def test_windows_hold_the_si_within_the_radius_and_their_bonds(sample, network):
     # 30–38 Si per window as in LISTI25, three rings around every Si of a periodic sample
     assert 28 <= g.n_nodes.min() and g.n_nodes.max() <= 40
     assert (network.degree == 3).all() and network.rings.min() >= 4
+
+
+def test_bond_angle_features_match_a_direct_count(sample, network):
+    a, b = network.bonds.T
+    for k in (0, 11, 200):
+        others = np.where(a == k, b, a)[(a == k) | (b == k)]
+        vec = sample.box.minimum_image(network.positions[others] - network.positions[k])
+        direction = np.sort(np.arctan2(vec[:, 1], vec[:, 0]))
+        gaps = np.diff(np.r_[direction, direction[0] + 2 * np.pi])
+        assert np.allclose(network.angles[k], [gaps.min(), gaps.max()], atol=1e-12)
+    # the angles of a node add up to 360°: min ≤ 120° ≤ max
+    third = 2 * np.pi / 3
+    assert (network.angles[:, 0] <= third + 1e-12).all() and (network.angles[:, 1] >= third - 1e-12).all()
+    g = window_graphs(network, grid_centres(sample.box, 2), 0.3, SPEC)
+    assert np.isfinite(g.x).all() and g.x.shape[1] == 9
 
 
 def test_builders_are_deterministic(network, sample):

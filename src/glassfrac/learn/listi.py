@@ -515,12 +515,16 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------------------
     def _fingerprint(self) -> dict:
-        """What a checkpoint must share with this run (``epochs`` and ``patience`` may change)."""
+        """What a checkpoint must share with this run (``epochs`` and ``patience`` may change; test
+        windows may be added, they take no part in training)."""
         settings = {k: v for k, v in self.settings.to_dict().items() if k not in ("epochs", "patience")}
-        digest = np.round(self.graphs.y[self.train_windows].astype(float), 6)
+        digest = {}
+        for part, index in (("train", self.train_windows), ("validation", self.val_windows)):
+            y = np.round(self.graphs.y[index].astype(float), 6)
+            digest[part] = [len(index), int(index.sum()), float(y.sum()), float((y**2).sum())]
         return {"kind": self.kind, "architecture": self.model.architecture, "settings": settings,
-                "spec": self.spec.to_dict(), "split": self.split, "n_windows": len(self.graphs),
-                "targets": [float(digest.sum()), float((digest**2).sum())]}
+                "spec": self.spec.to_dict(), "split": {k: self.split[k] for k in ("train", "validation")},
+                "windows": digest}
 
     def _resume(self, optimizer) -> dict:
         net = self.model.network

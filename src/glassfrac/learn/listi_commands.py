@@ -77,7 +77,8 @@ def _train(args) -> dict:
     return {"model": str(args.output), "kind": args.model, "dataset": str(args.dataset), "samples": names,
             "windows": record["windows"], "best_epoch": record.get("best_epoch"),
             "epochs_run": record.get("epochs_run"), "best_val_loss": record["best_val_loss"],
-            "train_seconds": record["train_seconds"], "held_out": held_out,
+            "train_seconds": record["train_seconds"], "train_cpu_seconds": record["train_cpu_seconds"],
+            "held_out": held_out,
             "published": PUBLISHED.get(args.model), "published_source": PUBLISHED["source"]}
 
 

@@ -20,7 +20,9 @@ Decisions recorded here:
   builders apply them exactly (training augmentation, symmetrised prediction).
 - Graph (PyTorch Geometric ``Data``): ``pos`` (n, 2) Å; node features ``x`` = x/R, y/R, r/R,
   (n_k − 6)/2 for the three rings around the Si (sizes sorted, 6 where a ring is missing at an
-  open edge), degree − 3; edges in both directions with ``edge_attr`` = unit vector (ux, uy),
+  open edge), degree − 3, the smallest and largest angle between consecutive Si–Si bonds
+  minus 120°, in units of 10° (bond-angle strain; the whole network, so exact at window edges);
+  edges in both directions with ``edge_attr`` = unit vector (ux, uy),
   cos 2θ, sin 2θ of the bond angle θ to the load axis, (L − 3.0 Å)/0.05 Å (bond length
   deviation; relaxed Si–Si bonds are 3.01 ± 0.03 Å). Stored concatenated (``node_ptr``,
   ``edge_ptr``) so that a batch of thousands of windows is a few array gathers.
@@ -53,12 +55,14 @@ import numpy as np
 from glassfrac.errors import InputError
 from glassfrac.structure import Box, Structure
 
-NODE_FEATURES = ("x/R", "y/R", "r/R", "ring_1", "ring_2", "ring_3", "degree")
+NODE_FEATURES = ("x/R", "y/R", "r/R", "ring_1", "ring_2", "ring_3", "degree", "angle_min", "angle_max")
 EDGE_FEATURES = ("ux", "uy", "cos2theta", "sin2theta", "dlength")
 BOND_LENGTH = 3.0
 """Reference Si–Si distance of the bond-length feature, Å."""
 BOND_SCALE = 0.05
 """Scale of the bond-length feature, Å."""
+ANGLE_SCALE = np.radians(10.0)
+"""Scale of the bond-angle features, rad (relaxed Si–Si–Si angles are 120° ± about 10°)."""
 RING_SIZES = (4, 5, 6, 7, 8, 9)
 """Ring sizes counted by the baseline features (the last bin holds 9 and larger)."""
 BASELINE_FEATURES = tuple(f"rings_{n}" for n in RING_SIZES[:-1]) + ("rings_9+", "mean_ring", "mu2", "n_si")
@@ -88,7 +92,8 @@ class WindowSpec:
 @dataclass(frozen=True)
 class SiNetwork:
     """Si positions (n, 2) Å with their bonds (E, 2) and periodic images (E, 2), the sorted sizes
-    of the three rings around each Si (n, 3), Si degree (n,), ring centres (R, 2) Å and sizes."""
+    of the three rings around each Si (n, 3), Si degree (n,), ring centres (R, 2) Å and sizes,
+    and the smallest and largest angle (n, 2) rad between consecutive bonds of each Si."""
 
     positions: np.ndarray
     box: Box
@@ -98,6 +103,7 @@ class SiNetwork:
     degree: np.ndarray
     ring_centres: np.ndarray
     ring_sizes: np.ndarray
+    angles: np.ndarray
 
     @classmethod
     def from_structure(cls, structure: Structure, method: str = "auto") -> "SiNetwork":
@@ -123,7 +129,30 @@ class SiNetwork:
             rings[si[keep], rank[keep]] = size[keep]
             rings.sort(axis=1)
         return cls(np.asarray(net.positions, float), net.box, np.asarray(net.bonds), np.asarray(net.images),
-                   rings, np.asarray(net.degree), np.asarray(analysis.ring_centres, float).reshape(-1, 2), sizes)
+                   rings, np.asarray(net.degree), np.asarray(analysis.ring_centres, float).reshape(-1, 2), sizes,
+                   _bond_angles(len(net.atoms), np.asarray(net.bonds).reshape(-1, 2), net.vectors))
+
+
+def _bond_angles(n: int, bonds, vectors) -> np.ndarray:
+    """Smallest and largest angle (n, 2) rad between angularly consecutive bonds of each node
+    (2π/3 for nodes with fewer than two bonds)."""
+    out = np.full((n, 2), 2 * np.pi / 3)
+    if len(bonds) == 0:
+        return out
+    node = np.concatenate([bonds[:, 0], bonds[:, 1]])
+    vectors = np.asarray(vectors, float).reshape(-1, 2)
+    direction = np.arctan2(*np.concatenate([vectors, -vectors])[:, ::-1].T)
+    order = np.lexsort((direction, node))
+    node, direction = node[order], direction[order]
+    first = np.flatnonzero(np.r_[True, node[1:] != node[:-1]])
+    count = np.diff(np.r_[first, len(node)])
+    gap = np.diff(direction, append=0.0)
+    last = first + count - 1
+    gap[last] = direction[first] + 2 * np.pi - direction[last]  # around to the first bond
+    many = count >= 2
+    out[node[first[many]], 0] = np.minimum.reduceat(gap, first)[many]
+    out[node[first[many]], 1] = np.maximum.reduceat(gap, first)[many]
+    return out
 
 
 def _members(box: Box, centres, points, radius: float):
@@ -294,7 +323,8 @@ def window_graphs(network: SiNetwork, centres, load_angle: float = 0.0, spec: Wi
     u = vec / np.maximum(L, 1e-12)[:, None]
     edge_attr = np.column_stack([u, u[:, 0] ** 2 - u[:, 1] ** 2, 2 * u[:, 0] * u[:, 1], (L - BOND_LENGTH) / BOND_SCALE])
     r = np.linalg.norm(p, axis=1)
-    x = np.column_stack([p / R, r / R, (network.rings[s] - 6) / 2.0, network.degree[s] - 3.0])
+    x = np.column_stack([p / R, r / R, (network.rings[s] - 6) / 2.0, network.degree[s] - 3.0,
+                         (network.angles[s] - 2 * np.pi / 3) / ANGLE_SCALE])
     y = np.full(C, np.nan) if targets is None else np.asarray(targets, float).ravel()
     if len(y) != C:
         raise ValueError(f"{len(y)} targets for {C} windows")

@@ -7,6 +7,8 @@
   flagged, flagging the highest-scoring atoms of each sample (``groups``) first — "how much of
   a sample must be inspected to find its failure". A random ranking gives the diagonal; the
   curve's area is 0.5 for it and 1 for a perfect ranking. Ties are broken by atom order.
+- :func:`sensitivity_at_specificity`: the ROC read at a given specificity (the threshold is
+  the matching quantile of the negatives' scores), to compare with a published operating point.
 - :func:`plot_evaluation`: ROC and flagged-fraction curves side by side (PNG, written
   atomically), with a published operating point when given.
 """
@@ -50,9 +52,10 @@ def flagged_curve(y_true, scores, groups=None, n_points: int = 101) -> dict:
     """Caught fraction of events versus flagged fraction of atoms (module docstring).
 
     Returns ``flagged`` and ``caught`` (n_points values on 0…1), ``steps`` (the flagged
-    fraction at which each event is caught, sorted: the exact curve), ``area`` and
+    fraction at which each event is caught, sorted: the exact curve), ``area``,
     ``flagged_to_catch``: the flagged fraction needed to catch 50 %, 90 % and 100 % of the
-    events.
+    events, and ``caught_at``: the fraction caught when 1, 2, 5, 10 and 20 % of each sample's
+    atoms are flagged.
     """
     y_true = np.asarray(y_true).astype(bool)
     scores = np.asarray(scores, float)
@@ -67,8 +70,23 @@ def flagged_curve(y_true, scores, groups=None, n_points: int = 101) -> dict:
     area = float(np.mean(1.0 - quantile[y_true] + 0.5 / size[y_true]))
     needed = {f"{int(round(100 * c))}%": float(q_pos[max(0, int(np.ceil(c * len(q_pos))) - 1)])
               for c in (0.5, 0.9, 1.0)}
-    return {"flagged": flagged, "caught": caught, "area": area, "flagged_to_catch": needed, "steps": q_pos,
-            "n_events": int(len(q_pos)), "n_groups": int(len(np.unique(groups)))}
+    caught_at = {f"{f:g}%": float(np.mean(q_pos <= f / 100)) for f in (1, 2, 5, 10, 20)}
+    return {"flagged": flagged, "caught": caught, "area": area, "flagged_to_catch": needed, "caught_at": caught_at,
+            "steps": q_pos, "n_events": int(len(q_pos)), "n_groups": int(len(np.unique(groups)))}
+
+
+def sensitivity_at_specificity(y_true, scores, specificity: float) -> dict:
+    """Sensitivity where the specificity is ``specificity``: threshold = the smallest score
+    with at least that fraction of the negatives at or below it; also the flagged fraction."""
+    y_true = np.asarray(y_true).astype(bool)
+    scores = np.asarray(scores, float)
+    if y_true.all() or not y_true.any():
+        raise ValueError("both classes are needed to read the ROC at a specificity")
+    negatives = np.sort(scores[~y_true])
+    threshold = negatives[min(len(negatives) - 1, max(0, int(np.ceil(specificity * len(negatives))) - 1))]
+    flagged = scores > threshold
+    return {"specificity": float(np.mean(~flagged[~y_true])), "sensitivity": float(np.mean(flagged[y_true])),
+            "flagged_fraction": float(np.mean(flagged)), "threshold": float(threshold)}
 
 
 def _rank_quantile(scores, groups):

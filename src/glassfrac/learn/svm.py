@@ -39,13 +39,21 @@ import numpy as np
 from glassfrac.analysis.structure_functions import StructureFunctions, fc22_descriptor
 from glassfrac.errors import InputError
 from glassfrac.files import atomic_path
-from glassfrac.learn.metrics import classification_metrics, flagged_curve, plot_evaluation
+from glassfrac.learn.metrics import (
+    classification_metrics,
+    flagged_curve,
+    plot_evaluation,
+    sensitivity_at_specificity,
+)
 from glassfrac.structure import Box, Structure
 
 MODEL_FORMAT = "glassfrac-softness-svm-1"
 
-PUBLISHED = {"first_break": {"source": "FC22", "sensitivity": 0.994, "specificity": 0.96,
-                             "note": "held-out atoms of 2D silica bilayers, mu2 = 0.2 (reference/protocols.md §6)"}}
+PUBLISHED = {"first_break": {
+    "source": "FC22", "sensitivity": 0.994, "specificity": 0.96,
+    "note": "2D silica bilayers of 3456 atoms, mu2 = 0.2; per the authors' code: 80/20 split by sample, "
+            "training and test atoms subsampled to as many negatives as positives, samples whose first "
+            "break broke more than one bond left out (reference/protocols.md §6)"}}
 """Published operating points per label, reported next to ours."""
 
 DEFAULT_C = (0.01, 0.1, 1.0, 10.0)
@@ -56,36 +64,50 @@ DEFAULT_C = (0.01, 0.1, 1.0, 10.0)
 @dataclass
 class AtomDataset:
     """Samples for atom-level learning: ``structures`` carrying the per-atom binary array
-    ``label`` (0/1), one ``names`` entry per sample (the CV groups)."""
+    ``label`` (0/1; −1 leaves an atom out: it is a neighbour, never a centre), one unique
+    ``names`` entry per structure. ``groups`` (default: the names) are the CV groups, one per
+    structure: structures of one group (snapshots of one trajectory) never sit in both the
+    training and the test part."""
 
     structures: list
     names: list
     label: str
     skipped: list = field(default_factory=list)
+    groups: list | None = None
 
     def __post_init__(self):
         if len(self.structures) != len(self.names):
             raise ValueError("one name per structure is needed")
         if len(set(self.names)) != len(self.names):
-            raise ValueError("sample names must be unique (they define the CV groups)")
+            raise ValueError("sample names must be unique")
+        self.groups = list(self.names if self.groups is None else self.groups)
+        if len(self.groups) != len(self.names):
+            raise ValueError("one group per structure is needed")
         for s, name in zip(self.structures, self.names, strict=True):
             if self.label not in s.arrays:
                 raise InputError(f"no per-atom array {self.label!r} (have {sorted(s.arrays)})", name)
             values = np.asarray(s.arrays[self.label])
-            if not np.isin(values, (0, 1)).all():
-                raise InputError(f"per-atom array {self.label!r} must hold 0/1 labels, found "
+            if not np.isin(values, (-1, 0, 1)).all():
+                raise InputError(f"per-atom array {self.label!r} must hold 0/1 labels (-1: left out), found "
                                  f"{np.unique(values)[:5].tolist()}", name)
 
+    @property
+    def group_names(self) -> list:
+        """The distinct groups, in order of first appearance."""
+        return list(dict.fromkeys(self.groups))
+
     def masks(self, species=None) -> list:
-        """Per sample: the atoms used as centres (those of ``species``; all if None)."""
-        return [np.ones(s.n_atoms, bool) if species is None else np.isin(s.species, list(species))
+        """Per sample: the atoms used as centres (labelled, of ``species``; all species if None)."""
+        return [(np.asarray(s.arrays[self.label]) >= 0) & (species is None or np.isin(s.species, list(species)))
                 for s in self.structures]
 
     def targets(self, species=None):
-        """Labels (int8) and sample index of the centre atoms, concatenated over samples."""
+        """Labels (int8) and group index (into :attr:`group_names`) of the centre atoms,
+        concatenated over samples."""
         masks = self.masks(species)
         y = np.concatenate([np.asarray(s.arrays[self.label])[m] for s, m in zip(self.structures, masks, strict=True)])
-        groups = np.concatenate([np.full(m.sum(), k) for k, m in enumerate(masks)])
+        index = {g: k for k, g in enumerate(self.group_names)}
+        groups = np.concatenate([np.full(m.sum(), index[g]) for g, m in zip(self.groups, masks, strict=True)])
         return y.astype(np.int8), groups
 
 
@@ -344,6 +366,7 @@ class Evaluation:
         if self.y.any():
             curve = flagged_curve(self.y, self.scores, self.groups)
             out["flagged_curve"] = {"area": curve["area"], "flagged_to_catch": curve["flagged_to_catch"],
+                                    "caught_at": curve["caught_at"],
                                     "flagged": curve["flagged"][::10], "caught": curve["caught"][::10]}
         out["per_sample"] = []
         for k, name in enumerate(self.names):
@@ -355,6 +378,9 @@ class Evaluation:
         out["folds"] = self.folds
         if self.label in PUBLISHED:
             out["published"] = PUBLISHED[self.label]
+            if self.y.any() and not self.y.all():
+                out["at_published_specificity"] = sensitivity_at_specificity(
+                    self.y, self.scores, PUBLISHED[self.label]["specificity"])
         return out
 
     def plot(self, path) -> None:
@@ -405,10 +431,10 @@ def _evaluate(X, y, groups, dataset, settings) -> Evaluation:
             raise InputError("a training fold has only one class; use more samples or fewer splits")
         estimator, chosen, cv_score = _search(X, y, groups, settings, train_idx)
         scores[test_idx] = SoftnessModel.from_pipeline(None, estimator).softness_from_features(X[test_idx])
-        folds.append({"test_samples": [dataset.names[g] for g in np.unique(groups[test_idx])],
-                      "train_samples": [dataset.names[g] for g in np.unique(groups[train_idx])],
+        folds.append({"test_samples": [dataset.group_names[g] for g in np.unique(groups[test_idx])],
+                      "train_samples": [dataset.group_names[g] for g in np.unique(groups[train_idx])],
                       "chosen": chosen, "cv_score": cv_score})
-    return Evaluation(y, scores, groups, list(dataset.names), dataset.label, folds)
+    return Evaluation(y, scores, groups, dataset.group_names, dataset.label, folds)
 
 
 def _search(X, y, groups, settings, idx):

@@ -43,3 +43,22 @@ def test_small_strain_modulus_and_curve_are_the_same(runs):
     assert a["modulus"] == pytest.approx(b["modulus"], rel=1e-3)
     assert 60 < a["modulus"] < 200  # N/m, a silica bilayer (FC22: ≈ 124–146)
     assert a["stress_unit"] == "N/m"
+
+
+def test_shear_event_is_found_and_located_in_its_region_of_large_d2min():
+    from glassfrac.analysis.nonaffine import d2min
+    from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, shear_test
+    from glassfrac.mechanics.relax import relax
+
+    yukawa = get_potential("yukawa2d")
+    sample = generate((6, 6), kind="monolayer", distribution="lognormal", sigma_factor=1.5, seed=0)  # 180 atoms
+    (sample, info), = relax(yukawa, [sample], cell=True, raise_on_failure=True)
+    settings = dataclasses.replace(SHEAR_DEFAULTS, step=2e-3, precision=1e-4, max_events=1, max_strain=0.1)
+    result, labels = shear_test(sample, yukawa, settings)
+    assert len(labels["events"]) == 1
+    event, label = result.events[0], labels["events"][0]
+    assert "stress_drop" in event.kind and label["stress_drop"] > 1e-3  # N/m
+    assert event.strain - event.strain_before <= 1e-4 + 1e-12
+    field = d2min(event.before, event.after, cutoff=4.0)
+    assert field[label["atom"]] >= np.quantile(field, 0.9)  # the located atom is in the top 10 % of D²min
+    assert np.allclose(label["location"], result.reference.box.wrap(result.reference.positions[label["atom"]][None])[0])

@@ -18,7 +18,10 @@ Events, judged between consecutive relaxed states:
 
 Relaxation defaults to L-BFGS: on a 1350-atom Yukawa monolayer in pure shear (steps of 1e-4,
 1e-8 eV/Å) it needed ~150 iterations per step against 250–900 for FIRE, with the tangent
-predictor of :meth:`AQSDriver._advance` (without it, ~320).
+predictor of :meth:`AQSDriver._advance` (without it, ~320), and ~43 with the bond-spring
+preconditioner (``precondition="bonds"``, the default; its factor is reused along the path).
+On the 3456-atom FC22 bilayer in tension (steps 0.005) the preconditioner takes a step from
+~440 iterations to ~65.
 
 The run stops at ``max_strain``, after ``max_events`` events, or at fracture: the stress has
 fallen below ``fracture_fraction`` of its peak after the peak.
@@ -45,6 +48,7 @@ class AQSSettings:
     precision: float = 1e-4
     fmax: float = 1e-8
     method: str = "lbfgs"
+    precondition: str | None = "bonds"
     max_relax_steps: int = 100_000
     stress_drop: float = 1e-3
     energy_drop: float = 0.1
@@ -125,16 +129,20 @@ class AQSDriver:
     """Drive one structure along a deformation path with a potential and a batched relaxer."""
 
     def __init__(self, potential: Potential, settings: AQSSettings | None = None, device="cpu",
-                 bond_rule=None):
+                 bond_rule=None, on_state=None):
         from glassfrac.mechanics.relax import Relaxer
 
         self.potential = potential
         self.settings = settings or AQSSettings()
         self.device = device
-        self.relaxer = Relaxer(potential, method=self.settings.method, fmax=self.settings.fmax,
-                               max_steps=self.settings.max_relax_steps)
+        s = self.settings
+        self.relaxer = Relaxer(potential, method=s.method, fmax=s.fmax, max_steps=s.max_relax_steps,
+                               precondition=s.precondition if s.method == "lbfgs" else None)
         # bond_rule(reference) -> counter(current) -> number of broken reference bonds
         self.bond_rule = bond_rule
+        # on_state(strain, stress, energy, events so far): called for every relaxed state
+        # recorded, so that long runs can write their progress as they go
+        self.on_state = on_state
         self._count_breaks = None
 
     # -- state handling --------------------------------------------------------------
@@ -217,8 +225,9 @@ class AQSDriver:
         reference = self._structure(structure, state)
         self._count_breaks = self.bond_rule(reference) if self.bond_rule else None
         curve = LoadingCurve()
-        curve.append(0.0, state.stress, state.tensor, state.energy, state.iterations, state.converged)
+        record = self._recorder(curve)
         events: list[Event] = []
+        record(state, events)
         peak = state.stress
         fractured = False
         bar = progress(total=int(np.ceil(s.max_strain / s.step)), desc=f"AQS {s.path}", unit="step")
@@ -230,7 +239,7 @@ class AQSDriver:
                 lo, hi = state, nxt
                 while hi.strain - lo.strain > s.precision * (1 + 1e-9):
                     mid = self._advance(batch, lo, 0.5 * (lo.strain + hi.strain), mask)
-                    curve.append(mid.strain, mid.stress, mid.tensor, mid.energy, mid.iterations, mid.converged)
+                    record(mid, events)
                     if self._events_between(lo, mid, structure):
                         hi = mid
                     else:
@@ -245,7 +254,7 @@ class AQSDriver:
                     nxt.velocity = None  # a new branch starts after the event
                     if "bond_break" in kinds:
                         self._breaks_so_far = self._count_breaks(self._structure(structure, nxt))
-            curve.append(nxt.strain, nxt.stress, nxt.tensor, nxt.energy, nxt.iterations, nxt.converged)
+            record(nxt, events)
             bar.update(max(0, int(round(nxt.strain / s.step)) - bar.n))
             peak = max(peak, nxt.stress)
             fractured = peak > 0 and nxt.stress < s.fracture_fraction * peak
@@ -257,6 +266,13 @@ class AQSDriver:
             settings=s, reference=reference, final=self._structure(structure, state), curve=curve,
             events=events, fractured=fractured, stress_unit="N/m" if batch.is_sheet()[0] else "GPa",
         )
+
+    def _recorder(self, curve):
+        def record(state: _State, events):
+            curve.append(state.strain, state.stress, state.tensor, state.energy, state.iterations, state.converged)
+            if self.on_state is not None:
+                self.on_state(state.strain, state.stress, state.energy, events)
+        return record
 
     @staticmethod
     def _embed_mask(mask2, dim):

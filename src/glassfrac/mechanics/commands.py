@@ -22,6 +22,9 @@ def register(subparsers) -> None:
                         help="interatomic potential")
     parser.add_argument("--method", choices=("fire", "lbfgs", "cg"), default="lbfgs",
                         help="minimiser (default lbfgs, the fastest to tight tolerances)")
+    parser.add_argument("--precondition", choices=("none", "bonds"), default="none",
+                        help="L-BFGS preconditioner: bonds = sparse spring model of the sample, fewer "
+                             "evaluations on large samples (default none)")
     parser.add_argument("--cell", action="store_true",
                         help="also relax the cell to zero stress along every periodic axis")
     parser.add_argument("--fmax", type=float, default=1e-8,
@@ -43,7 +46,8 @@ def _relax(args) -> dict:
     potential = get_potential(args.potential)
     (relaxed, info), = relax(potential, [structure], method=args.method, fmax=args.fmax,
                              max_steps=args.max_steps, cell=True if args.cell else None,
-                             stress_tol=args.stress_tol)
+                             stress_tol=args.stress_tol,
+                             precondition=None if args.precondition == "none" else args.precondition)
     write(relaxed, args.output)
     if not info["converged"]:
         print(f"glassfrac relax: warning: did not converge in {args.max_steps} evaluations "
@@ -60,6 +64,7 @@ def _relax(args) -> dict:
         "stress_unit": info["stress_unit"],
         "cell": relaxed.box.cell.tolist() if args.cell else None,
         "method": args.method,
+        "precondition": args.precondition,
         "potential": potential.parameters(),
         "seconds": info["seconds"],
         "output": str(args.output),

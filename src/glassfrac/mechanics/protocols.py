@@ -42,9 +42,11 @@ def silica_bond_rule(reference: Structure):
 
 
 def tension_test(structure: Structure, potential, settings: AQSSettings | None = None,
-                 device="cpu") -> tuple[LoadingResult, dict]:
-    """Uniaxial-strain tension to fracture; returns the run and its labels (dict)."""
-    driver = AQSDriver(potential, settings or TENSION_DEFAULTS, device=device, bond_rule=silica_bond_rule)
+                 device="cpu", on_state=None) -> tuple[LoadingResult, dict]:
+    """Uniaxial-strain tension to fracture; returns the run and its labels (dict).
+    ``on_state``: see :class:`~glassfrac.mechanics.aqs.AQSDriver`."""
+    driver = AQSDriver(potential, settings or TENSION_DEFAULTS, device=device, bond_rule=silica_bond_rule,
+                       on_state=on_state)
     result = driver.run(structure)
     pairs, images = reference_bonds(result.reference, SILICA_BOND_CUTOFF)
     return result, tension_labels(result, pairs, images)
@@ -92,10 +94,10 @@ def tension_labels(result: LoadingResult, pairs, images) -> dict:
 
 
 def shear_test(structure: Structure, potential, settings: AQSSettings | None = None,
-               device="cpu", d2min_cutoff: float = 4.0) -> tuple[LoadingResult, dict]:
+               device="cpu", d2min_cutoff: float = 4.0, on_state=None) -> tuple[LoadingResult, dict]:
     """Pure shear; returns the run and its labels, with the D²min field of each event."""
     settings = settings or SHEAR_DEFAULTS
-    driver = AQSDriver(potential, settings, device=device)
+    driver = AQSDriver(potential, settings, device=device, on_state=on_state)
     result = driver.run(structure)
     events = []
     for k, event in enumerate(result.events):

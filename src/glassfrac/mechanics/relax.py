@@ -25,7 +25,9 @@ below the round-off of the total energy (about 1e-12 relative), they are estimat
 forces (trapezoid rule along the line), so that both methods reach 1e-8 eV/Å. L-BFGS needs
 the fewest force evaluations to 1e-8 eV/Å on the glasses here (perturbed by 0.05 Å: Yukawa
 monolayer of 1350 atoms L-BFGS 641, FIRE 843, CG 1300; Watanabe bilayer L-BFGS 1681, FIRE
-2026; probing windows, median L-BFGS 127, FIRE 216), so it is the default.
+2026; probing windows, median L-BFGS 127, FIRE 216), so it is the default. With
+``precondition="bonds"`` L-BFGS starts each line from a sparse spring model of the sample
+(:class:`BondPreconditioner`), which cuts the iterations of AQS steps three- to sevenfold.
 
 Usage::
 
@@ -58,6 +60,7 @@ from glassfrac.potentials import (
 )
 
 METHODS = ("fire", "lbfgs", "cg")
+PRECONDITIONERS = (None, "bonds")
 
 
 @dataclass
@@ -321,6 +324,88 @@ class _Objective:
         return _Eval(energy, merit, grad, fmax, sres, virial_out, converged)
 
 
+class BondPreconditioner:
+    """A sparse model Hessian P for L-BFGS: springs along the short pairs, scaled by the optimiser.
+
+    P = Σ_pairs w_ij (e_i − e_j)(e_i − e_j)^T ⊗ u u^T + ``stabiliser`` I, over the pairs
+    closer than ``reach`` · r_nn (u their unit vector, r_nn the median nearest-neighbour
+    distance of the batch), with weights w = exp(−``a`` (r / r_nn − 1)): the "Exp" form of
+    Packwood et al. (J. Chem. Phys. 144, 164109, 2016) with springs that resist stretching only,
+    as the bonds of a network glass do. It captures the long-wavelength elastic modes that make
+    plain L-BFGS slow on large samples, while the history captures the rest (the scale is
+    the optimiser's gamma). Iterations per AQS step, to 1e-8 eV/Å: pure shear of a 1350-atom
+    Yukawa monolayer (1e-4 steps) 43 instead of 150; tension of the 3456-atom FC22 bilayer
+    (0.005 steps) 65 instead of 440; the isotropic Exp form gave 43 and 200, a stabiliser of
+    0.1 or 0.001 more. The sparse LU factor is kept between runs on the same batch and rebuilt
+    only when the relaxer's Verlet list is rebuilt, so a loading path pays for it rarely.
+    Frozen atoms are decoupled (their springs anchor their free neighbours); cell coordinates
+    get the mean diagonal of the atoms.
+    """
+
+    def __init__(self, a: float = 3.0, reach: float = 2.0, stabiliser: float = 0.01):
+        self.a, self.reach, self.stabiliser = float(a), float(reach), float(stabiliser)
+        self._key = None
+        self.builds = 0
+
+    def prepare(self, obj) -> None:
+        """Build P for the objective's batch unless the one kept still fits it."""
+        import scipy.sparse
+        import scipy.sparse.linalg
+
+        batch, verlet = obj.batch, obj.verlet
+        pairs = verlet.update(batch)
+        key = (id(batch), batch.n_atoms, id(verlet), verlet.builds)
+        if key == self._key:
+            return
+        vectors = pairs.vectors(batch).detach().cpu().numpy()
+        r = np.linalg.norm(vectors, axis=1)
+        i, j = pairs.i.cpu().numpy(), pairs.j.cpu().numpy()
+        n, d = batch.n_atoms, batch.dim
+        nearest = np.full(n, np.inf)
+        np.minimum.at(nearest, i, r)
+        np.minimum.at(nearest, j, r)
+        finite = np.isfinite(nearest)
+        r_nn = float(np.median(nearest[finite])) if finite.any() else 1.0
+        near = r < self.reach * r_nn
+        i, j, r, u = i[near], j[near], r[near], vectors[near] / r[near, None]
+        k = (np.exp(-self.a * (r / r_nn - 1.0)))[:, None, None] * u[:, :, None] * u[:, None, :]
+        free = ~batch.frozen.cpu().numpy()
+        axes = np.arange(d)
+        row_i = np.broadcast_to((i[:, None] * d + axes)[:, :, None], k.shape)
+        row_j = np.broadcast_to((j[:, None] * d + axes)[:, :, None], k.shape)
+        col_i, col_j = row_i.transpose(0, 2, 1), row_j.transpose(0, 2, 1)
+        on_i, on_j = free[i][:, None, None], free[j][:, None, None]
+        both = on_i & on_j
+        diag = np.repeat(np.where(free, self.stabiliser, 1.0), d)
+        rows = np.concatenate([row_i.ravel(), row_j.ravel(), row_i.ravel(), row_j.ravel(), np.arange(n * d)])
+        cols = np.concatenate([col_i.ravel(), col_j.ravel(), col_j.ravel(), col_i.ravel(), np.arange(n * d)])
+        vals = np.concatenate([(k * on_i).ravel(), (k * on_j).ravel(), -(k * both).ravel(), -(k * both).ravel(),
+                               diag])
+        self.matrix = scipy.sparse.csc_matrix((vals, (rows, cols)), shape=(n * d, n * d))
+        self.factor = scipy.sparse.linalg.splu(self.matrix, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                                               options={"SymmetricMode": True})
+        self.cell_diagonal = float(self.matrix.diagonal().reshape(n, d)[free].mean()) if free.any() else 1.0
+        self.n_atoms = n
+        self._key = key
+        self.builds += 1
+
+    def _apply(self, q, atoms, cell_scale):
+        n = self.n_atoms
+        out = torch.empty_like(q)
+        flat = np.ascontiguousarray(q[:n].detach().cpu().numpy()).ravel()
+        out[:n] = torch.from_numpy(atoms(flat)).to(q).view(n, -1)
+        out[n:] = q[n:] * cell_scale
+        return out
+
+    def solve(self, q):
+        """P^-1 q for coordinates ``q`` (M, d): atoms, then cell rows."""
+        return self._apply(q, self.factor.solve, 1.0 / self.cell_diagonal)
+
+    def dot(self, q):
+        """P q."""
+        return self._apply(q, self.matrix.dot, self.cell_diagonal)
+
+
 class _Fire:
     """Per-system FIRE (see :class:`FireParameters`)."""
 
@@ -416,7 +501,8 @@ class _LineSearchMethod:
     max_trials = 30
     noise = 1e-12
 
-    def __init__(self, method: str, max_step: float, memory: int, curvature: float):
+    def __init__(self, method: str, max_step: float, memory: int, curvature: float, precon=None):
+        self.precon = precon
         self.method = method
         self.max_step = max_step
         self.memory = memory
@@ -426,6 +512,9 @@ class _LineSearchMethod:
     # -- state -------------------------------------------------------------------------
     def start(self, obj, x, ev):
         b, dev = obj.n_systems, x.device
+        self.mask = obj.mask
+        if self.precon is not None:
+            self.precon.prepare(obj)
         self.x0, self.g0, self.e0 = x.clone(), ev.grad.clone(), ev.merit.clone()
         self.d = torch.zeros_like(x)
         self.g_lo = torch.zeros_like(x)
@@ -451,6 +540,7 @@ class _LineSearchMethod:
     def select(self, systems, rows):
         for name in ("x0", "g0", "d", "g_lo"):
             setattr(self, name, getattr(self, name)[rows])
+        self.mask = None if self.mask is None else self.mask[rows]
         for name in ("e0", "dg0", "alpha", "alpha_max", "lo", "e_lo", "dg_lo", "hi", "e_hi",
                      "dg_hi", "gamma", "trials", "steepest", "steepest_now", "failed"):
             setattr(self, name, getattr(self, name)[systems])
@@ -469,11 +559,18 @@ class _LineSearchMethod:
             a = self.rho[slot] * segs.dot(self.s_hist[slot], q)
             q -= segs.rows(a) * self.y_hist[slot]
             coef.append((slot, a))
-        r = q * segs.rows(self.gamma)
+        r = self._h0(segs, q)
         for slot, a in reversed(coef):
             beta = self.rho[slot] * segs.dot(self.y_hist[slot], r)
             r += segs.rows(a - beta) * self.s_hist[slot]
         return -r
+
+    def _h0(self, segs, q):
+        """The initial inverse Hessian times q: gamma q, or gamma P^-1 q with a preconditioner."""
+        if self.precon is None:
+            return q * segs.rows(self.gamma)
+        r = self.precon.solve(q) * segs.rows(self.gamma)
+        return r if self.mask is None else r * self.mask
 
     def _new_direction(self, obj, which):
         """New search direction and first trial step for the systems in ``which``."""
@@ -491,7 +588,7 @@ class _LineSearchMethod:
         if restart.any():  # steepest descent, scaled by the last curvature estimate
             if self.method == "lbfgs":
                 self.rho[:, restart] = 0.0
-            d = segs.where(restart, -g * segs.rows(self.gamma), d)
+            d = segs.where(restart, -self._h0(segs, g), d)
             dg = torch.where(restart, segs.dot(d, g), dg)
         self.d = segs.where(which, d, self.d)
         self.dg0 = torch.where(which, dg, self.dg0)
@@ -515,7 +612,9 @@ class _LineSearchMethod:
         segs = obj.segs
         sy, yy, ss = segs.dot(s, y), segs.dot(y, y), segs.dot(s, s)
         good = which & (sy > 1e-12 * (yy * ss).sqrt()) & (yy > 0)
-        self.gamma = torch.where(good, sy / yy.clamp(min=1e-300), self.gamma)
+        # s·y / y·H0'y with H0' = I, or P^-1 (s·y / y·y in the coordinates P^1/2 x)
+        hy = y if self.precon is None else self.precon.solve(y)
+        self.gamma = torch.where(good, sy / segs.dot(y, hy).clamp(min=1e-300), self.gamma)
         if self.method != "lbfgs" or not good.any():
             return
         slot = self.ptr
@@ -622,15 +721,21 @@ class Relaxer:
     per step, Å; ``memory``: L-BFGS history length; ``curvature``: stiffness guess for the
     first (steepest-descent) step of the line-search methods, eV/Å^2; ``compact``: rebuild the
     working batch from the unfinished systems when they hold at most this fraction of its
-    atoms (0 never); ``fire``: :class:`FireParameters`.
+    atoms (0 never); ``fire``: :class:`FireParameters`; ``precondition``: None or ``"bonds"``
+    (L-BFGS only; :class:`BondPreconditioner`, kept between runs: for large samples and
+    loading paths, not for many small windows, whose factors would be rebuilt every run).
     """
 
     def __init__(self, potential: Potential, method: str = "lbfgs", fmax: float = 1e-8,
                  max_steps: int = 100_000, skin: float = 1.0, stress_tol: float = 1e-6,
                  max_step: float = 0.2, memory: int = 10, curvature: float = 50.0,
-                 compact: float = 0.5, fire: FireParameters | None = None):
+                 compact: float = 0.5, fire: FireParameters | None = None, precondition: str | None = None):
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+        if precondition not in PRECONDITIONERS:
+            raise ValueError(f"unknown preconditioner {precondition!r}; choose one of {list(PRECONDITIONERS)}")
+        if precondition is not None and method != "lbfgs":
+            raise ValueError(f"preconditioner {precondition!r} needs method 'lbfgs', not {method!r}")
         if fmax <= 0 or stress_tol <= 0 or max_step <= 0:
             raise ValueError("fmax, stress_tol and max_step must be positive")
         self.potential = potential
@@ -644,13 +749,15 @@ class Relaxer:
         self.curvature = float(curvature)
         self.compact = float(compact)
         self.fire = fire or FireParameters()
+        self.precondition = precondition
+        self.precon = BondPreconditioner() if precondition == "bonds" else None
         self._verlet = None
         self._verlet_batch = None
 
     def _optimizer(self):
         if self.method == "fire":
             return _Fire(self.fire, self.max_step)
-        return _LineSearchMethod(self.method, self.max_step, self.memory, self.curvature)
+        return _LineSearchMethod(self.method, self.max_step, self.memory, self.curvature, self.precon)
 
     def neighbor_list(self, batch: Batch) -> VerletList:
         """The Verlet list this relaxer keeps for ``batch`` (a new one for a new batch)."""
@@ -710,6 +817,8 @@ class Relaxer:
                 obj, rows = obj.select(keep, sub, work_verlet)
                 work = sub
                 opt.select(keep, rows)
+                if self.precon is not None:
+                    self.precon.prepare(obj)
                 rec.select(keep)
                 x, ev, index, active = x[rows], ev.select(keep, rows), index[keep], active[keep]
                 compactions += 1

@@ -66,3 +66,23 @@ def plot_sample_with_failure(result, labels, path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def plot_curves(curves, path, xlabel: str, ylabel: str, title: str = "") -> None:
+    """Several stress–strain curves, ``curves`` = [(strain, stress, group label)], one colour per group."""
+    plt, fig, ax = _figure()
+    groups = list(dict.fromkeys(label for _, _, label in curves))
+    colours = {g: plt.get_cmap("tab10")(k % 10) for k, g in enumerate(groups)}
+    seen = set()
+    for strain, stress, label in curves:
+        ax.plot(strain, stress, "-", color=colours[label], lw=1.0, alpha=0.8, label=None if label in seen else label)
+        seen.add(label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -1,0 +1,304 @@
+"""Quasistatic loading: speed of the AQS tests, ensemble figures, event locations.
+
+    python benchmarks/loading.py [--quick] [--only speed|ensemble|shear_events|fc22] [--out DIR]
+
+(a) speed: wall and CPU time of (1) a full tension test to fracture (FC22 settings: strain
+    steps 0.005, events bisected to 1e-4, L-BFGS to 1e-8 eV/Å) of a generated 3456-atom
+    Watanabe bilayer (16 × 18 rings, mu2 0.2, seed 0, relaxed with its in-plane cell), and (2)
+    a 400-step pure shear (steps 1e-4, LISTI25; events bisected to 1e-5, relaxation to 1e-8
+    eV/Å) of a generated 10^4-atom Yukawa monolayer (40 × 50 rings, log-normal ring sizes
+    with sigma factor 1.0, seed 0, relaxed with its cell). Goal ≤ 10 min each. --quick runs the
+    first part of each (tension to strain 0.05, shear 40 steps) and extrapolates linearly in
+    the number of strain steps ("extrapolated": true, with the measured part in the record).
+(b) ensemble (not with --quick): tension of generated bilayers of 8 × 8 rings (768 atoms,
+    relaxed with their cell) at mu2 0.2 and 1.0, seeds 0–2: per sample the small-strain
+    modulus (N/m, fit to strain ≤ 0.02), peak stress, strain at the peak, rupture strain
+    (first bond break), and how gradual the failure is (strain from the peak to the first
+    state below half the peak stress); then means and spreads per mu2 and a figure of the
+    curves (``DIR/ensemble_curves.png``). Relaxation to 1e-6 eV/Å, events to 5e-4.
+(c) shear_events: pure shear of generated Yukawa monolayers (12 × 12 rings, 720 atoms,
+    sigma factor 1.0, seeds 0–2; --quick: seed 0) to 6 events: the fraction of events whose
+    located atom (largest displacement in the event) is among the 10 % of atoms with the
+    largest D²min of that event, and its mean D²min percentile.
+(d) fc22 (only with --only fc22): the full tension run of the FC22 reference bilayer
+    (/work/shared/data/fc22-bilayer), labels and curve written to ``DIR/fc22``.
+
+Per-sample records are appended to ``DIR/records.jsonl`` as they finish and reused on a
+re-run (delete the file to start afresh); ``--seed`` (and ``--mu2``) runs one sample only, so
+that samples can run in parallel before a final run collects them. Prints one JSON object
+per figure.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from glassfrac.generate import generate  # noqa: E402
+from glassfrac.mechanics.protocols import (  # noqa: E402
+    SHEAR_DEFAULTS,
+    TENSION_DEFAULTS,
+    save_run,
+    shear_test,
+    tension_test,
+)
+from glassfrac.mechanics.relax import relax  # noqa: E402
+from glassfrac.potentials import get_potential  # noqa: E402
+from glassfrac.structure import read, write  # noqa: E402
+from glassfrac.threads import set_threads  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared/data"
+FC22 = DATA / "fc22-bilayer/sio2_initial.dump"
+MACHINE = "2 cores, no GPU"
+
+
+def emit(figure, value, unit, reference=None, extrapolated=False, **extra):
+    print(json.dumps({"benchmark": "loading", "figure": figure, "value": value, "unit": unit,
+                      "machine": MACHINE, "reference": reference or {}, "extrapolated": extrapolated,
+                      **extra}), flush=True)
+
+
+class Records:
+    """Finished per-sample records in a JSON-lines file, appended one at a time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.items = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    item = json.loads(line)
+                    self.items[item["key"]] = item
+
+    def get(self, key):
+        return self.items.get(key)
+
+    def add(self, item):
+        self.items[item["key"]] = item
+        with open(self.path, "a") as handle:  # one line per record: a partial file stays readable
+            handle.write(json.dumps(item) + "\n")
+
+
+def sample(out: Path, kind: str, rings, seed: int, **target):
+    """A generated sample relaxed with its periodic cell to 1e-8 eV/Å (cached in ``out``)."""
+    name = f"{kind}_{rings[0]}x{rings[1]}_" + "_".join(f"{k}{v}" for k, v in target.items()) + f"_seed{seed}.xyz"
+    path = out / "samples" / name
+    if path.exists():
+        return read(path), 0.0
+    start = time.process_time()
+    structure = generate(rings, kind=kind, seed=seed, progress=False, **target)
+    potential = get_potential("watanabe" if kind == "bilayer" else "yukawa2d")
+    (relaxed, info), = relax(potential, [structure], cell=True, fmax=1e-8, raise_on_failure=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(relaxed, path)
+    return relaxed, time.process_time() - start
+
+
+def timed(function, *args, **kwargs):
+    cpu, wall = time.process_time(), time.perf_counter()
+    out = function(*args, **kwargs)
+    return out, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def run_stats(result) -> dict:
+    c = result.curve.arrays()
+    return {"relaxations": int(len(c["strain"])), "iterations": int(c["iterations"].sum()),
+            "n_events": len(result.events), "all_converged": bool(c["converged"].all())}
+
+
+# -- (a) speed ---------------------------------------------------------------------------------
+
+def speed(args, out: Path):
+    bilayer, made = sample(out, "bilayer", (16, 18), 0, mu2=0.2)
+    settings = TENSION_DEFAULTS
+    if args.quick:
+        settings = dataclasses.replace(settings, max_strain=0.05)
+    (result, labels), cpu, wall = timed(tension_test, bilayer, get_potential("watanabe"), settings)
+    stats = run_stats(result)
+    steps_done = result.curve.arrays()["strain"].max() / settings.step
+    full_steps = (labels["rupture_strain"] or 0.2) / settings.step if args.quick else steps_done
+    factor = full_steps / steps_done
+    emit(f"tension_{bilayer.n_atoms}_atoms_to_fracture_wall_seconds", round(wall * factor, 1), "s",
+         {"what": "FC22 published run, 16 MPI ranks", "value": 2.6 * 3600, "unit": "s"}, args.quick,
+         cpu_seconds=round(cpu * factor, 1), measured={"wall": round(wall, 1), "cpu": round(cpu, 1),
+                                                       "max_strain": float(result.curve.arrays()["strain"].max())},
+         goal_seconds=600, rupture_strain=labels["rupture_strain"], peak_stress=labels["peak_stress"],
+         modulus=labels["modulus"], fractured=result.fractured, sample_cpu_seconds=round(made, 1),
+         settings={"step": settings.step, "precision": settings.precision, "fmax": settings.fmax}, **stats)
+    monolayer, made = sample(out, "monolayer", (40, 50), 0, distribution="lognormal", sigma_factor=1.0)
+    steps = 40 if args.quick else 400
+    settings = dataclasses.replace(SHEAR_DEFAULTS, max_strain=steps * SHEAR_DEFAULTS.step, max_events=None,
+                                   snapshots=False)
+    (result, labels), cpu, wall = timed(shear_test, monolayer, get_potential("yukawa2d"), settings)
+    factor = 400 / steps
+    emit(f"pure_shear_400_steps_{monolayer.n_atoms}_atoms_wall_seconds", round(wall * factor, 1), "s",
+         {"what": "LISTI25 remote loading (time not published)"}, args.quick,
+         cpu_seconds=round(cpu * factor, 1), measured={"wall": round(wall, 1), "cpu": round(cpu, 1), "steps": steps},
+         goal_seconds=600, sample_cpu_seconds=round(made, 1),
+         settings={"step": settings.step, "precision": settings.precision, "fmax": settings.fmax}, **run_stats(result))
+
+
+# -- (b) ensemble ------------------------------------------------------------------------------
+
+ENSEMBLE = dataclasses.replace(TENSION_DEFAULTS, fmax=1e-6, precision=5e-4, snapshots=False)
+
+
+def failure_width(strain, stress) -> float | None:
+    """Strain from the peak stress to the first later state below half of it (None if none)."""
+    k = int(np.argmax(stress))
+    below = np.flatnonzero(stress[k:] < 0.5 * stress[k])
+    return float(strain[k + below[0]] - strain[k]) if len(below) else None
+
+
+def ensemble(args, out: Path, records: Records):
+    potential = get_potential("watanabe")
+    rows = []
+    for mu2 in (0.2, 1.0):
+        for seed in range(3):
+            key = f"ensemble_mu2_{mu2}_seed_{seed}"
+            item = records.get(key)
+            if args.seed is not None and (seed != args.seed or mu2 != args.mu2) or (item is None and args.collect):
+                continue
+            if item is None:
+                structure, made = sample(out, "bilayer", (8, 8), seed, mu2=mu2)
+                (result, labels), cpu, wall = timed(tension_test, structure, potential, ENSEMBLE)
+                c = result.curve.arrays()
+                item = {"key": key, "mu2": mu2, "seed": seed, "atoms": structure.n_atoms,
+                        "mu2_achieved": structure.info.get("mu2"), "modulus": labels["modulus"],
+                        "peak_stress": labels["peak_stress"], "peak_strain": float(c["strain"][np.argmax(c["stress"])]),
+                        "rupture_strain": labels["rupture_strain"], "fractured": result.fractured,
+                        "failure_width": failure_width(c["strain"], c["stress"]),
+                        "cpu_seconds": cpu, "wall_seconds": wall, "curve": [c["strain"].tolist(), c["stress"].tolist()],
+                        **run_stats(result)}
+                records.add(item)
+            rows.append(item)
+            if args.seed is not None:
+                return
+            emit(f"{key}_rupture_strain", item["rupture_strain"], "strain", atoms=item["atoms"],
+                 events=item.get("n_events", item.get("events")),
+                 **{k: item[k] for k in ("modulus", "peak_stress", "peak_strain", "failure_width", "fractured",
+                                         "cpu_seconds", "relaxations")})
+    for mu2 in (0.2, 1.0):
+        sel = [r for r in rows if r["mu2"] == mu2]
+        for name, unit, ref in (("modulus", "N/m", {"what": "FC22 E/h", "value": 146, "unit": "N/m"}),
+                                ("peak_stress", "N/m", {"what": "FC22 reference run", "value": 15.6, "unit": "N/m"}),
+                                ("rupture_strain", "strain", {"what": "FC22 mu2 0.2 range", "value": [0.12, 0.2]}),
+                                ("failure_width", "strain", {})):
+            values = np.array([r[name] for r in sel if r[name] is not None], dtype=float)
+            emit(f"ensemble_8x8_bilayer_mu2_{mu2}_{name}_mean", round(float(values.mean()), 4) if len(values) else None,
+                 unit, ref, sd=round(float(values.std(ddof=1)), 4) if len(values) > 1 else None,
+                 n=int(len(values)), of=len(sel), seeds=[r["seed"] for r in sel])
+    from glassfrac.report.loading import plot_curves
+
+    figure = out / "ensemble_curves.png"
+    plot_curves([(np.array(r["curve"][0]), np.array(r["curve"][1]), f"mu2 {r['mu2']}") for r in rows], figure,
+                "uniaxial strain", "stress (N/m)", "8 × 8-ring Watanabe bilayers")
+    emit("ensemble_figure", str(figure), "path")
+
+
+# -- (c) shear events ------------------------------------------------------------------------
+
+def shear_events(args, out: Path, records: Records):
+    from glassfrac.analysis.nonaffine import d2min
+
+    potential = get_potential("yukawa2d")
+    settings = dataclasses.replace(SHEAR_DEFAULTS, snapshots=True)
+    inside, percentiles = [], []
+    for seed in (0,) if args.quick else (0, 1, 2):
+        if args.seed is not None and seed != args.seed:
+            continue
+        key = f"shear_events_12x12_seed_{seed}"
+        item = records.get(key)
+        if item is None and args.collect:
+            continue
+        if item is None:
+            structure, made = sample(out, "monolayer", (12, 12), seed, distribution="lognormal", sigma_factor=1.0)
+            (result, labels), cpu, wall = timed(shear_test, structure, potential, settings)
+            events = []
+            for event, summary in zip(result.events, labels["events"], strict=True):
+                field = d2min(event.before, event.after, cutoff=4.0)
+                site = summary["atom"]
+                events.append({"strain": summary["strain"], "stress_drop": summary["stress_drop"], "atom": site,
+                               "d2min_percentile": float((field < field[site]).mean()),
+                               "in_top_10_percent": bool(field[site] >= np.quantile(field, 0.9))})
+            item = {"key": key, "seed": seed, "atoms": structure.n_atoms, "events": events, "cpu_seconds": cpu,
+                    "wall_seconds": wall, **run_stats(result)}
+            records.add(item)
+        inside += [e["in_top_10_percent"] for e in item["events"]]
+        percentiles += [e["d2min_percentile"] for e in item["events"]]
+        emit(f"{key}_events", len(item["events"]), "events", atoms=item["atoms"], cpu_seconds=item["cpu_seconds"],
+             strains=[e["strain"] for e in item["events"]], stress_drops=[e["stress_drop"] for e in item["events"]])
+    emit("shear_event_site_in_top_10_percent_d2min_fraction", round(float(np.mean(inside)), 3) if inside else None,
+         "fraction", {"what": "LISTI25: location = atom of largest displacement"}, events=len(inside),
+         mean_d2min_percentile=round(float(np.mean(percentiles)), 4) if percentiles else None)
+
+
+# -- (d) FC22 reference bilayer -----------------------------------------------------------------
+
+class Progress:
+    """Appends each relaxed state (strain, stress, energy, CPU s) and each new event to ``directory``."""
+
+    def __init__(self, directory: Path):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.states, self.events = directory / "progress.csv", directory / "progress_events.jsonl"
+        self.states.write_text("strain,stress,energy_eV,cpu_seconds\n")
+        self.events.write_text("")
+        self.seen = 0
+        self.start = time.process_time()
+
+    def __call__(self, strain, stress, energy, events):
+        with open(self.states, "a") as handle:
+            handle.write(f"{strain:.10g},{stress:.10g},{energy:.12g},{time.process_time() - self.start:.1f}\n")
+        with open(self.events, "a") as handle:
+            for event in events[self.seen:]:
+                handle.write(json.dumps({k: v for k, v in event.summary().items() if k != "atoms"}) + "\n")
+        self.seen = len(events)
+
+
+def fc22(args, out: Path):
+    structure = read(FC22)
+    (result, labels), cpu, wall = timed(tension_test, structure, get_potential("watanabe"), TENSION_DEFAULTS,
+                                        on_state=Progress(out / "fc22"))
+    save_run(result, labels, out / "fc22", "tension")
+    c = result.curve.arrays()
+    at = {e: float(np.interp(e, c["strain"], c["stress"])) for e in (0.05, 0.10)}
+    emit("fc22_reference_bilayer_rupture_strain", labels["rupture_strain"], "strain",
+         {"what": "FC22 reference run: first break 0.138, peak 15.6 N/m at 0.135, 6.2 / 12.0 N/m at 0.05 / 0.10, "
+                  "modulus 124 N/m"},
+         peak_stress=labels["peak_stress"], modulus=labels["modulus"], stress_at_0_05=at[0.05],
+         stress_at_0_10=at[0.10], cpu_seconds=round(cpu, 1), wall_seconds=round(wall, 1), **run_stats(result))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="speed by extrapolation, fewer samples")
+    parser.add_argument("--only", choices=("speed", "ensemble", "shear_events", "fc22"), default=None)
+    parser.add_argument("--out", default=str(ROOT / "bench-out/loading"), help="output directory")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="ensemble / shear_events: only this sample (records it; run in parallel, then without)")
+    parser.add_argument("--mu2", type=float, default=0.2, help="ensemble: mu2 of the --seed sample")
+    parser.add_argument("--collect", action="store_true", help="ensemble / shear_events: report finished samples only")
+    args = parser.parse_args()
+    set_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = Records(out / "records.jsonl")
+    if args.only in (None, "speed"):
+        speed(args, out)
+    if args.only == "ensemble" or (args.only is None and not args.quick):
+        ensemble(args, out, records)
+    if args.only in (None, "shear_events"):
+        shear_events(args, out, records)
+    if args.only == "fc22":
+        fc22(args, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -115,6 +115,11 @@ def yukawa_monolayer():
     return relaxed
 
 
+def pearson(a, b):
+    """Pearson r, None when either side is constant (a model that answers the same everywhere)."""
+    return float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 1e-12 and np.std(b) > 1e-12 else None
+
+
 def agreement(structure, rendered, analysis, results, predictors) -> dict:
     """How far the image chain changes the predictions: each predictor applied to the original
     (periodic) sample at the same places. Softness: Pearson r and mean |difference| over the
@@ -134,14 +139,14 @@ def agreement(structure, rendered, analysis, results, predictors) -> dict:
     mine = results["softness"]["softness"][:n]
     keep = results["softness"]["interior"][:n] & (true_of >= 0)
     a, b = mine[keep], on_sample[true_of[keep]]
-    out = {"softness": {"atoms": int(keep.sum()), "r": float(np.corrcoef(a, b)[0, 1]),
+    out = {"softness": {"atoms": int(keep.sum()), "r": pearson(a, b),
                         "mean_abs_difference": float(np.mean(np.abs(a - b)))}}
     centres = results["listi"]["centres"]
     if len(centres):
         ratio = pm.pixel_size / built.angstrom_per_pixel
         there = predictors["listi"].model.predict_map(structure, centres=np.asarray(pm.origin) + centres * ratio)
         a, b = results["listi"]["threshold"], np.asarray(there["threshold"])
-        out["listi"] = {"windows": len(a), "r": float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else None,
+        out["listi"] = {"windows": len(a), "r": pearson(a, b),
                         "mean_abs_difference": float(np.mean(np.abs(a - b))), "unit": "N/m"}
     return out
 

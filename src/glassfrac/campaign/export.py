@@ -41,7 +41,8 @@ curve_sample, curve_test   (C,)     stress–strain curves, point by point, sort
 curve_strain, curve_stress (C,)
 =========================  =======  ==========================================================
 
-Local threshold maps (probe stage, later) will add ``map_<name>`` arrays per sample.
+Local threshold maps are not exported here: the probe stage leaves ``structure.xyz``, ``map.npz``
+and ``events.json`` in each sample folder, which :func:`glassfrac.learn.windows.load_probed` reads.
 """
 
 import json

@@ -56,6 +56,7 @@ class AQSSettings:
     fracture_fraction: float = 0.2
     max_events: int | None = None
     snapshots: bool = True
+    """Keep the structures before and after every event (those of bond-break events are always kept)."""
 
 
 @dataclass
@@ -289,8 +290,9 @@ class AQSDriver:
         site = int(np.argmax(size))
         atoms = np.flatnonzero((size > 0.5 * size[site]) | (drop > self.settings.energy_drop))
         location = reference.box.wrap(reference.positions[site][None])[0]
+        keep = self.settings.snapshots or "bond_break" in kinds  # the labels read the broken bonds from ``after``
         return Event(hi.strain, lo.strain, lo.stress, hi.stress, kinds, location, atoms, nonaffine,
-                     before if self.settings.snapshots else None, after if self.settings.snapshots else None)
+                     before if keep else None, after if keep else None)
 
 
 @dataclass

@@ -33,3 +33,15 @@ def atomic_open(path, mode="w"):
     """Open a temporary file beside ``path`` for writing; rename it to ``path`` on success."""
     with atomic_path(path) as tmp, open(tmp, mode) as handle:
         yield handle
+
+
+def save_png(fig, path, dpi=None, tight: bool = True) -> None:
+    """Write the matplotlib figure ``fig`` to ``path`` as a PNG (atomically; ``dpi`` None: matplotlib's
+    default; ``tight``: apply ``tight_layout`` first) and close it."""
+    import matplotlib.pyplot as plt
+
+    if tight:
+        fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)

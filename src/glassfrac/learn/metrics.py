@@ -15,7 +15,7 @@
 
 import numpy as np
 
-from glassfrac.files import atomic_path
+from glassfrac.files import save_png
 
 
 def confusion(y_true, y_pred) -> dict:
@@ -139,7 +139,4 @@ def plot_evaluation(y_true, scores, path, groups=None, title: str = "", referenc
     ax2.legend(loc="upper left", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, path, dpi=120)

@@ -3,7 +3,7 @@ curve with bond-switching fractions versus strain."""
 
 import numpy as np
 
-from glassfrac.files import atomic_path
+from glassfrac.files import save_png
 from glassfrac.oxides.analysis import SWITCH_CLASSES
 
 
@@ -23,10 +23,7 @@ def plot_quench(pressures, densities, fractions, path) -> None:
         ax2.plot(p, [fractions[k].get(cn, 0.0) for k in order], "o-", label=f"Al{cn}")
     ax2.set(xlabel="quench pressure (GPa)", ylabel="fraction of Al")
     ax2.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 def plot_tension(strain, stress_gpa, frame_strain, switching, path, title="") -> None:
@@ -43,10 +40,7 @@ def plot_tension(strain, stress_gpa, frame_strain, switching, path, title="") ->
         ax2.plot(frame_strain, switching[c], "o-", ms=3, label=c)
     ax2.set(xlabel="strain", ylabel="fraction of Al")
     ax2.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 def plot_softness(curve, switching, path, strain=None, stress_gpa=None, title="") -> None:
@@ -77,6 +71,4 @@ def plot_softness(curve, switching, path, strain=None, stress_gpa=None, title=""
         ax3.plot(eps, switching[c], "o-", ms=3, label=c)
     ax3.set(xlabel="strain", ylabel="fraction of Al")
     ax3.legend()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_png(fig, path, dpi=120, tight=False)  # constrained layout

@@ -7,7 +7,7 @@ the sample's coordinates in Å (x right, y up) as in the other figures of glassf
 
 import numpy as np
 
-from glassfrac.files import atomic_path
+from glassfrac.files import save_png
 
 
 def _plt():
@@ -17,13 +17,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _save(plt, fig, path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def _overlay(ax, image, G, pixel_map, defects=None, alpha=0.6):
@@ -61,7 +54,7 @@ def plot_attention(image, maps: dict, pixel_map, path, defects=None, location=No
         if location is not None:
             ax.plot(*location[:2], "s", mfc="none", mec="white", ms=9, mew=1.5)
     fig.suptitle(title, fontsize=9)
-    _save(plt, fig, path)
+    save_png(fig, path)
 
 
 def plot_attention_field(image, gx, gy, divergence, pixel_map, path, location=None, predicted=None,
@@ -87,7 +80,7 @@ def plot_attention_field(image, gx, gy, divergence, pixel_map, path, location=No
     fig.colorbar(handle, ax=ax, label="div G (1/Å)")
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
-    _save(plt, fig, path)
+    save_png(fig, path)
 
 
 def plot_predictions(truth, predicted, path, label: str, baseline=None, metrics: dict | None = None) -> None:
@@ -109,7 +102,7 @@ def plot_predictions(truth, predicted, path, label: str, baseline=None, metrics:
         ax.set_ylabel("predicted")
     if metrics:
         fig.suptitle(", ".join(f"{k} = {v:.3g}" for k, v in metrics.items()), fontsize=9)
-    _save(plt, fig, path)
+    save_png(fig, path)
 
 
 def plot_crack(image, prediction, pixel_map, atoms_xy, labels, path, mcc: float | None = None) -> None:
@@ -124,7 +117,7 @@ def plot_crack(image, prediction, pixel_map, atoms_xy, labels, path, mcc: float 
     ax.set_title("crack path" + ("" if mcc is None else f", MCC = {mcc:.2f}"), fontsize=9)
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
-    _save(plt, fig, path)
+    save_png(fig, path)
 
 
 def plot_mcc(mcc, path, baseline: float | None = None, reference: str | None = None) -> None:
@@ -141,7 +134,7 @@ def plot_mcc(mcc, path, baseline: float | None = None, reference: str | None = N
     ax.set_ylabel("samples")
     ax.set_title(reference or f"crack path, {len(mcc)} samples", fontsize=9)
     ax.legend(fontsize=8)
-    _save(plt, fig, path)
+    save_png(fig, path)
 
 
 def plot_inside_probability(fractions, probability, path, reference=(0.25, 0.75)) -> None:
@@ -156,4 +149,4 @@ def plot_inside_probability(fractions, probability, path, reference=(0.25, 0.75)
     ax.set_xlabel("selected area fraction")
     ax.set_ylabel("P(rupture site inside)")
     ax.legend(frameon=False, fontsize=8)
-    _save(plt, fig, path)
+    save_png(fig, path)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glassfrac.files import atomic_open, atomic_path
+from glassfrac.files import atomic_open, atomic_path, save_png
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -237,7 +237,7 @@ def _summary_figures(rows, figdir: Path) -> list:
         ax.set_xlabel("ring-size variance μ₂ (measured)")
         ax.set_ylabel("rupture strain")
         ax.set_title("first bond break against disorder")
-        _save(fig, figdir / "rupture_vs_mu2.png")
+        save_png(fig, figdir / "rupture_vs_mu2.png")
         out.append(("rupture_vs_mu2.png", "rupture strain against disorder"))
     for test in ("tension", "shear"):
         curves = [(r, r.data[test]) for r in rows if test in r.data]
@@ -268,7 +268,7 @@ def _summary_figures(rows, figdir: Path) -> list:
         else:
             ax.set_title(f"{test}: {len(curves)} samples (colour: μ₂ target {lo:.2g}–{hi:.2g}; × events)")
         ax.title.set_fontsize(9)
-        _save(fig, figdir / f"{test}_curves.png")
+        save_png(fig, figdir / f"{test}_curves.png")
         out.append((f"{test}_curves.png", f"{test}: stress–strain curves"))
     sizes = [(r.get("mu2_target", np.nan), np.asarray(r.data["rings"]["sizes"])) for r in rows if "rings" in r.data]
     if sizes:
@@ -283,12 +283,6 @@ def _summary_figures(rows, figdir: Path) -> list:
         ax.set_xlabel("ring size")
         ax.set_ylabel("fraction of rings")
         ax.legend(frameon=False, fontsize=8)
-        _save(fig, figdir / "ring_sizes.png")
+        save_png(fig, figdir / "ring_sizes.png")
         out.append(("ring_sizes.png", "ring-size distributions"))
     return out
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from glassfrac.files import atomic_path
+from glassfrac.files import save_png
 
 
 def _figure(width=6.0, height=4.0):
@@ -31,10 +31,7 @@ def plot_stress_strain(result, path) -> None:
     ax.set_title(f"{result.settings.path.replace('_', ' ')}: {len(result.events)} events")
     if seen:
         ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_sample_with_failure(result, labels, path) -> None:
@@ -62,10 +59,7 @@ def plot_sample_with_failure(result, labels, path) -> None:
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
     ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_curves(curves, path, xlabel: str, ylabel: str, title: str = "") -> None:
@@ -82,7 +76,4 @@ def plot_curves(curves, path, xlabel: str, ylabel: str, title: str = "") -> None
     if title:
         ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_png(fig, path)

@@ -11,10 +11,11 @@
     first part of each (tension to strain 0.05, shear 40 steps) and extrapolates linearly in
     the number of strain steps ("extrapolated": true, with the measured part in the record).
 (b) ensemble (not with --quick): tension of generated bilayers of 8 × 8 rings (768 atoms,
-    relaxed with their cell) at mu2 0.2 and 1.0, seeds 0–2: per sample the small-strain
+    relaxed with their cell) at mu2 0.2 and 1.0, seeds 0–3: per sample the small-strain
     modulus (N/m, fit to strain ≤ 0.02), peak stress, strain at the peak, rupture strain
-    (first bond break), and how gradual the failure is (strain from the peak to the first
-    state below half the peak stress); then means and spreads per mu2 and a figure of the
+    (first bond break), and how gradual the failure is: strain from the peak to the first state
+    below half the peak stress, and the precursors (:func:`precursors`: events before the peak,
+    their summed stress drops, strain from the first event and from the first bond break to the peak); then means and spreads per mu2 and a figure of the
     curves (``DIR/ensemble_curves.png``). Relaxation to 1e-6 eV/Å, events to 5e-4.
 (c) shear_events: pure shear of generated Yukawa monolayers (12 × 12 rings, 720 atoms,
     sigma factor 1.0, seeds 0–2; --quick: seed 0) to 6 events: the fraction of events whose
@@ -148,6 +149,7 @@ def speed(args, out: Path):
 # -- (b) ensemble ------------------------------------------------------------------------------
 
 ENSEMBLE = dataclasses.replace(TENSION_DEFAULTS, fmax=1e-6, precision=5e-4, snapshots=False)
+ENSEMBLE_SEEDS = 4
 
 
 def failure_width(strain, stress) -> float | None:
@@ -157,11 +159,26 @@ def failure_width(strain, stress) -> float | None:
     return float(strain[k + below[0]] - strain[k]) if len(below) else None
 
 
+def precursors(result, labels) -> dict:
+    """How much the sample yields before its peak: events before the peak stress, their summed
+    stress drops over the peak stress, and the strain from the first event of any kind and from
+    the first bond break (rupture strain) to the peak."""
+    c = result.curve.arrays()
+    k = int(np.argmax(c["stress"]))
+    peak_strain, peak = float(c["strain"][k]), float(c["stress"][k])
+    before = [e for e in result.events if e.strain <= peak_strain + 1e-12]
+    rupture = labels["rupture_strain"]
+    return {"events_before_peak": len(before),
+            "stress_drop_before_peak_fraction": float(sum(max(e.stress_drop, 0.0) for e in before) / peak),
+            "first_event_to_peak_strain": float(peak_strain - before[0].strain_before) if before else 0.0,
+            "rupture_to_peak_strain": None if rupture is None else float(max(peak_strain - rupture, 0.0))}
+
+
 def ensemble(args, out: Path, records: Records):
     potential = get_potential("watanabe")
     rows = []
     for mu2 in (0.2, 1.0):
-        for seed in range(3):
+        for seed in range(ENSEMBLE_SEEDS):
             key = f"ensemble_mu2_{mu2}_seed_{seed}"
             item = records.get(key)
             if args.seed is not None and (seed != args.seed or mu2 != args.mu2) or (item is None and args.collect):
@@ -175,6 +192,7 @@ def ensemble(args, out: Path, records: Records):
                         "peak_stress": labels["peak_stress"], "peak_strain": float(c["strain"][np.argmax(c["stress"])]),
                         "rupture_strain": labels["rupture_strain"], "fractured": result.fractured,
                         "failure_width": failure_width(c["strain"], c["stress"]),
+                        **precursors(result, labels),
                         "cpu_seconds": cpu, "wall_seconds": wall, "curve": [c["strain"].tolist(), c["stress"].tolist()],
                         **run_stats(result)}
                 records.add(item)
@@ -190,7 +208,11 @@ def ensemble(args, out: Path, records: Records):
         for name, unit, ref in (("modulus", "N/m", {"what": "FC22 E/h", "value": 146, "unit": "N/m"}),
                                 ("peak_stress", "N/m", {"what": "FC22 reference run", "value": 15.6, "unit": "N/m"}),
                                 ("rupture_strain", "strain", {"what": "FC22 mu2 0.2 range", "value": [0.12, 0.2]}),
-                                ("failure_width", "strain", {})):
+                                ("failure_width", "strain", {}),
+                                ("events_before_peak", "events", {"what": "FC22: more ductile at high disorder"}),
+                                ("stress_drop_before_peak_fraction", "fraction of peak stress", {}),
+                                ("first_event_to_peak_strain", "strain", {}),
+                                ("rupture_to_peak_strain", "strain", {})):
             values = np.array([r[name] for r in sel if r[name] is not None], dtype=float)
             emit(f"ensemble_8x8_bilayer_mu2_{mu2}_{name}_mean", round(float(values.mean()), 4) if len(values) else None,
                  unit, ref, sd=round(float(values.std(ddof=1)), 4) if len(values) > 1 else None,

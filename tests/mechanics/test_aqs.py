@@ -63,3 +63,16 @@ def test_shear_event_is_found_and_located_in_its_region_of_large_d2min():
     field = d2min(event.before, event.after, cutoff=4.0)
     assert field[label["atom"]] >= np.quantile(field, 0.9)  # the located atom is in the top 10 % of D²min
     assert np.allclose(label["location"], result.reference.box.wrap(result.reference.positions[label["atom"]][None])[0])
+
+
+def test_curve_holds_only_the_path_and_matches_the_fixed_run(runs):
+    """The bisected curve is the path the run followed (strains in order), and at the strains
+    both runs visited before the first event the stresses agree."""
+    bisected, fixed = runs["bisected"][0], runs["fixed"][0]
+    assert np.all(np.diff(bisected.curve.strain) >= 0)
+    first = min(e.strain_before for e in bisected.events)
+    a, b = bisected.curve.arrays(), fixed.curve.arrays()
+    for strain, stress in zip(a["strain"], a["stress"], strict=True):
+        if strain <= first:
+            match = np.isclose(b["strain"], strain, atol=1e-9)
+            assert match.any() and np.allclose(b["stress"][match], stress, atol=1e-3)

@@ -282,18 +282,19 @@ def test_non_finite_energy_stops_only_that_system(minima, method):
     assert np.array_equal(batch.split(batch.positions)[0], broken.positions)
 
 
-def test_bond_preconditioner_gives_the_same_minimum_in_fewer_evaluations(jumol_files):
+@pytest.mark.parametrize("kind", ["bonds", "hessian"])
+def test_preconditioners_give_the_same_minimum_in_fewer_evaluations(jumol_files, kind):
     from glassfrac.potentials import get_potential
 
     yukawa = get_potential("yukawa2d")
     start = perturbed(read(jumol_files[0]), 0.05, seed=0)
     out = {}
-    for precondition in (None, "bonds"):
+    for precondition in (None, kind):
         batch = yukawa.batch([start])
         stats = Relaxer(yukawa, method="lbfgs", fmax=FMAX, precondition=precondition).run(batch)
         assert stats.converged.all() and stats.max_force[0] <= FMAX
         out[precondition] = batch.positions.clone(), stats
-    (plain, plain_stats), (pre, pre_stats) = out[None], out["bonds"]
+    (plain, plain_stats), (pre, pre_stats) = out[None], out[kind]
     assert abs(pre_stats.energy[0] - plain_stats.energy[0]) <= 1e-10 * abs(plain_stats.energy[0])
     # both within 1e-8 eV/Å of the minimum: along the glass's soft modes (curvature down to
     # ~1e-3 eV/Å^2) that places atoms to ~1e-5 Å
@@ -317,3 +318,51 @@ def test_bond_preconditioner_with_batches_frozen_atoms_compaction_and_cells(mini
     assert np.allclose(torch.diagonal(crystal.cells[0]).numpy() / [6, 4 * np.sqrt(3)], best, rtol=1e-7, atol=0)
     with pytest.raises(ValueError, match="needs method 'lbfgs'"):
         Relaxer(LJ, method="fire", precondition="bonds")
+
+
+@pytest.mark.parametrize("a, b, r, sign_dv, sign_d2v", [
+    ("Si", "O", 1.55, 1, 1),    # a bond near its length: the exact pair Hessian
+    ("Si", "O", 1.9, 1, -1),    # beyond the inflection point: the negative V'' is dropped
+    ("Si", "Si", 3.0, -1, 1),   # a compressed repulsive pair: the negative transverse part is dropped
+])
+def test_pair_hessian_preconditioner_is_the_pair_hessian_without_its_negative_parts(a, b, r, sign_dv, sign_d2v):
+    """A lone pair: P − stabiliser I equals the finite-difference Hessian of the pair, less
+    its negative longitudinal (V'' u u^T) or transverse ((V'/r)(I − u u^T)) part."""
+    from glassfrac.mechanics.relax import PairHessianPreconditioner, _Objective
+    from glassfrac.potentials import get_potential
+
+    yukawa = get_potential("yukawa2d")
+    angle = 0.3
+    u = np.array([np.cos(angle), np.sin(angle)])
+    box = Box(np.diag([30.0, 30.0]), pbc=(False, False))
+    pair = Structure(np.array([[10.0, 10.0], [10.0, 10.0] + r * u]), [a, b], box)
+    batch = yukawa.batch([pair])
+    verlet = VerletList(yukawa.cutoff, 1.0)
+    precon = PairHessianPreconditioner(reach=2.0, stabiliser=0.01)
+    precon.prepare(_Objective(yukawa, batch, verlet, None, None, FMAX, 1e-6))
+    model = precon.matrix.toarray() - 0.01 * np.eye(4)
+
+    def gradient(x):
+        batch.positions = torch.as_tensor(x.reshape(2, 2))
+        return -yukawa.compute(batch, verlet.update(batch), virial=False).forces.numpy().ravel()
+
+    x0, h = batch.positions.numpy().ravel().copy(), 1e-5
+    exact = np.array([(gradient(x0 + h * e) - gradient(x0 - h * e)) / (2 * h) for e in np.eye(4)])
+    code = torch.tensor([yukawa.species.index(a) * len(yukawa.species) + yukawa.species.index(b)])
+    dv, d2v = (float(x[0]) for x in yukawa.pair_derivatives(torch.tensor([r]), code))
+    assert (np.sign(dv), np.sign(d2v)) == (sign_dv, sign_d2v)
+    uu = np.outer(u, u)
+    dropped = min(d2v, 0.0) * uu + min(dv / r, 0.0) * (np.eye(2) - uu)
+    expected = exact - np.kron([[1, -1], [-1, 1]], dropped)
+    assert np.allclose(model, expected, rtol=1e-6, atol=1e-6 * np.abs(exact).max())
+    assert np.all(np.linalg.eigvalsh(precon.matrix.toarray()) > 0)
+
+
+def test_auto_preconditioner_follows_the_potential(fc22_bilayer_path):
+    from glassfrac.mechanics.relax import BondPreconditioner, PairHessianPreconditioner
+    from glassfrac.potentials import get_potential
+
+    assert isinstance(Relaxer(get_potential("yukawa2d"), precondition="auto").precon, PairHessianPreconditioner)
+    assert isinstance(Relaxer(get_potential("watanabe"), precondition="auto").precon, BondPreconditioner)
+    with pytest.raises(ValueError, match="needs a pair potential"):
+        Relaxer(get_potential("watanabe"), precondition="hessian")

@@ -5,6 +5,8 @@
     python benchmarks/cnn.py --make-rupture DIR --samples N # tension-labelled monolayers
     python benchmarks/cnn.py --rupture DIR [--quick]        # strain / location / crack on labelled samples
     python benchmarks/cnn.py --independent EXPORT --train DIR --models M.safetensors ... [-o OUT]
+    python benchmarks/cnn.py --campaign EXPORT... [--pool DIR] [--targets ...] [-o OUT]
+    python benchmarks/cnn.py --inside EXPORT... --models STRAIN [LOCATION_HEATMAP] [-o OUT]
 
 (a) Throughput: forward + backward + Adam step of batches of 32 random images (small ResNet
     at 64 and 128 px, ResNet-50 at 128 px with batches of 8; ``--quick``: small only), best of
@@ -27,6 +29,32 @@
 (d) ``--independent``: models trained by (c) or ``glassfrac cnn train`` on DIR scored on
     another dataset (a ``glassfrac dataset export`` of a campaign), next to the baselines
     fitted on the models' training samples (:func:`independent_test`).
+(e) ``--campaign``: strain, location and crack models on campaign-made samples (``glassfrac
+    dataset export`` of one or more campaigns); the campaign samples are split 72 / 8 / 20 by
+    sample (seed 0) and the ``--pool`` samples (e.g. a ``--make-rupture`` folder made with the
+    same generator, relaxation and tension settings) only added to the training part, so test
+    and validation samples are all campaign-made. Whole-cell images (``crop="cell"``), 64 px
+    (128 across the box), small ResNet with the U-Net decoder, 4 copies per sample per epoch,
+    early stopping on the validation loss (``--patience``). Models: strain (MSE); location with
+    FC22's pooled head and loss, and with the heat-map head and its cross-entropy; crack with
+    FC22's MSE and with the distribution loss. Baselines: training mean and linear regressions
+    on ring statistics (strain); training circular-mean site, centre of the most defective region
+    and highest-energy atom (location); random ranking and yukawa2d energy ranking of atoms, and
+    as a reference a vertical band through the true site (crack). Also the location error of low-
+    and high-strain halves, the MCC quantiles and figures.
+    Measured (campaigns ``cnn-small`` 25 + ``cnn-small2`` 150 samples, 280-atom monolayers; pool
+    103 ``--make-rupture`` samples; test 35, validation 14, train 126 + 103): strain R² 0.74
+    (mean −0.15, linear on energy per atom and cell lengths 0.54; ring statistics are identical
+    in every sample at fixed mu2); location mean error 4.1 Å (median 2.5) with the heat map,
+    12.9 Å with FC22's pooled head, baselines 13.8 / 13.0 / 12.3 Å; crack mean MCC 0.29 (median
+    0.36) with MSE and the U-Net decoder, 0.19 with FC22's plain decoder, 0.09 with the
+    distribution loss, random 0.00, energy ranking −0.06, band through the true site 0.33.
+(f) ``--inside``: P(true rupture site inside the selected area fraction) on larger samples for
+    the strain model slid over them (FC22) and for the heat-map location model applied to the
+    whole sample (:func:`glassfrac.learn.gradcam.location_probability`); figure
+    ``inside_probability.png``. Measured on 5 campaign samples of 14 × 16 rings (1120 atoms,
+    ``cnn-large`` 3 + ``cnn-large2`` 2) with the models of (e): P(inside 25 %) = 1.0 for the heat
+    map (0.8 at 5 %), 0.4 for the strain scan (chance 0.25, FC22 ≈ 0.75).
 
 Prints one JSON object per figure.
 """
@@ -35,6 +63,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -142,6 +171,15 @@ def ring_baselines(train, y_train, test, y_test) -> dict:
     f_train, f_test = ring_features(train), ring_features(test)
     return {name: regression_metrics(y_test, LinearRegression().fit(f_train[name], y_train).predict(f_test[name]))
             for name in f_train}
+
+
+def global_features(structures) -> np.ndarray:
+    """Per sample: mean yukawa2d energy per atom (eV), Lx and Ly (Å) of the relaxed cell."""
+    from glassfrac.potentials import get_potential
+
+    potential = get_potential("yukawa2d")
+    return np.array([[float(np.mean(potential.evaluate([s], per_atom=True)[0]["per_atom_energy"])),
+                      *np.diag(s.box.cell)[:2]] for s in structures])
 
 
 def mu2_experiment(directory: Path, quick: bool, n: int, epochs: int) -> None:
@@ -375,6 +413,258 @@ def _short(metrics):
     return {k: v for k, v in metrics.items() if k not in ("errors", "mcc")}
 
 
+# -- (e) campaign-made data ---------------------------------------------------------------------------
+
+CAMPAIGN_MODELS = {
+    "strain": [("strain", {})],
+    "location": [("location_regression_fc22", {"head": "regression", "location_loss": "fc22"}),
+                 ("location_heatmap", {"head": "heatmap", "location_loss": "heatmap"})],
+    "crack": [("crack_mse", {"crack_loss": "mse"}), ("crack_distribution", {"crack_loss": "distribution"}),
+              ("crack_mse_plain_decoder", {"crack_loss": "mse", "skips": False})],
+}
+"""Models of (e) per target: name and TrainSettings fields, ``skips`` (default True) the decoder
+(location: FC22's pooled head next to the heat map; crack: FC22's MSE next to the distribution
+loss, with the U-Net decoder, and FC22's MSE with FC22's plain decoder)."""
+
+
+def campaign_split(n: int, n_pool: int, seed: int = 0) -> dict:
+    """Indices into [campaign samples (n), pool samples (n_pool)]: the campaign samples split
+    72 / 8 / 20 (seed), every pool sample added to the training part."""
+    from glassfrac.learn.training import split_samples
+
+    split = split_samples(n, seed=seed)
+    split["train"] = np.concatenate([split["train"], np.arange(n, n + n_pool)])
+    return split
+
+
+def defect_peak_sites(structures, pixel_maps, sigma: float = 3.0) -> np.ndarray:
+    """Per sample the fractional image coordinates of the maximum of the defect map (pixels inside
+    non-hexagonal rings) smoothed by a periodic Gaussian of ``sigma`` Å: the centre of the most
+    defective region."""
+    from scipy.ndimage import gaussian_filter
+
+    from glassfrac.learn.gradcam import defect_pixels
+    from glassfrac.learn.images import pixel_sizes
+
+    out = []
+    for structure, pm in zip(structures, pixel_maps, strict=True):
+        smooth = gaussian_filter(defect_pixels(structure, pm).astype(float), sigma / pixel_sizes(pm)[::-1],
+                                 mode="wrap")
+        row, col = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
+        out.append([(col + 0.5) / smooth.shape[1], (row + 0.5) / smooth.shape[0]])
+    return np.array(out)
+
+
+def energy_peak_sites(structures, pixel_maps) -> np.ndarray:
+    """Per sample the fractional image coordinates of the atom of highest yukawa2d energy."""
+    from glassfrac.learn.images import fractional
+    from glassfrac.potentials import get_potential
+
+    potential = get_potential("yukawa2d")
+    out = []
+    for structure, pm in zip(structures, pixel_maps, strict=True):
+        energy = np.asarray(potential.evaluate([structure], per_atom=True)[0]["per_atom_energy"], float)
+        out.append(np.mod(fractional(pm, structure.positions[int(np.argmax(energy)), :2]), 1.0))
+    return np.array(out)
+
+
+def crack_references(structures, data, index) -> dict:
+    """Mean MCC (top 10 %) of two rankings of the imaged atoms of samples ``index`` of the crack
+    dataset ``data``: by yukawa2d per-atom energy (a physics baseline) and by x-distance to the
+    true rupture site (a vertical band through it; uses the truth, a reference, not a baseline)."""
+    from glassfrac.learn.images import fractional
+    from glassfrac.learn.training import matthews, periodic_difference
+    from glassfrac.potentials import get_potential
+
+    potential = get_potential("yukawa2d")
+    out = {"energy_ranking": [], "band_through_true_site": []}
+    for structure, i in zip(structures, index, strict=True):
+        uv, labels = data.atom_uv[i], data.atom_labels[i]
+        k = max(1, int(round(0.1 * len(uv))))
+        energy = np.asarray(potential.evaluate([structure], per_atom=True)[0]["per_atom_energy"], float)
+        site = np.mod(fractional(data.pixel_maps[i], np.asarray(structure.info["rupture_location"])[:2]), 1.0)
+        for name, score in (("energy_ranking", energy[data.atoms[i]]),
+                            ("band_through_true_site", -np.abs(periodic_difference(uv[:, 0], site[0])))):
+            top = np.zeros(len(uv), bool)
+            top[np.argsort(-score, kind="stable")[:k]] = True
+            out[name].append(matthews(labels, top))
+    return {name: float(np.mean(v)) for name, v in out.items()}
+
+
+def campaign_experiment(exports, pool, out_dir: Path, epochs: int, patience: int, targets) -> None:
+    """Strain, location and crack models on campaign-made samples (module docstring, (e))."""
+    from scipy.stats import spearmanr
+
+    from glassfrac.learn.images import ImageSettings, image_lengths, images_from_structures, read_structures
+    from glassfrac.learn.resnet import ResNetConfig
+    from glassfrac.learn.training import TrainSettings, location_metrics, train_and_evaluate
+    from glassfrac.report.attention import plot_mcc, plot_predictions
+
+    structures, names = [], []
+    for path in exports:
+        more, more_names = read_structures(path)
+        structures += more
+        names += [f"{Path(path).stem}/{n}" for n in more_names]
+    n_campaign = len(structures)
+    pool_s, pool_n = read_structures(pool) if pool is not None else ([], [])
+    structures += pool_s
+    names += [f"pool/{n}" for n in pool_n]
+    split = campaign_split(n_campaign, len(pool_s))
+    part = {names[i]: k for k, v in split.items() for i in v}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dataset = {"campaign_samples": n_campaign, "exports": [str(p) for p in exports], "pool_samples": len(pool_s),
+               "pool": str(pool), "split": {k: len(v) for k, v in split.items()},
+               "what": "2D silica monolayers of 7x8 rings (280 atoms), mu2 target 0.2, yukawa2d, tension along x "
+                       "(loose AQS); test and validation samples campaign-made only, pool samples train only"}
+    emit("campaign_dataset", n_campaign, "samples", **dataset)
+    settings = ImageSettings(size=64, pixels=128, crop="cell")
+    config = ResNetConfig.preset("small")
+    for target in targets:
+        data = images_from_structures(structures, names, target, settings, progress=False)
+        kept = {k: np.array([i for i, n in enumerate(data.names) if part[n] == k]) for k in split}
+        index = {n: i for i, n in enumerate(names)}
+        for name, extra in CAMPAIGN_MODELS[target]:
+            fields = {k: v for k, v in extra.items() if k != "skips"}
+            train = TrainSettings(epochs=epochs, batch_size=16, lr=1e-3, seed=0, copies_per_epoch=4, val_copies=16,
+                                  patience=patience, **fields)
+            start = time.perf_counter()
+            model, record = train_and_evaluate(data, replace(config, skips=extra.get("skips", True)), train,
+                                               checkpoint=out_dir / f"{name}.checkpoint", split=kept)
+            seconds = time.perf_counter() - start
+            model.save(out_dir / f"{name}.safetensors")
+            (out_dir / f"{name}_record.json").write_text(json.dumps(_plain(record), indent=1))
+            test = record["test"]
+            test_s = [structures[index[n]] for n in test["names"]]
+            common = dict(model=_short(test["model"]), baseline=_short(test["baseline"]), samples=record["n_samples"],
+                          dropped=len(record["dropped"]), best_epoch=record["best_epoch"],
+                          epochs_run=len(record["history"]), train_seconds=round(seconds, 1), settings=extra)
+            strain = np.array([s.info.get("rupture_strain", np.nan) for s in test_s])
+            if target == "strain":
+                train_s = [structures[index[data.names[i]]] for i in kept["train"]]
+                common["linear_ring_statistics"] = ring_baselines(train_s, data.values[kept["train"]], test_s,
+                                                                  np.asarray(test["truth"]))
+                from sklearn.linear_model import LinearRegression
+
+                from glassfrac.learn.training import regression_metrics
+
+                fit = LinearRegression().fit(global_features(train_s), data.values[kept["train"]])
+                common["linear_energy_and_cell"] = regression_metrics(test["truth"],
+                                                                      fit.predict(global_features(test_s)))
+                common["ring_size_counts_distinct"] = len({tuple(np.round(r, 6)) for r in
+                                                           ring_features(train_s + test_s)["ring_size_distribution"]})
+                emit(f"{name}_test_r2", test["model"]["r2"], "", record["published"], **common)
+                plot_predictions(test["truth"], test["predicted"], out_dir / f"{name}_test.png", "rupture strain",
+                                 metrics={"R²": test["model"]["r2"], "MAE": test["model"]["mae"]})
+            elif target == "location":
+                test_i = [data.names.index(n) for n in test["names"]]
+                maps = [data.pixel_maps[i] for i in test_i]
+                periods = np.array([image_lengths(pm) for pm in maps])
+                truth = np.asarray(test["truth"])
+                for what, sites in (("defect_peak", defect_peak_sites(test_s, maps)),
+                                    ("energy_peak", energy_peak_sites(test_s, maps))):
+                    common[f"baseline_{what}"] = _short(location_metrics(truth, sites, periods))
+                errors = np.asarray(test["model"]["errors"])
+                low = strain <= np.median(strain)
+                common.update(error_low_strain=float(errors[low].mean()), error_high_strain=float(errors[~low].mean()),
+                              spearman_error_strain=float(spearmanr(errors, strain)[0]),
+                              median_strain=float(np.median(strain)))
+                emit(f"{name}_test_mean_error", test["model"]["mean_error"], "angstrom", record["published"], **common)
+                _plot_error_vs_strain(strain, errors, test["baseline"]["errors"], out_dir / f"{name}_error_strain.png")
+            else:
+                mcc = np.asarray(test["model"]["mcc"])
+                common.update(mcc_quantiles=dict(zip(("q10", "q25", "q50", "q75", "q90"),
+                                                     np.quantile(mcc, [0.1, 0.25, 0.5, 0.75, 0.9]).tolist(),
+                                                     strict=True)),
+                              fraction_mcc_above_0_2=float(np.mean(mcc > 0.2)),
+                              spearman_mcc_strain=float(spearmanr(mcc, strain)[0]),
+                              mean_mcc_of=crack_references(test_s, data, [data.names.index(n) for n in test["names"]]))
+                emit(f"{name}_test_mean_mcc", test["model"]["mean_mcc"], "", record["published"], **common)
+                plot_mcc(mcc, out_dir / f"{name}_mcc.png", test["baseline"]["mean_mcc"],
+                         f"crack MCC, {len(mcc)} campaign test samples")
+
+
+def inside_experiment(exports, strain_path: Path, location_path: Path | None, out_dir: Path, stride: int = 16) -> None:
+    """P(true rupture site inside the selected fraction of the area) on larger samples (FC22 Fig.
+    6b): the strain model slid over the sample (window cells with the lowest predicted strain
+    first, :func:`~glassfrac.learn.gradcam.scan`) and, with ``location_path``, the heat-map
+    location model applied to the whole periodic sample (pixels of highest probability first)."""
+    from glassfrac.learn.gradcam import inside_probability, location_probability, render_like_training, scan
+    from glassfrac.learn.images import location_fraction, read_structures
+    from glassfrac.learn.training import ImageModel
+
+    models = {"strain_scan": ImageModel.load(strain_path)}
+    if location_path is not None:
+        models["location_heatmap"] = ImageModel.load(location_path)
+    structures, names = [], []
+    for path in exports:
+        more, more_names = read_structures(path)
+        structures += more
+        names += [f"{Path(path).stem}/{n}" for n in more_names]
+    fractions = np.linspace(0.05, 1.0, 20)
+    curves = {}
+    for key, model in models.items():
+        maps, locations, used = [], [], []
+        for structure, name in zip(structures, names, strict=True):
+            if structure.info.get("rupture_location") is None:
+                continue
+            rendered = render_like_training(model, structure, model.info["pixel_size"],
+                                            model.image_settings.render_seed)
+            side = rendered.image.shape[0] // model.config.stride * model.config.stride
+            u = location_fraction(structure, rendered.pixel_map, structure.info["rupture_location"])
+            if u is None or side < model.image_settings.size:
+                continue
+            image = rendered.image[:side, :side]
+            maps.append(scan(model, image, stride) if key == "strain_scan" else -location_probability(model, image))
+            locations.append(u * rendered.image.shape[0] / side)
+            used.append(name)
+        p = inside_probability(maps, locations, fractions)
+        curves[key] = p
+        emit(f"inside_{key}_at_25_percent", float(np.interp(0.25, fractions, p)), "probability",
+             {"source": "FC22", "p_inside_at_25_percent": 0.75, "what": "strain model slid over 4x larger samples"},
+             chance=0.25, samples=used, n=len(used), fractions=fractions.round(3).tolist(), p_inside=p.tolist(),
+             sample_atoms=int(structures[0].n_atoms), model=str(strain_path if key == "strain_scan" else location_path))
+    _plot_inside(fractions, curves, len(used), out_dir / "inside_probability.png")
+
+
+def _plot_inside(fractions, curves, n, path) -> None:
+    """P(inside) against the area fraction, per model; chance diagonal and FC22's point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from glassfrac.files import save_png
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4.4, 4.0), dpi=120)
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, label="chance")
+    for key, p in curves.items():
+        ax.plot(fractions, p, "o-", ms=3, label=key.replace("_", " "))
+    ax.plot([0.25], [0.75], "k*", ms=9, label="FC22 (strain scan)")
+    ax.set_xlabel("selected area fraction")
+    ax.set_ylabel(f"P(rupture site inside), {n} samples")
+    ax.legend(fontsize=8)
+    save_png(fig, path)
+
+
+def _plot_error_vs_strain(strain, errors, baseline_errors, path) -> None:
+    """Location error (Å) of each test sample against its rupture strain, model and constant baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from glassfrac.files import save_png
+
+    fig, ax = plt.subplots(figsize=(4.4, 3.6), dpi=120)
+    ax.scatter(strain, baseline_errors, s=12, color="0.6", label="training circular mean")
+    ax.scatter(strain, errors, s=14, color="tab:red", label="model")
+    ax.set_xlabel("rupture strain")
+    ax.set_ylabel("location error (Å)")
+    ax.legend(fontsize=8)
+    save_png(fig, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -385,8 +675,18 @@ def main() -> None:
     parser.add_argument("--independent", type=Path, default=None, metavar="EXPORT",
                         help="score --models (trained on --train DIR) on this dataset")
     parser.add_argument("--train", type=Path, default=None, metavar="DIR", help="training dataset of --models")
+    parser.add_argument("--campaign", type=Path, nargs="+", default=None, metavar="EXPORT",
+                        help="campaign exports: train and test strain/location/crack models on them")
+    parser.add_argument("--pool", type=Path, default=None, metavar="DIR",
+                        help="--campaign: extra training samples (e.g. a --make-rupture DIR)")
+    parser.add_argument("--targets", nargs="+", default=["strain", "location", "crack"],
+                        choices=("strain", "location", "crack"), help="--campaign: targets to train")
+    parser.add_argument("--patience", type=int, default=25, help="--campaign: early-stopping patience, epochs")
+    parser.add_argument("--inside", type=Path, nargs="+", default=None, metavar="EXPORT",
+                        help="larger samples: P(rupture inside) of --models STRAIN [LOCATION_HEATMAP]")
     parser.add_argument("--models", type=Path, nargs="+", default=[], help="model files (strain, location, crack)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("bench-out/cnn"), help="figures of --independent")
+    parser.add_argument("-o", "--output", type=Path, default=Path("bench-out/cnn"),
+                        help="output folder of --independent and --campaign")
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--device", default="cpu", help="throughput only: torch device (cpu, cuda)")
@@ -394,6 +694,12 @@ def main() -> None:
     set_threads(1)
     if args.mu2 is not None:
         mu2_experiment(args.mu2, args.quick, 40 if args.quick else args.samples, 3 if args.quick else args.epochs)
+    elif args.inside is not None:
+        inside_experiment(args.inside, args.models[0], args.models[1] if len(args.models) > 1 else None,
+                          args.output)
+    elif args.campaign is not None:
+        campaign_experiment(args.campaign, args.pool, args.output, 3 if args.quick else args.epochs,
+                            args.patience, args.targets)
     elif args.independent is not None:
         independent_test(args.independent, args.train, args.models, args.output)
     elif args.make_rupture is not None:

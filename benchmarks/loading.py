@@ -15,8 +15,9 @@
     modulus (N/m, fit to strain ≤ 0.02), peak stress, strain at the peak, rupture strain
     (first bond break), and how gradual the failure is: strain from the peak to the first state
     below half the peak stress, and the precursors (:func:`precursors`: events before the peak,
-    their summed stress drops, strain from the first event and from the first bond break to the peak); then means and spreads per mu2 and a figure of the
-    curves (``DIR/ensemble_curves.png``). Relaxation to 1e-6 eV/Å, events to 5e-4.
+    their summed stress drops, strain from the first event and from the first bond break to
+    the peak); then means and spreads per mu2 and a figure of the curves
+    (``DIR/ensemble_curves.png``). Relaxation to 1e-6 eV/Å, events to 5e-4.
 (c) shear_events: pure shear of generated Yukawa monolayers (12 × 12 rings, 720 atoms,
     sigma factor 1.0, seeds 0–2; --quick: seed 0) to 6 events: the fraction of events whose
     located atom (largest displacement in the event) is among the 10 % of atoms with the

@@ -5,19 +5,32 @@ import pytest
 import torch
 
 from glassfrac.imaging.render import PixelMap
+from glassfrac.learn.gradcam import location_probability
 from glassfrac.learn.images import ImageDataset, ImageSettings
-from glassfrac.learn.resnet import CrackNet, ResNetConfig, ResNetRegressor, count_parameters
+from glassfrac.learn.resnet import (
+    CrackNet,
+    LocationMapNet,
+    ResNetConfig,
+    ResNetRegressor,
+    SkipCrackNet,
+    count_parameters,
+    periodic_centroid,
+)
 from glassfrac.learn.training import (
     ImageModel,
     Trainer,
     TrainSettings,
     circular_mean,
+    crack_distribution_loss,
     crack_mcc,
     evaluate,
+    heatmap_loss,
+    heatmap_target,
     location_loss,
     location_metrics,
     matthews,
     split_samples,
+    train_and_evaluate,
 )
 
 TINY = ResNetConfig(blocks=(1, 1, 1, 1), widths=(4, 8, 8, 8), stem=4)
@@ -151,3 +164,69 @@ def test_location_evaluation_undoes_transforms():
     out = evaluate(model, data, np.arange(4))
     assert out["model"]["mean_error"] < 1.0  # px = Å here; within a pixel of the true centre
     assert out["baseline"]["mean_error"] > 3 * out["model"]["mean_error"]
+
+
+def test_periodic_centroid_peaks_and_wraps():
+    logits = torch.full((2, 1, 8, 8), -50.0)
+    logits[0, 0, 2, 5] = 50.0  # row 2, column 5
+    logits[1, 0, 3, [0, 7]] = 50.0  # two columns either side of the edge: centroid on the edge
+    u = periodic_centroid(logits)
+    assert torch.allclose(u[0], torch.tensor([5.5 / 8, 2.5 / 8]), atol=1e-6)
+    assert min(float(u[1, 0]), 1 - float(u[1, 0])) < 1e-6 and abs(float(u[1, 1]) - 3.5 / 8) < 1e-6
+
+
+def test_heatmap_head_moves_with_the_input_where_the_pooled_head_cannot():
+    torch.manual_seed(0)
+    config = ResNetConfig(blocks=(1, 1, 1, 1), widths=(4, 8, 8, 8), stem=4, skips=True)
+    pooled, mapped = ResNetRegressor(config, 2).eval(), LocationMapNet(config).eval()
+    x = torch.randn(1, 1, 64, 64)
+    shifted = torch.roll(x, (32, 32), (2, 3))  # the total stride: half of the image
+    with torch.no_grad():
+        assert torch.allclose(pooled(x), pooled(shifted), atol=1e-5)  # blind to the shift
+        assert torch.allclose(torch.roll(mapped.heatmap(x), (32, 32), (2, 3)), mapped.heatmap(shifted), atol=1e-4)
+        moved = torch.remainder(mapped(shifted) - mapped(x), 1.0)  # by half a period (untrained: a flat map,
+        assert torch.allclose(moved, torch.full((1, 2), 0.5), atol=2e-3)  # so a loosely defined centroid)
+    assert SkipCrackNet(config)(x).shape == (1, 1, 64, 64)
+
+
+def test_heatmap_and_crack_distribution_losses():
+    y = torch.tensor([[0.99, 0.5], [0.25, 0.0]])
+    q = heatmap_target(y, (16, 32), 2.0)
+    assert torch.allclose(q.sum(dim=(1, 2)), torch.ones(2))
+    assert np.unravel_index(int(q[0].argmax()), (16, 32)) == (7, 31)  # nearest pixel centres (x = 31.5, y = 7.5)
+    assert torch.isclose(q[1, 0, 7], q[1, 15, 7])  # periodic in y: rows 0 and 15 equally near y = 0
+    # cross-entropy against the target is smallest (= its entropy) for logits = log q
+    entropy = -(q * q.log()).sum(dim=(1, 2)).mean()
+    assert torch.isclose(heatmap_loss(q.log()[:, None], y, 2.0), entropy, atol=1e-5)
+    assert heatmap_loss(torch.zeros(2, 1, 16, 32), y, 2.0) > entropy + 1.0
+    # crack: the noise floor is removed before normalising
+    target = torch.full((1, 1, 4, 4), 0.25)
+    target[0, 0, 1, :] = 1.25
+    uniform_row = torch.full((1, 1, 4, 4), -30.0)
+    uniform_row[0, 0, 1, :] = 0.0
+    assert torch.isclose(crack_distribution_loss(uniform_row, target, 0.25), torch.log(torch.tensor(4.0)), atol=1e-5)
+
+
+def test_heatmap_location_model_learns_given_split_and_round_trips(tmp_path):
+    data = _toy("location", n=24)
+    split = {"train": np.arange(16), "validation": np.arange(16, 18), "test": np.arange(18, 24)}
+    config = ResNetConfig(blocks=(1, 1, 1, 1), widths=(8, 8, 8, 8), stem=8, skips=True)
+    settings = TrainSettings(epochs=8, batch_size=8, lr=1e-2, seed=0, n_shifts=2, val_copies=2, head="heatmap",
+                             location_loss="heatmap", copies_per_epoch=4)
+    model, record = train_and_evaluate(data, config, settings, split=split)
+    assert record["split"]["test"] == [f"s{i}" for i in range(18, 24)]
+    test = record["test"]
+    # blobs at random places: the constant baseline is ~ 0.38 of the 32 px side off
+    assert test["model"]["mean_error"] < 0.5 * test["baseline"]["mean_error"]
+    # the per-pixel probability of a test image: sums to 1, peaks at the blob
+    p = location_probability(model, data.images[20])
+    row, col = np.unravel_index(int(np.argmax(p)), p.shape)
+    d = (np.array([(col + 0.5) / 32, (row + 0.5) / 32]) - data.values[20] + 0.5) % 1.0 - 0.5
+    assert np.isclose(p.sum(), 1.0) and np.linalg.norm(d) * 32 < 3.0
+    model.save(tmp_path / "loc.safetensors")
+    loaded = ImageModel.load(tmp_path / "loc.safetensors")
+    assert loaded.head == "heatmap" and np.array_equal(loaded.predict(data.images[:2]), model.predict(data.images[:2]))
+    with pytest.raises(Exception, match="disjoint"):
+        Trainer(data, config, settings, split={**split, "validation": np.arange(15, 18)})
+    with pytest.raises(ValueError):
+        TrainSettings(location_loss="heatmap")  # needs the heat-map head

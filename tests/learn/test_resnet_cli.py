@@ -86,3 +86,26 @@ def test_scan_on_larger_samples(dataset, tmp_path):
     out = _run(["cnn", "scan", str(model), str(big), "--stride", "8", "--figure", str(tmp_path / "p.png")])
     assert len(out["samples"]) == 2 and out["p_inside"][-1] == 1.0
     assert np.all(np.diff(out["p_inside"]) >= 0)
+
+
+def test_heatmap_location_skip_crack_and_heatmap_scan(dataset, tmp_path):
+    loc = tmp_path / "loc.safetensors"
+    out = _run(["cnn", "train", str(dataset), "--target", "location", "-o", str(loc), *COMMON, "--head", "heatmap",
+                "--location-loss", "heatmap", "--heatmap-sigma", "1.5"])
+    assert out["head"] == "heatmap" and out["test"]["model"]["unit"] == "angstrom"
+    pred = _run(["cnn", "predict", str(loc), str(dataset / "s01.xyz")])
+    assert len(pred["prediction"]) == 2 and 0 <= min(pred["prediction"]) and max(pred["prediction"]) <= 15.0
+    summary = _run(["explain", str(loc), str(dataset / "s01.xyz"), "-o", str(tmp_path / "ex")])
+    assert set(summary["stats"]) == {"x", "y"}  # Grad-CAM through the heat map and its centroid
+    big = tmp_path / "big"
+    big.mkdir()
+    for k in range(2):
+        write(_sample(k, n_side=10), big / f"b{k}.xyz")
+    scan = _run(["cnn", "scan", str(loc), str(big)])
+    assert len(scan["samples"]) == 2 and scan["p_inside"][-1] == 1.0 and np.all(np.diff(scan["p_inside"]) >= 0)
+    crack = tmp_path / "crack.safetensors"
+    out = _run(["cnn", "train", str(dataset), "--target", "crack", "-o", str(crack), *COMMON, "--skips",
+                "--crack-loss", "distribution"])
+    assert out["skips"] and -1 <= out["test"]["model"]["mean_mcc"] <= 1
+    pred = _run(["cnn", "predict", str(crack), str(dataset / "s02.xyz")])
+    assert pred["n_predicted_crack"] == 2

@@ -20,7 +20,14 @@ pixel size, e.g. from a microscope image) at the training pixel size instead
 
 ``cnn scan MODEL DATASET...``: a strain model slid over larger samples (rendered at the training
 pixel size); P(true rupture site inside the lowest-predicted fraction of the area; chance: the
-fraction itself).
+fraction itself). A heat-map location model (``--head heatmap``) is applied to the whole larger
+sample instead, and the area is selected from the most probable pixels down.
+
+``cnn train`` options beyond FC22: ``--head heatmap`` (location: a logit per pixel and their
+periodic centroid; the pooled FC22 head cannot follow shifts of the input by the network stride),
+``--location-loss heatmap`` (cross-entropy against a periodic Gaussian of ``--heatmap-sigma`` px),
+``--skips`` (crack: U-Net decoder), ``--crack-loss distribution`` (crack: cross-entropy of the map
+against the noise-free target, normalised).
 
 ``explain MODEL FILE -o DIR``: Grad-CAM attention at every residual stage (averaged over the
 64 copies), overlaid on the sample (``attention.png``; ``attention_field.png`` for location
@@ -61,6 +68,16 @@ def register(subparsers) -> None:
     train.add_argument("--crop", default="square", choices=("square", "cell"),
                        help="image of the square at the cell corner (FC22) or of the whole cell resampled to a "
                             "square (non-square cells: every atom and rupture site inside)")
+    train.add_argument("--head", default="regression", choices=("regression", "heatmap"),
+                       help="location: pooled regression (FC22) or heat map with periodic centroid (default "
+                            "regression; heatmap locates, the pooled head is blind to stride shifts)")
+    train.add_argument("--location-loss", default="fc22", choices=("fc22", "heatmap"),
+                       help="location: FC22 periodic loss on x, y, or cross-entropy of the heat map (--head heatmap)")
+    train.add_argument("--heatmap-sigma", type=float, default=2.0, help="σ of the heat-map target, px")
+    train.add_argument("--crack-loss", default="mse", choices=("mse", "distribution"),
+                       help="crack: MSE on the noisy target (FC22) or cross-entropy against it as a distribution")
+    train.add_argument("--skips", action="store_true",
+                       help="crack: U-Net decoder that concatenates the encoder stage maps")
     train.add_argument("--figure", metavar="PNG", default=None, help="test-set predictions figure")
 
     predict = add_command(sub, "predict", "predict the target of one structure with a trained model", _predict)
@@ -68,9 +85,10 @@ def register(subparsers) -> None:
     predict.add_argument("file", help="structure file (extended XYZ, LAMMPS data or dump)")
     predict.add_argument("-o", "--output", default=None, help="crack models: structure file with 'crack_score'")
 
-    scan_cmd = add_command(sub, "scan", "slide a strain model over larger samples: P(rupture inside) vs area",
+    scan_cmd = add_command(sub, "scan", "strain model slid over (or heat-map location model applied to) larger "
+                                        "samples: P(rupture inside) vs area",
                            _scan)
-    scan_cmd.add_argument("model", help="strain model written by 'cnn train'")
+    scan_cmd.add_argument("model", help="strain or heat-map location model written by 'cnn train'")
     scan_cmd.add_argument("dataset", nargs="+", help="larger samples with rupture_location in info (folders or "
                                                      "exports)")
     scan_cmd.add_argument("--stride", type=int, default=16, help="window step, px")
@@ -95,16 +113,19 @@ def _train(args) -> dict:
     data = load_images(args.dataset, args.target, image_settings)
     settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
                              seed=args.seed, n_shifts=args.shifts, copies_per_epoch=args.copies_per_epoch,
-                             val_copies=args.val_copies)
+                             val_copies=args.val_copies, head=args.head, location_loss=args.location_loss,
+                             heatmap_sigma=args.heatmap_sigma, crack_loss=args.crack_loss)
     output = Path(args.output)
     checkpoint = output.with_name(output.name + ".checkpoint")
-    model, record = train_and_evaluate(data, ResNetConfig.preset(args.arch), settings, checkpoint)
+    config = ResNetConfig.preset(args.arch, skips=args.skips)
+    model, record = train_and_evaluate(data, config, settings, checkpoint)
     model.save(output)
     test = record["test"]
     if args.figure:
         _figure(args.figure, args.target, test)
     history = record["history"]
     return {"model": str(output), "checkpoint": str(checkpoint), "target": args.target, "arch": args.arch,
+            "head": model.head, "skips": config.skips if args.target == "crack" else None,
             "n_samples": record["n_samples"], "dropped": len(record["dropped"]), "best_epoch": record["best_epoch"],
             "epochs_run": len(history), "images_per_second": _throughput(history),
             "test": {k: _short(v) for k, v in test.items() if k in ("model", "baseline")},
@@ -163,7 +184,7 @@ def _predict(args) -> dict:
 
 
 def _scan(args) -> dict:
-    from glassfrac.learn.gradcam import inside_probability, render_like_training, scan
+    from glassfrac.learn.gradcam import inside_probability, location_probability, render_like_training, scan
     from glassfrac.learn.images import location_fraction, read_structures
     from glassfrac.learn.training import ImageModel
 
@@ -181,11 +202,14 @@ def _scan(args) -> dict:
         if location is None:
             continue
         rendered = render_like_training(model, structure, model.info["pixel_size"], model.image_settings.render_seed)
-        side = rendered.image.shape[0] // args.stride * args.stride
+        step = model.config.stride if model.task == "location" else args.stride
+        side = rendered.image.shape[0] // step * step
         u = location_fraction(structure, rendered.pixel_map, location)
         if u is None or side < model.image_settings.size:
             continue
-        maps.append(scan(model, rendered.image[:side, :side], args.stride))
+        image = rendered.image[:side, :side]
+        maps.append(-location_probability(model, image) if model.task == "location" else scan(model, image,
+                                                                                               args.stride))
         locations.append(u * rendered.image.shape[0] / side)
         used.append(name)
     if not maps:

@@ -26,7 +26,9 @@ Analyses:
   sample (rendered at the training pixel size), the predicted rupture strain per window centre,
   and the probability that the true rupture site falls in the fraction of the area with the
   lowest predicted strain (FC22 Fig. 6b). Window crops are not periodic, so the prediction per
-  window is averaged over the 4 flips only.
+  window is averaged over the 4 flips only. A heat-map location model is fully convolutional:
+  :func:`location_probability` applies it to the whole larger periodic image (rupture-site
+  probability per pixel), and the area is then selected from the most probable pixels down.
 """
 
 import numpy as np
@@ -209,6 +211,27 @@ def scan(model: ImageModel, image, stride: int = 16, batch_size: int = 64) -> np
                for a in range(0, rows, stride) for b in range(0, cols, stride)]
     values = model.predict_raw(np.stack([t.image(w) for w in windows for t in flips]), batch_size)
     return values.reshape(rows // stride, cols // stride, len(flips)).mean(axis=2)
+
+
+def location_probability(model: ImageModel, image, n_shifts: int = 16, seed: int = 0) -> np.ndarray:
+    """Rupture-site probability per pixel (sums to 1) of a periodic ``image`` of any size (a
+    multiple of the network stride) from a heat-map location model: softmax of the logits over
+    the pixels, averaged over ``n_shifts`` random periodic shifts × 4 flips, each undone."""
+    from glassfrac.learn.images import augmentations
+
+    if model.head != "heatmap":
+        raise ValueError("location_probability needs a heat-map location model (head='heatmap')")
+    image = np.asarray(image, np.float32)
+    transforms = augmentations(image.shape[-1], n_shifts, seed)
+    net = model.network.eval()
+    out = np.zeros(image.shape)
+    for lo in range(0, len(transforms), 16):
+        chunk = transforms[lo:lo + 16]
+        with torch.no_grad():
+            logits = net.heatmap(model.standardise(np.stack([t.image(image) for t in chunk])))[:, 0]
+        p = torch.softmax(logits.reshape(len(chunk), -1), dim=1).reshape(logits.shape).numpy()
+        out += sum(t.inverse_image(q) for t, q in zip(chunk, p, strict=True))
+    return out / len(transforms)
 
 
 def inside_probability(maps, locations, fractions) -> np.ndarray:

@@ -11,7 +11,16 @@ the others halving the resolution, so a 128 px input gives stage maps of r = 32,
   FC22's regression head.
 - :class:`CrackNet` (FC22's colorization-style crack model): the same encoder to the
   r = 4 core, then ×2 nearest upsampling + 3 × 3 convolution steps back to the input size and
-  a 1 × 1 convolution to one channel (linear output).
+  a 1 × 1 convolution to one channel (linear output). With ``ResNetConfig.skips`` (decision
+  beyond FC22, U-Net style) each upsampling step down to the first stage's resolution
+  concatenates the encoder's map of that resolution, so the decoder sees stride-4 detail
+  instead of only the 2 × 2 (64 px) or 4 × 4 (128 px) core.
+- :class:`LocationMapNet` (decision beyond FC22, the ``heatmap`` location head): the skip
+  decoder gives one logit per input pixel; the location is the periodic centroid of their
+  softmax (:func:`periodic_centroid`), a differentiable (x, y) in fractional image
+  coordinates. A pooled regressor with periodic padding cannot locate anything: its output is
+  unchanged under a shift of the input by the total stride (32 px), while the target moves by
+  32 / size of the image (half of it at 64 px); the heat map moves with the input instead.
 
 Decision beyond FC22: every convolution and pooling pads periodically (``circular``), because
 the images are of periodic samples; a translation of the input by a multiple of the total stride
@@ -36,7 +45,9 @@ PRESETS = {
 class ResNetConfig:
     """Encoder shape: ``blocks`` per stage, output ``widths`` (channels) per stage, ``stem``
     channels, ``bottleneck`` blocks (1×1, 3×3, 1×1 with inner width = width / 4) or basic ones,
-    ``periodic`` padding, ``in_channels`` of the image."""
+    ``periodic`` padding, ``in_channels`` of the image, ``skips``: the decoder of
+    :class:`CrackNet` concatenates the encoder stage maps (U-Net; :class:`LocationMapNet`
+    always does)."""
 
     blocks: tuple = (1, 1, 1, 1)
     widths: tuple = (16, 32, 64, 128)
@@ -44,6 +55,7 @@ class ResNetConfig:
     bottleneck: bool = False
     periodic: bool = True
     in_channels: int = 1
+    skips: bool = False
 
     def __post_init__(self):
         if len(self.blocks) != len(self.widths) or not self.blocks:
@@ -184,12 +196,99 @@ class CrackNet(nn.Module):
         return self.decoder(self.encoder(x)[-1])
 
 
+class SkipDecoder(nn.Module):
+    """Stage maps (deepest last) → one map at the input size (B, 1, H, W): per stage from the
+    deepest, ×2 nearest upsampling, concatenation with the next shallower stage map and a
+    3 × 3 convolution (+ BN, ReLU) to that stage's width; then ×2 steps (3 × 3 convolutions of
+    ``widths[0]`` / 2) back to the input size (stem and pool: 4×) and a 1 × 1 convolution."""
+
+    def __init__(self, config: ResNetConfig):
+        super().__init__()
+        w = config.widths
+        self.merge = nn.ModuleList(
+            nn.Sequential(_conv(w[s + 1] + w[s], w[s], 3, 1, config.periodic), nn.BatchNorm2d(w[s]), nn.ReLU())
+            for s in reversed(range(len(w) - 1)))
+        fine = max(w[0] // 2, 8)
+        self.up = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), _conv(w[0], fine, 3, 1, config.periodic),
+            nn.BatchNorm2d(fine), nn.ReLU(),
+            nn.Upsample(scale_factor=2, mode="nearest"), _conv(fine, fine, 3, 1, config.periodic),
+            nn.BatchNorm2d(fine), nn.ReLU(), nn.Conv2d(fine, 1, 1))
+
+    def forward(self, maps):
+        x = maps[-1]
+        for merge, skip in zip(self.merge, reversed(maps[:-1]), strict=True):
+            x = merge(torch.cat([F.interpolate(x, scale_factor=2, mode="nearest"), skip], dim=1))
+        return self.up(x)
+
+
+class SkipCrackNet(nn.Module):
+    """:class:`CrackNet` with the U-Net decoder (``ResNetConfig.skips``): (B, C, H, W) → (B, 1, H, W)."""
+
+    def __init__(self, config: ResNetConfig):
+        super().__init__()
+        self.config = config
+        self.outputs = 1
+        self.encoder = Encoder(config)
+        self.decoder = SkipDecoder(config)
+
+    def stage_maps(self, x) -> list:
+        return self.encoder(x)
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+def periodic_centroid(logits) -> torch.Tensor:
+    """Periodic centroid (B, 2) = (x, y) in [0, 1) of softmax(``logits`` (B, 1, H, W)) over the
+    pixels: per axis the circular mean of the pixel centres (c + 0.5) / W with those weights."""
+    b, _, h, w = logits.shape
+    p = torch.softmax(logits.reshape(b, -1), dim=1).reshape(b, h, w)
+    out = []
+    for weights, n in ((p.sum(dim=1), w), (p.sum(dim=2), h)):  # marginals along x (columns), y (rows)
+        angle = 2 * torch.pi * (torch.arange(n, dtype=logits.dtype, device=logits.device) + 0.5) / n
+        mean = torch.atan2((weights * torch.sin(angle)).sum(1), (weights * torch.cos(angle)).sum(1))
+        out.append(torch.remainder(mean / (2 * torch.pi), 1.0))
+    return torch.stack(out, dim=1)
+
+
+class LocationMapNet(nn.Module):
+    """Encoder + :class:`SkipDecoder` → location logits per pixel (:meth:`heatmap`); the output
+    (B, 2) is their :func:`periodic_centroid` (module docstring)."""
+
+    def __init__(self, config: ResNetConfig):
+        super().__init__()
+        self.config = config
+        self.outputs = 2
+        self.encoder = Encoder(config)
+        self.decoder = SkipDecoder(config)
+
+    def stage_maps(self, x) -> list:
+        return self.encoder(x)
+
+    def heatmap_from_maps(self, maps) -> torch.Tensor:
+        return self.decoder(maps)
+
+    def heatmap(self, x) -> torch.Tensor:
+        """Logits (B, 1, H, W) of the rupture site per pixel."""
+        return self.decoder(self.encoder(x))
+
+    def head_from_maps(self, maps) -> torch.Tensor:
+        return periodic_centroid(self.decoder(maps))
+
+    def forward(self, x):
+        return self.head_from_maps(self.encoder(x))
+
+
 def build_model(kind: str, config: ResNetConfig, outputs: int = 1) -> nn.Module:
-    """``kind`` "regressor" (``outputs`` values) or "crack" (image output)."""
+    """``kind`` "regressor" (``outputs`` values), "crack" (image output; U-Net decoder with
+    ``config.skips``) or "heatmap" (:class:`LocationMapNet`)."""
     if kind == "regressor":
         return ResNetRegressor(config, outputs)
     if kind == "crack":
-        return CrackNet(config)
+        return SkipCrackNet(config) if config.skips else CrackNet(config)
+    if kind == "heatmap":
+        return LocationMapNet(config)
     raise ValueError(f"unknown model kind {kind!r}")
 
 

@@ -1,6 +1,7 @@
 """Quasistatic loading: speed of the AQS tests, ensemble figures, event locations.
 
-    python benchmarks/loading.py [--quick] [--only speed|ensemble|shear_events|fc22] [--out DIR]
+    python benchmarks/loading.py [--quick] [--only speed|tension_speed|shear_speed|ensemble|shear_events|fc22]
+                                  [--out DIR]
 
 (a) speed: wall and CPU time of (1) a full tension test to fracture (FC22 settings: strain
     steps 0.005, events bisected to 1e-4, L-BFGS to 1e-8 eV/Å) of a generated 3456-atom
@@ -117,7 +118,7 @@ def run_stats(result) -> dict:
 
 # -- (a) speed ---------------------------------------------------------------------------------
 
-def speed(args, out: Path):
+def tension_speed(args, out: Path):
     bilayer, made = sample(out, "bilayer", (16, 18), 0, mu2=0.2)
     settings = TENSION_DEFAULTS
     if args.quick:
@@ -134,6 +135,9 @@ def speed(args, out: Path):
          goal_seconds=600, rupture_strain=labels["rupture_strain"], peak_stress=labels["peak_stress"],
          modulus=labels["modulus"], fractured=result.fractured, sample_cpu_seconds=round(made, 1),
          settings={"step": settings.step, "precision": settings.precision, "fmax": settings.fmax}, **stats)
+
+
+def shear_speed(args, out: Path):
     monolayer, made = sample(out, "monolayer", (40, 50), 0, distribution="lognormal", sigma_factor=1.0)
     steps = 40 if args.quick else 400
     settings = dataclasses.replace(SHEAR_DEFAULTS, max_strain=steps * SHEAR_DEFAULTS.step, max_events=None,
@@ -302,7 +306,8 @@ def fc22(args, out: Path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="speed by extrapolation, fewer samples")
-    parser.add_argument("--only", choices=("speed", "ensemble", "shear_events", "fc22"), default=None)
+    parser.add_argument("--only", choices=("speed", "tension_speed", "shear_speed", "ensemble", "shear_events", "fc22"),
+                        default=None, help="one part (speed = tension_speed and shear_speed)")
     parser.add_argument("--out", default=str(ROOT / "bench-out/loading"), help="output directory")
     parser.add_argument("--seed", type=int, default=None,
                         help="ensemble / shear_events: only this sample (records it; run in parallel, then without)")
@@ -313,8 +318,10 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records = Records(out / "records.jsonl")
-    if args.only in (None, "speed"):
-        speed(args, out)
+    if args.only in (None, "speed", "tension_speed"):
+        tension_speed(args, out)
+    if args.only in (None, "speed", "shear_speed"):
+        shear_speed(args, out)
     if args.only == "ensemble" or (args.only is None and not args.quick):
         ensemble(args, out, records)
     if args.only in (None, "shear_events"):

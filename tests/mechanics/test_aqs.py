@@ -76,3 +76,16 @@ def test_curve_holds_only_the_path_and_matches_the_fixed_run(runs):
         if strain <= first:
             match = np.isclose(b["strain"], strain, atol=1e-9)
             assert match.any() and np.allclose(b["stress"][match], stress, atol=1e-3)
+
+
+def test_shear_labels_keep_their_d2min_with_snapshots_off():
+    from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, shear_test
+    from glassfrac.mechanics.relax import relax
+
+    yukawa = get_potential("yukawa2d")
+    sample = generate((6, 6), kind="monolayer", distribution="lognormal", sigma_factor=1.5, seed=0)  # 180 atoms
+    (sample, _), = relax(yukawa, [sample], cell=True, raise_on_failure=True)
+    settings = dataclasses.replace(SHEAR_DEFAULTS, step=2e-3, precision=1e-4, max_events=1, max_strain=0.1,
+                                   snapshots=False)
+    result, labels = shear_test(sample, yukawa, settings)
+    assert len(labels["events"]) == 1 and labels["events"][0]["d2min_max"] > 0

@@ -12,7 +12,7 @@
 """
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -95,8 +95,9 @@ def tension_labels(result: LoadingResult, pairs, images) -> dict:
 
 def shear_test(structure: Structure, potential, settings: AQSSettings | None = None,
                device="cpu", d2min_cutoff: float = 4.0, on_state=None) -> tuple[LoadingResult, dict]:
-    """Pure shear; returns the run and its labels, with the D²min field of each event."""
-    settings = settings or SHEAR_DEFAULTS
+    """Pure shear; returns the run and its labels, with the D²min field of each event (which
+    needs the structures before and after each event, so they are kept whatever ``snapshots`` says)."""
+    settings = replace(settings or SHEAR_DEFAULTS, snapshots=True)
     driver = AQSDriver(potential, settings, device=device, on_state=on_state)
     result = driver.run(structure)
     events = []

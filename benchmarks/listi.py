@@ -9,8 +9,10 @@ with sigma factor 1 as LISTI25, seeds 1000 + k), relaxed with yukawa2d (L-BFGS t
 cell relaxed), probed on ``--grid`` × ``--grid`` windows (``ProbeSettings`` defaults: R_free
 11 Å, shell = cutoff, pure shear along x) and sheared (``shear_test``, first 6 events, ``SHEAR``:
 up to strain 0.2 in steps of 1e-3 bisected to 5e-5, L-BFGS to 1e-6 eV/Å).
-Split by sample: ``OUT/data/split.json`` when there (the full run's: 6 train, 2 validation,
-4 test samples, fixed before the last sample was probed), else seeded (seed 0) 60 / 15 / 25 %.
+``--samples`` defaults to 36; a run stopped early leaves complete samples cached and the next
+run adds the missing ones (each sample folder is written step by step, files renamed when whole).
+Split by sample: ``OUT/data/split.json`` if it names every sample, else seeded (seed 0)
+60 / 15 / 25 % of the samples there (train / validation / test); the dataset figure lists it.
 
 Figures (one JSON object per line): dataset description; per model (gnn, cnn, lstm,
 baseline) the training time, the held-out (test samples) correlation and RMSE of predicted vs
@@ -26,6 +28,19 @@ sample (JuMol sample tiled 2 × 4, 10,800 atoms, 50 × 50 windows) with the mode
 again on the cached dataset: each model trained for a few epochs from scratch (no checkpoint),
 its CPU and wall time per epoch extrapolated to the epochs of the full run (``extrapolated``:
 true; the baseline is fitted whole), and the map of the 10^4-atom sample with the saved models of ``--map-models``.
+
+Last full run (``--cached --samples 25 --models KIND``, one model at a time; GNN and CNN resumed
+once from their checkpoints when the caps were raised to today's, which ends as a straight run
+would; outputs in bench-out/listi/full/bench_KIND.jsonl): 25 samples (generation was stopped at
+25 of 36 for time), 6,400 windows, split by sample 15 / 4 / 6 (3840 / 1024 / 1536 windows).
+Test correlation (RMSE, N/m): GNN 0.864 (0.022), CNN 0.717 (0.030), LSTM 0.213 (0.042),
+baseline 0.170 (0.043); LISTI25 GNN 0.96.
+Mean goodness of the test maps, events 1–6: GNN 0.98 0.84 0.75 0.75 0.61 0.64, CNN 0.88 0.64
+0.50 0.62 0.60 0.56, LSTM 0.19 0.63 0.22 0.42 0.04 0.31, baseline −0.19 −0.18 −0.02 −0.02 −0.11
+−0.32; the probed maps 0.97 0.82 0.70 0.75 0.58 0.68 (LISTI25 first event: GNN 0.93, CNN 0.75,
+RNN 0.50). Training, wall / CPU s on one thread: GNN 279 / 275 (158 epochs, best 128), CNN
+1289 / 1156 (40, best 39: validation loss flat within noise from epoch 28), LSTM 239 / 235 (76,
+best 51), baseline 1.7 / 1.6. Map of the 10,800-atom sample with the GNN: 1.29–1.44 s (goal 5 s).
 """
 
 import argparse
@@ -50,11 +65,10 @@ JUMOL = ROOT.parent / "shared" / "data" / "jumol-2d-silica" / "sig_1.00_sample_0
 MACHINE = f"{os.cpu_count()} cores shared, 1 thread, no GPU"
 RINGS = (16, 18)
 FRACTIONS = (0.60, 0.15, 0.25)
-EPOCHS = {"gnn": 99, "cnn": 4, "lstm": 100, "baseline": 1}
-"""Most epochs. The full run of this revision (2 cores shared by 8 jobs, load 30-45) was cut by
-the wall clock: gnn after 99 epochs (1.2 CPU s, 20-35 s wall each; validation loss still
-slowly falling), cnn after 4 (14 CPU s, about 290 s wall each)."""
-PATIENCE = {"gnn": 20, "cnn": 6, "lstm": 15, "baseline": 1}
+EPOCHS = {"gnn": 300, "cnn": 40, "lstm": 150, "baseline": 1}
+"""Most epochs; early stopping on the validation loss after ``PATIENCE`` epochs without improvement
+ends the GNN and LSTM runs before (about 30 CPU minutes for the four models on 25 samples)."""
+PATIENCE = {"gnn": 30, "cnn": 8, "lstm": 25, "baseline": 1}
 QUICK_EPOCHS = {"gnn": 4, "cnn": 2, "lstm": 4, "baseline": 1}
 SHEAR = replace(SHEAR_DEFAULTS, max_strain=0.2, step=1e-3, precision=5e-5, fmax=1e-6, method="lbfgs")
 """Pure shear to the first 6 events. The default max_strain 0.04 finds no event in these samples
@@ -112,17 +126,22 @@ def make_sample(k: int, folder: Path, grid: int, potential, shear: bool = True) 
     probe_and_shear(read(path), folder, grid, potential, shear)
 
 
+def covers(named: dict | None, samples) -> bool:
+    """Whether a split.json names every one of ``samples`` (else it belongs to a smaller dataset)."""
+    return named is not None and {s.name for s in samples} <= {n for part in named.values() for n in part}
+
+
 def split_of(samples, named: dict | None) -> dict:
-    """Sample numbers per part: the dataset's split.json (names) if given, else seeded."""
+    """Sample numbers per part: the dataset's split.json (names) if it covers every sample, else seeded."""
     from glassfrac.learn.listi import split_by_sample
 
-    if named is None:
+    if not covers(named, samples):
         return split_by_sample(len(samples), FRACTIONS, seed=0)
     number = {s.name: k for k, s in enumerate(samples)}
     return {part: [number[n] for n in named[part] if n in number] for part in ("train", "validation", "test")}
 
 
-def describe(samples, split, grid, data: Path) -> dict:
+def describe(samples, split, grid, data: Path, named: dict | None) -> dict:
     """The dataset figure: sizes, split, events, probing cost."""
     from glassfrac.mechanics.probe import load_map
 
@@ -133,7 +152,7 @@ def describe(samples, split, grid, data: Path) -> dict:
             "events_per_sample": [0 if s.events is None else len(s.events) for s in samples],
             "probe_seconds_per_sample": float(np.mean([x for x in seconds if x is not None] or [np.nan])),
             "generator": f"glassfrac.generate.generate monolayer, rings {RINGS}, lognormal sigma 1, seeds 1000 + k",
-            "split_from": "split.json" if (data / "split.json").is_file() else f"seed 0, fractions {FRACTIONS}"}
+            "split_from": "split.json" if covers(named, samples) else f"by sample, seed 0, fractions {FRACTIONS}"}
 
 
 def time_map(model, big, kind: str) -> None:
@@ -182,7 +201,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="4 samples, 8 x 8 grids, a few epochs")
     parser.add_argument("--out", default=str(ROOT / "bench-out" / "listi"), help="cache and model folder")
-    parser.add_argument("--samples", type=int, default=None, help="number of samples (default 12; quick 4)")
+    parser.add_argument("--samples", type=int, default=None, help="number of samples (default 36; quick 4)")
     parser.add_argument("--grid", type=int, default=None, help="probe grid per side (default 16; quick 8)")
     parser.add_argument("--models", default=",".join(KINDS), help="comma-separated model kinds")
     parser.add_argument("--retime", action="store_true", help="timing figures only, on the cached full run")
@@ -195,7 +214,7 @@ def main():
     set_threads(1)
     from glassfrac.potentials import get_potential
 
-    n_samples = args.samples or (4 if args.quick else 12)
+    n_samples = args.samples or (4 if args.quick else 36)
     grid = args.grid or (8 if args.quick else 16)
     out = Path(args.out) / ("quick" if args.quick else "full")
     data = out / "data"
@@ -205,7 +224,7 @@ def main():
     samples, named = load_probed(data)
     samples = samples[:n_samples]
     split = split_of(samples, named)
-    emit("dataset", len(samples), "samples", **describe(samples, split, grid, data))
+    emit("dataset", len(samples), "samples", **describe(samples, split, grid, data, named))
     spec = WindowSpec()
     graphs = build_windows(samples, spec)
     seen = split["train"] + split["validation"]

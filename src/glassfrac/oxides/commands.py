@@ -6,6 +6,7 @@ ranks, and only rank 0 writes files and prints.
 
 import json
 import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -65,6 +66,9 @@ def register(subparsers) -> None:
                    help="quenched structures (.xyz or .data; a 300 K trajectory is run for each and saved in "
                         "--out as traj_<folder>_<stem>.npz, reused when present) or such .npz trajectories")
     p.add_argument("--config", default=None, help="TOML config (its [softness] table; default: the reduced size)")
+    p.add_argument("--group", default=None, metavar="REGEX",
+                   help="CV group of a sample: the first match of REGEX in its name (default: the whole name); "
+                        "samples of one group, e.g. quenched from one melt, are never split between train and test")
     p.add_argument("--out", default="oxide-softness", help="output folder (default oxide-softness)")
     p = add_command(ssub, "tension", "softness of every atom of tension frames: mean softness and "
                                      "high-softness clusters versus strain, next to bond switching", _softness_tension)
@@ -152,7 +156,7 @@ def _tension(args) -> dict:
             outputs += [str(stem.with_suffix(s)) for s in (".csv", ".png")] + [f"{stem}_frames.xyz"]
         if model is not None:
             results[mode]["softness"], files = _softness_outputs(
-                model, result.frames, switching, config.softness, stem.parent / f"{stem.name}_softness",
+                model, result.frames, switching, config, stem.parent / f"{stem.name}_softness",
                 result.strain, result.stress_GPa, mode.replace("_", " "), root)
             outputs += files
     if root:
@@ -225,7 +229,7 @@ def _analyse(args) -> dict:
 
 def _softness_train(args) -> dict:
     from glassfrac.oxides.config import load_config, provenance
-    from glassfrac.oxides.softness import Trajectory, hop_dataset, hop_trajectory, train_softness
+    from glassfrac.oxides.softness import Trajectory, hop_dataset, hop_trajectory, softness_features, train_softness
     from glassfrac.structure import read
 
     root = _root_only()
@@ -249,9 +253,14 @@ def _softness_train(args) -> dict:
             traj.save(saved)
             outputs.append(str(saved))
         trajectories[name] = traj
-    dataset, counts = hop_dataset(trajectories, settings)
-    model, evaluation, report = train_softness(dataset, settings)
-    _, _, radial = train_softness(dataset, settings, radial_only=True)
+    groups = {}
+    for name in trajectories:
+        match = re.search(args.group, name) if args.group else None
+        groups[name] = match.group(0) if match else name
+    dataset, counts = hop_dataset(trajectories, settings, groups, config.potential, config.md)
+    features = softness_features(dataset, settings.species)  # once: the radial-only model takes its columns
+    model, evaluation, report = train_softness(dataset, settings, features=features)
+    _, _, radial = train_softness(dataset, settings, radial_only=True, features=features)
     report["radial_only"] = {k: radial[k] for k in ("n_features", "test_accuracy", "test_balanced_accuracy",
                                                     "test_roc_auc", "train_accuracy")}
     report["samples"] = counts
@@ -281,20 +290,22 @@ def _softness_tension(args) -> dict:
     switching = switching_curve(frames)
     run = Path(args.frames).stem.removesuffix("_frames")
     stem = Path(args.out) / f"{run}_softness"
-    curve, outputs = _softness_outputs(model, frames, switching, config.softness, stem, strain, stress,
+    curve, outputs = _softness_outputs(model, frames, switching, config, stem, strain, stress,
                                        run.replace("_", " "), True)
     return {"frames": str(args.frames), "model": str(args.model), "n_frames": len(frames), **curve,
             "switching": {k: v.round(5) for k, v in switching.items()}, "outputs": outputs}
 
 
-def _softness_outputs(model, frames, switching, settings, stem, strain, stress, title, root):
-    """Softness curve of ``frames``; on rank 0 also ``<stem>.png`` (next to bond switching),
-    ``<stem>.npz`` (per-atom softness of every frame) and ``<stem>.json``. Returns the JSON-ready
-    curve and the files written."""
+def _softness_outputs(model, frames, switching, config, stem, strain, stress, title, root):
+    """Softness curve of ``frames`` (on inherent structures if the model was trained on them);
+    on rank 0 also ``<stem>.png`` (next to bond switching), ``<stem>.npz`` (per-atom softness of
+    every frame) and ``<stem>.json``. Returns the JSON-ready curve and the files written."""
     from glassfrac.oxides.plots import plot_softness
     from glassfrac.oxides.softness import softness_curve
 
-    curve = softness_curve(model, frames, settings)
+    inherent = bool(model.info.get("softness_settings", {}).get("inherent", False))
+    curve = softness_curve(model, frames, config.softness, inherent=inherent, potential=config.potential,
+                           md_settings=config.md)
     summary = {k: (np.round(v, 5) if isinstance(v, np.ndarray) else v) for k, v in curve.items() if k != "softness"}
     if not root:
         return summary, []

@@ -4,8 +4,10 @@
 (default :class:`~glassfrac.oxides.matsui.MatsuiPotential`). Each :class:`Stage` (NVE, NVT or
 NPT Nosé–Hoover with velocity Verlet, linear temperature/pressure ramps, optional constant
 strain rate along x) runs in chunks of ``thermo_every`` steps; thermo rows and frames come
-back as numpy arrays and :class:`Structure` objects. Units: metal (Å, ps, eV, K); pressures
-and stresses in GPa, stresses tensile-positive, Voigt order xx yy zz xy xz yz.
+back as numpy arrays and :class:`Structure` objects. :func:`thermal_trajectory` gives the
+300 K frames of the p_hop labels and :func:`inherent_structure` the local minimum (CG at fixed
+cell) of a frame. Units: metal (Å, ps, eV, K); pressures and stresses in GPa, stresses
+tensile-positive, Voigt order xx yy zz xy xz yz.
 
 Under ``mpirun -np N`` every rank runs the same Python code and LAMMPS spans all ranks;
 gathers are collective and return the full arrays on every rank; write files on rank 0
@@ -357,3 +359,20 @@ def thermal_trajectory(structure: Structure, T: float = 300.0, time_ps: float = 
         first = md.structure()
         frames = md.run(Stage("trajectory", "nvt", time_ps, T), frame_every_ps=frame_every_ps).frames
     return [first, *frames]
+
+
+def inherent_structure(structure: Structure, potential=None, settings: MDSettings | None = None,
+                       ftol: float = 1e-4, maxiter: int = 5000) -> Structure:
+    """The inherent structure of ``structure``: the local energy minimum reached by conjugate
+    gradients at fixed cell (LAMMPS, stop when the global force norm < ``ftol`` eV/Å).
+    Atoms keep their order; the per-atom arrays and info of ``structure`` are kept (velocities
+    dropped) and ``info`` gains the minimum energy ``inherent_pe_eV`` and ``inherent_fmax_eV_A``."""
+    start = structure.copy()
+    start.arrays.pop("velocities", None)
+    with LammpsMD(start, potential, settings) as md:
+        result = md.minimize(ftol=ftol, maxiter=maxiter, maxeval=10 * maxiter)
+        minimum = md.structure()
+    out = Structure(minimum.positions, structure.species, minimum.box,
+                    arrays={k: v for k, v in start.arrays.items()}, info=dict(structure.info))
+    out.info.update({"inherent_pe_eV": result["pe_eV"], "inherent_fmax_eV_A": result["fmax_eV_A"]})
+    return out

@@ -4,23 +4,28 @@ a tension test.
 
 Labels. Each quenched sample runs NVT at ``T`` (:func:`hop_trajectory`); p_hop (Å²,
 :func:`glassfrac.oxides.analysis.phop`, window t_R) is computed for every atom and frame.
-Snapshots are taken every ``horizon_ps`` over the span where p_hop is defined. In the snapshot
-at t0, an atom of the centre species is
+Two ways to turn it into atom-time labels (``labels``):
 
-- rearranging (1) if its p_hop crosses ``high_A2`` from below within [t0, t0 + horizon)
-  (the hop starts after the snapshot, so every hop lands in one snapshot);
-- non-rearranging (0) if its p_hop stays below ``low_A2`` over the whole trajectory (the long
-  quiet window);
-- left out (−1) otherwise.
+- ``"frames"`` (default, DU21 / Cubuk et al.): at label times ``label_every_ps`` apart over
+  the whole span where p_hop is defined (a sliding window), an atom of the centre species is
+  rearranging (1) if p_hop > ``high_A2`` at that time, non-rearranging (0) if p_hop stays below
+  ``low_A2`` over the whole trajectory, left out (−1) otherwise. One hop gives a label at every
+  label time it spans (correlated labels: they stay in one CV group).
+- ``"snapshots"``: snapshots every ``horizon_ps``; rearranging if p_hop crosses ``high_A2``
+  from below within [t0, t0 + horizon) (one label per hop, the structure before it), quiet as
+  above.
 
-With ``balance`` (DU21: 8000 / 8000) each snapshot keeps all its positives and as many
-negatives drawn at random (seeded); the rest become −1. Descriptors are computed on the
-instantaneous snapshot (as are the tension frames the model is later applied to).
+With ``balance`` (DU21: 8000 / 8000) each labelled time keeps all its positives and as many
+negatives of the same time drawn at random (seeded); times without a positive are dropped.
+With ``inherent`` (default) the descriptors are computed on the inherent structure at the
+label time (CG minimisation at fixed cell, :func:`glassfrac.oxides.md.inherent_structure`),
+as in Cubuk et al.; tension frames are then minimised the same way before softness is
+computed. ``inherent = false`` uses the instantaneous 300 K frames.
 
 Training uses :func:`glassfrac.learn.svm.train` (standardised features, linear SVC, C = 1,
-balanced class weights) with the snapshots of one sample in one CV group, so the held-out
-accuracy is measured on samples the model never saw. Softness = signed distance to the
-hyperplane (standardised feature units).
+balanced class weights) with GroupKFold over samples (``groups``: all labels of one sample, or
+of samples sharing a melt, in one group), so the held-out accuracy is measured on samples the
+model never saw. Softness = signed distance to the hyperplane (standardised feature units).
 
 Along tension, every frame gets the softness of its centre atoms; the curve holds the mean
 and spread of softness, the fraction with S > 0, and the clusters of the top ``top_fraction``
@@ -49,18 +54,24 @@ DU21_PUBLISHED = {"source": "DU21", "test_accuracy": 0.83, "train_accuracy": 0.8
 class SoftnessSettings:
     """p_hop labels and SVM of :func:`train_softness`: trajectory temperature (K), equilibration
     and length (ps), frame spacing (ps); p_hop window t_R (ps), thresholds (Å²), snapshot
-    spacing (ps); centre species, SVM C (DU21: 1; a list is searched per fold by an inner
-    grouped CV), CV folds, class balance and its seed; top fraction and link length (Å) of the
-    high-softness clusters. Defaults: the reduced size."""
+    spacing (ps, ``labels="snapshots"``); label mode, label-time spacing (ps, ``"frames"``),
+    features on inherent structures and the CG force tolerance (eV/Å); centre species, SVM C
+    (DU21: 1; a list is searched per fold by an inner grouped CV), CV folds, class balance and
+    its seed; top fraction and link length (Å) of the high-softness clusters. Defaults: the
+    reduced size, DU21's 300 K and thresholds."""
 
     T: float = 300.0
     equilibrate_ps: float = 1.0
-    trajectory_ps: float = 40.0
+    trajectory_ps: float = 80.0
     frame_every_ps: float = 0.1
     t_r_ps: float = 6.0
     high_A2: float = 0.2
     low_A2: float = 0.05
     horizon_ps: float = 2.0
+    labels: str = "frames"
+    label_every_ps: float = 0.5
+    inherent: bool = True
+    inherent_ftol: float = 1e-4
     species: tuple = ("Al",)
     C: float | tuple = 1.0
     n_splits: int = 5
@@ -79,6 +90,10 @@ class SoftnessSettings:
                              f"({self.t_r_ps} + {self.horizon_ps})")
         if self.frame_every_ps <= 0 or self.horizon_ps < self.frame_every_ps:
             raise ValueError("need 0 < frame_every_ps <= horizon_ps")
+        if self.labels not in ("frames", "snapshots"):
+            raise ValueError(f"labels must be 'frames' or 'snapshots', got {self.labels!r}")
+        if self.label_every_ps < self.frame_every_ps:
+            raise ValueError("need label_every_ps >= frame_every_ps")
 
 
 # -- trajectories -----------------------------------------------------------------------------
@@ -154,6 +169,18 @@ def snapshot_labels(phop_values, origins, horizon: int, high: float = 0.2, low: 
     return out
 
 
+def frame_labels(phop_values, frames, high: float = 0.2, low: float = 0.05) -> np.ndarray:
+    """Labels (len(frames), N) int8 at the p_hop frames ``frames`` (DU21): 1 if p_hop > ``high``
+    at that frame (the atom is rearranging then), 0 if p_hop stays below ``low`` over all
+    frames of ``phop_values`` (T, N), −1 otherwise."""
+    p = np.asarray(phop_values, float)
+    frames = np.asarray(frames, int)
+    if frames.size and not (0 <= frames.min() and frames.max() < len(p)):
+        raise ValueError(f"label frames outside the {len(p)} p_hop frames")
+    quiet = p.max(axis=0) < low
+    return np.where(p[frames] > high, 1, np.where(quiet, 0, -1)).astype(np.int8)
+
+
 def balance_labels(labels, centre, rng) -> np.ndarray:
     """A copy of ``labels`` (N,) with −1 outside ``centre`` and, among the centre atoms, all
     positives and at most as many negatives (a random choice, the rest −1)."""
@@ -165,44 +192,63 @@ def balance_labels(labels, centre, rng) -> np.ndarray:
     return out
 
 
-def hop_dataset(trajectories: dict, settings: SoftnessSettings | None = None):
-    """Labelled snapshots of ``trajectories`` ({sample name: :class:`Trajectory`}) as an
-    :class:`~glassfrac.learn.svm.AtomDataset` (label :data:`LABEL`, one CV group per sample),
-    plus per-sample counts (snapshots, positives, negatives, max p_hop)."""
+def hop_dataset(trajectories: dict, settings: SoftnessSettings | None = None, groups: dict | None = None,
+                potential=None, md_settings=None):
+    """Labelled structures of ``trajectories`` ({name: :class:`Trajectory`}) as an
+    :class:`~glassfrac.learn.svm.AtomDataset` (label :data:`LABEL`), plus per-trajectory counts
+    (label times, positives, negatives, distinct rearranging atoms, max p_hop).
+
+    ``groups`` ({name: group}, default: the name) are the CV groups: trajectories of one sample
+    (or of samples that share a melt) are never split between training and test. With
+    ``settings.inherent`` every labelled frame is replaced by its inherent structure
+    (:func:`glassfrac.oxides.md.inherent_structure` with ``potential`` and ``md_settings``).
+    """
     from glassfrac.learn.svm import AtomDataset
 
     settings = settings or SoftnessSettings()
+    groups = groups or {}
     rng = np.random.default_rng(settings.seed)
-    structures, names, groups, counts = [], [], [], []
+    structures, names, group_of, counts = [], [], [], []
     for name, traj in trajectories.items():
         if not np.isclose(traj.dt_ps, settings.frame_every_ps):
             raise ValueError(f"trajectory {name}: frames {traj.dt_ps} ps apart, settings say {settings.frame_every_ps}")
         p = phop(traj.positions, traj.dt_ps, settings.t_r_ps)
         h = (len(traj.positions) - len(p)) // 2
-        horizon = int(round(settings.horizon_ps / traj.dt_ps))
-        origins = np.arange(0, len(p) - horizon + 1, horizon)
-        labels = snapshot_labels(p, origins, horizon, settings.high_A2, settings.low_A2)
+        if settings.labels == "frames":
+            origins = np.arange(0, len(p), max(1, int(round(settings.label_every_ps / traj.dt_ps))))
+            labels = frame_labels(p, origins, settings.high_A2, settings.low_A2)
+        else:
+            horizon = int(round(settings.horizon_ps / traj.dt_ps))
+            origins = np.arange(0, len(p) - horizon + 1, horizon)
+            labels = snapshot_labels(p, origins, horizon, settings.high_A2, settings.low_A2)
         centre = np.isin(traj.structure.species, settings.species)
         n_pos = n_neg = 0
+        hopping = np.zeros(len(centre), bool)
         for t0, row in zip(origins, labels, strict=True):
             row = balance_labels(row, centre, rng) if settings.balance else np.where(centre, row, -1)
-            if not (row >= 0).any():
+            if not (row >= 0).any() or (settings.balance and not (row == 1).any()):
                 continue
             snap = traj.frame(t0 + h)
+            if settings.inherent:
+                from glassfrac.oxides.md import inherent_structure
+
+                snap = inherent_structure(snap, potential, md_settings, ftol=settings.inherent_ftol)
             snap.set_array(LABEL, row)
             structures.append(snap)
             names.append(f"{name}@{snap.info['time_ps']:.2f}ps")
-            groups.append(name)
+            group_of.append(groups.get(name, name))
             n_pos += int((row == 1).sum())
             n_neg += int((row == 0).sum())
-        counts.append({"sample": name, "n_atoms": traj.structure.n_atoms, "frames": len(traj.positions),
-                       "snapshots": len(origins), "positive": n_pos, "negative": n_neg,
+            hopping |= row == 1
+        counts.append({"sample": name, "group": groups.get(name, name), "n_atoms": traj.structure.n_atoms,
+                       "frames": len(traj.positions), "label_times": len(origins), "positive": n_pos,
+                       "negative": n_neg, "positive_atoms": int(hopping.sum()),
                        "max_phop_A2": round(float(p[:, centre].max()), 5),
                        "rearranging_atoms": int((p[:, centre].max(axis=0) > settings.high_A2).sum()),
                        "quiet_atoms": int((p[:, centre].max(axis=0) < settings.low_A2).sum())})
     if not structures:
         raise InputError("no labelled snapshot: no atom rearranged or stayed quiet; use longer trajectories")
-    return AtomDataset(structures, names, LABEL, groups=groups), counts
+    return AtomDataset(structures, names, LABEL, groups=group_of), counts
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -218,35 +264,88 @@ def du21_softness_descriptor(radial_only: bool = False, species=("Al", "O")):
     return descriptor.fit()
 
 
-def train_softness(dataset, settings: SoftnessSettings | None = None, radial_only: bool = False):
+def softness_features(dataset, species=("Al",)):
+    """DU21 features (n, 126) of the labelled ``species`` atoms of ``dataset``, concatenated over
+    its structures: the radial block (96 columns) first, then the angular one."""
+    descriptor = du21_softness_descriptor()
+    masks = dataset.masks(species)
+    return np.concatenate([descriptor.transform_one(s)[m] for s, m in zip(dataset.structures, masks, strict=True)])
+
+
+def _fit_svm(X, y, groups, settings: SoftnessSettings):
+    """Standardised linear SVC (balanced class weights) with C = ``settings.C``, or the best C
+    of a list by GroupKFold over ``groups``; returns (fitted pipeline, chosen C)."""
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+
+    from glassfrac.learn.svm import pipeline
+
+    if not isinstance(settings.C, tuple) or len(settings.C) == 1:
+        C = float(np.atleast_1d(settings.C)[0])
+        return pipeline("linear", C).fit(X, y), C
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise InputError("a search over C needs at least 2 training groups; give one C")
+    search = GridSearchCV(pipeline("linear"), {"svm__C": list(settings.C)}, scoring="balanced_accuracy",
+                          cv=GroupKFold(n_splits=min(settings.n_splits, n_groups)), n_jobs=1)
+    search.fit(X, y, groups=groups)
+    return search.best_estimator_, float(search.best_params_["svm__C"])
+
+
+def train_softness(dataset, settings: SoftnessSettings | None = None, radial_only: bool = False, features=None):
     """Linear SVM (C = ``settings.C``) on the DU21 descriptors of ``dataset`` with grouped CV.
 
-    Returns ``(model, evaluation, report)``: the :class:`~glassfrac.learn.svm.SoftnessModel`
-    fitted on all samples, its held-out :class:`~glassfrac.learn.svm.Evaluation`, and a
-    JSON-ready report (held-out and training accuracy, dataset size, DU21's figures).
+    ``features`` (from :func:`softness_features`, full descriptor) skips the descriptor
+    evaluation; with ``radial_only`` its radial columns are used. Returns ``(model, evaluation,
+    report)``: the :class:`~glassfrac.learn.svm.SoftnessModel` fitted on all groups, its held-out
+    :class:`~glassfrac.learn.svm.Evaluation` (each group scored by the fold that did not train
+    on it), and a JSON-ready report (held-out and training accuracy, dataset size, DU21's figures).
     """
+    from sklearn.model_selection import GroupKFold
+
     from glassfrac.learn.metrics import classification_metrics
-    from glassfrac.learn.svm import TrainingSettings, train
+    from glassfrac.learn.svm import Evaluation, SoftnessModel
 
     settings = settings or SoftnessSettings()
-    n_groups = len(dataset.group_names)
-    training = TrainingSettings(kernel="linear", C=tuple(np.atleast_1d(settings.C)),
-                                n_splits=min(settings.n_splits, n_groups),
-                                seed=settings.seed)
     descriptor = du21_softness_descriptor(radial_only)
-    model, evaluation = train(dataset, descriptor, settings.species, training, evaluate=True)
+    n_features = int(descriptor.n_features_out_)
+    X = softness_features(dataset, settings.species) if features is None else np.asarray(features, float)
+    X = X[:, :n_features]
+    y, groups = dataset.targets(settings.species)
+    if len(X) != len(y):
+        raise ValueError(f"{len(X)} feature rows for {len(y)} labelled atoms")
+    if len(np.unique(y)) != 2:
+        raise InputError(f"label {dataset.label!r} needs both classes among the centre atoms")
+    n_groups = len(dataset.group_names)
+    if n_groups < 2:
+        raise InputError("held-out evaluation needs at least 2 sample groups")
+    n_splits = min(settings.n_splits, n_groups)
+    scores, folds = np.full(len(y), np.nan), []
+    for train_idx, test_idx in GroupKFold(n_splits=n_splits).split(X, y, groups):
+        if len(np.unique(y[train_idx])) < 2:
+            raise InputError("a training fold has only one class; use more samples or fewer splits")
+        estimator, C = _fit_svm(X[train_idx], y[train_idx], groups[train_idx], settings)
+        scores[test_idx] = SoftnessModel.from_pipeline(None, estimator).softness_from_features(X[test_idx])
+        folds.append({"test_samples": [dataset.group_names[g] for g in np.unique(groups[test_idx])],
+                      "train_samples": [dataset.group_names[g] for g in np.unique(groups[train_idx])],
+                      "chosen": {"svm__C": C}})
+    evaluation = Evaluation(y, scores, groups, dataset.group_names, dataset.label, folds)
     held_out = evaluation.summary()
-    y, _ = dataset.targets(settings.species)
-    scores = np.concatenate([model.softness(s)[m] for s, m in
-                             zip(dataset.structures, dataset.masks(settings.species), strict=True)])
-    in_sample = classification_metrics(y, scores)
+    estimator, C = _fit_svm(X, y, groups, settings)
+    info = {"n_samples": n_groups, "samples": dataset.group_names, "n_atoms": int(len(y)), "n_positive": int(y.sum()),
+            "chosen": {"svm__C": C},
+            "held_out": {k: held_out[k] for k in ("sensitivity", "specificity", "accuracy", "balanced_accuracy",
+                                                  "roc_auc", "confusion")}}
+    model = SoftnessModel.from_pipeline(descriptor, estimator, settings.species, dataset.label, info)
+    in_sample = classification_metrics(y, model.softness_from_features(X))
     report = {
         "descriptor": "DU21 radial only" if radial_only else "DU21 radial + angular",
-        "n_features": int(descriptor.n_features_out_), "centre_species": list(settings.species),
-        "svm": {"kernel": "linear", "C": settings.C, "chosen_C": model.info["chosen"], "class_weight": "balanced"},
+        "n_features": n_features, "centre_species": list(settings.species),
+        "svm": {"kernel": "linear", "C": settings.C, "chosen_C": {"svm__C": C}, "class_weight": "balanced"},
+        "labels": {k: getattr(settings, k) for k in ("labels", "T", "t_r_ps", "high_A2", "low_A2", "label_every_ps",
+                                                     "horizon_ps", "inherent", "balance")},
         "n_samples": n_groups, "n_snapshots": len(dataset.structures), "n_atoms": int(len(y)),
         "n_positive": int(y.sum()), "n_negative": int(len(y) - y.sum()),
-        "cv": f"GroupKFold({training.n_splits}) over samples: the snapshots of one sample are never split",
+        "cv": f"GroupKFold({n_splits}) over sample groups: the labelled frames of one group are never split",
         "test_accuracy": held_out["accuracy"], "test_balanced_accuracy": held_out["balanced_accuracy"],
         "test_roc_auc": held_out["roc_auc"], "test_sensitivity": held_out["sensitivity"],
         "test_specificity": held_out["specificity"],
@@ -258,13 +357,21 @@ def train_softness(dataset, settings: SoftnessSettings | None = None, radial_onl
 
 # -- softness along tension ---------------------------------------------------------------------
 
-def softness_curve(model, frames, settings: SoftnessSettings | None = None, cluster_species: str = "Al") -> dict:
+def softness_curve(model, frames, settings: SoftnessSettings | None = None, cluster_species: str = "Al",
+                   inherent: bool | None = None, potential=None, md_settings=None) -> dict:
     """Softness of every atom of ``frames`` (same atoms, e.g. a tension run) and its summary per
     frame: strain (x length over the first frame's, −1), mean, std and 90th percentile of the
     centre atoms' softness, fraction with S > 0, and the clusters of the top
     ``top_fraction`` softest ``cluster_species`` atoms (count, largest size). ``softness``
-    (frames, N) is NaN for atoms the model does not classify."""
+    (frames, N) is NaN for atoms the model does not classify. With ``inherent`` (default:
+    ``settings.inherent``; use the model's training setting) softness is computed on the
+    inherent structure of each frame, as in training."""
     settings = settings or SoftnessSettings()
+    inherent = settings.inherent if inherent is None else inherent
+    if inherent:
+        from glassfrac.oxides.md import inherent_structure
+
+        frames = [inherent_structure(f, potential, md_settings, ftol=settings.inherent_ftol) for f in frames]
     length0 = float(frames[0].box.cell[0, 0])
     rows, per_atom = [], []
     for frame in frames:
@@ -279,5 +386,5 @@ def softness_curve(model, frames, settings: SoftnessSettings | None = None, clus
                      "largest_cluster": clusters["largest"], "n_selected": clusters["n_selected"]})
         per_atom.append(s)
     curve = {k: np.array([r[k] for r in rows]) for k in rows[0]}
-    return {**curve, "softness": np.array(per_atom), "settings": {k: v for k, v in asdict(settings).items()
-                                                                  if k in ("top_fraction", "cluster_cutoff_A")}}
+    kept = {k: v for k, v in asdict(settings).items() if k in ("top_fraction", "cluster_cutoff_A")}
+    return {**curve, "softness": np.array(per_atom), "settings": {**kept, "inherent": bool(inherent)}}

@@ -112,8 +112,8 @@ def timed(function, *args, **kwargs):
 
 def run_stats(result) -> dict:
     c = result.curve.arrays()
-    return {"relaxations": int(len(c["strain"])), "iterations": int(c["iterations"].sum()),
-            "n_events": len(result.events), "all_converged": bool(c["converged"].all())}
+    return {"recorded_states": int(len(c["strain"])), "n_events": len(result.events),
+            "all_converged": bool(c["converged"].all()), **result.work}
 
 
 # -- (a) speed ---------------------------------------------------------------------------------

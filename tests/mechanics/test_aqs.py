@@ -89,3 +89,16 @@ def test_shear_labels_keep_their_d2min_with_snapshots_off():
                                    snapshots=False)
     result, labels = shear_test(sample, yukawa, settings)
     assert len(labels["events"]) == 1 and labels["events"][0]["d2min_max"] > 0
+
+
+def test_bisection_trials_stop_early_but_every_kept_state_is_relaxed(runs):
+    result, settings = runs["bisected"][0], runs["bisected"][0].settings
+    assert result.work["stopped"] >= 1  # trials past an event stopped once an atom had jumped
+    assert result.work["relaxations"] > len(result.curve.strain)
+    assert result.curve.arrays()["converged"].all()
+    potential = get_potential("watanabe")
+    kept = [e.after for e in result.events if e.after is not None]
+    assert kept  # the bond-break events keep their snapshots
+    for after in kept:
+        forces = potential.evaluate([after])[0]["forces"]
+        assert np.linalg.norm(forces, axis=1).max() <= settings.fmax * (1 + 1e-6)

@@ -366,3 +366,32 @@ def test_auto_preconditioner_follows_the_potential(fc22_bilayer_path):
     assert isinstance(Relaxer(get_potential("watanabe"), precondition="auto").precon, BondPreconditioner)
     with pytest.raises(ValueError, match="needs a pair potential"):
         Relaxer(get_potential("watanabe"), precondition="hessian")
+
+
+def test_stop_beyond_stops_only_the_system_that_leaves_its_start(minima):
+    far, near = perturbed(minima[2], 0.08, seed=4), perturbed(minima[1], 0.002, seed=5)
+    batch = LJ.batch([far, near])
+    start = batch.positions.clone()
+    stats = Relaxer(LJ, fmax=FMAX).run(batch, stop_beyond=(start, 0.05))
+    assert stats.stopped.tolist() == [True, False] and stats.converged.tolist() == [False, True]
+    moved = batch.split((batch.positions - start).norm(dim=1))
+    assert moved[0].max() > 0.05 and moved[1].max() < 0.05
+    alone, alone_stats = run([far], "lbfgs")
+    assert stats.iterations[0] < alone_stats.iterations[0]  # it stopped on the way
+    together, reference = batch.split(batch.positions)[1], run([near], "lbfgs")[0]
+    assert np.max(np.abs(together - reference.positions.numpy())) < 1e-9
+
+
+def test_preconditioned_lbfgs_solves_once_per_accepted_point(jumol_files):
+    from glassfrac.potentials import get_potential
+
+    yukawa = get_potential("yukawa2d")
+    relaxer = Relaxer(yukawa, fmax=FMAX, precondition="hessian")
+    solves = []
+    solve = relaxer.precon.solve
+    relaxer.precon.solve = lambda q: solves.append(1) or solve(q)
+    stats = relaxer.run(yukawa.batch([perturbed(read(jumol_files[0]), 0.05, seed=0)]))
+    assert stats.converged.all() and stats.iterations[0] > 20
+    # one solve per accepted point (P^-1 y = P^-1 g_new - P^-1 g_old), plus the start and
+    # the odd line-search restart
+    assert len(solves) <= stats.iterations[0] + 3

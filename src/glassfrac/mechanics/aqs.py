@@ -26,9 +26,10 @@ Relaxation defaults to L-BFGS: on a 1350-atom Yukawa monolayer in pure shear (st
 predictor of :meth:`AQSDriver._advance` (without it, ~320), and ~43 with the bond-spring
 preconditioner (``precondition="bonds"``; its factor is reused along the path). On the
 3456-atom FC22 bilayer in tension (steps 0.005) that preconditioner takes a step from ~440
-iterations to ~65. The default ``"auto"`` uses the pair potential's short-range Hessian
-where the potential has one (Yukawa): 25–28 iterations per step of a 10^4-atom monolayer in
-pure shear against 135–145 with the springs (:mod:`glassfrac.mechanics.relax`).
+iterations to ~65. The default ``"auto"`` uses the potential's own Hessian where it has one:
+the short-range pair Hessian of Yukawa (25–28 iterations per step of a 10^4-atom monolayer in
+pure shear against 135–145 with the springs) and the term Hessians of Watanabe (the bilayer's
+steps to strain 0.05 in 200 iterations against 634) (:mod:`glassfrac.mechanics.relax`).
 
 The run stops at ``max_strain``, after ``max_events`` events, or at fracture: the stress has
 fallen below ``fracture_fraction`` of its peak after the peak.

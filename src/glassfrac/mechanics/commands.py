@@ -24,8 +24,8 @@ def register(subparsers) -> None:
                         help="minimiser (default lbfgs, the fastest to tight tolerances)")
     parser.add_argument("--precondition", choices=("none", "bonds", "hessian", "auto"), default="none",
                         help="L-BFGS preconditioner: bonds = sparse spring model of the sample, hessian = the "
-                             "pair potential's short-range Hessian (yukawa2d), auto = hessian where possible; "
-                             "fewer evaluations on large samples (default none)")
+                             "potential's own Hessian (yukawa2d: short-range pairs; watanabe: its terms), "
+                             "auto = hessian where possible; fewer evaluations on large samples (default none)")
     parser.add_argument("--cell", action="store_true",
                         help="also relax the cell to zero stress along every periodic axis")
     parser.add_argument("--fmax", type=float, default=1e-8,

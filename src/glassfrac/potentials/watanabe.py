@@ -291,7 +291,10 @@ class Watanabe(Potential):
         unit = torch.cat([unit, -unit], dim=1)
         r = torch.cat([r, r])
         cos = (unit.index_select(1, la) * unit.index_select(1, lb)).sum(dim=0)
-        ra, rb = r.index_select(0, la), r.index_select(0, lb)
+        return self._triplet_energy(r.index_select(0, la), r.index_select(0, lb), cos, kind, centre, z, three)
+
+    def _triplet_energy(self, ra, rb, cos, kind, centre, z, three):
+        """Energies (eV) of triplet terms from their leg lengths (σ) and the cosine between them."""
         aij, aik, gij, gik, c0, alpha = (row.index_select(0, kind) for row in three[4:])
         radial = torch.exp(gij / (ra - aij) + gik / (rb - aik))
         dc = cos - c0
@@ -300,6 +303,51 @@ class Watanabe(Potential):
         lam = self.epsilon * mu * (1.0 + nu * torch.exp(-xi * (z.unsqueeze(1) - z0) ** 2))
         lam = lam.reshape(-1).index_select(0, centre * mu.numel() + kind)
         return lam * radial * angular
+
+    def term_hessians(self, batch: Batch, pairs: Pairs) -> list:
+        """Hessians of the energy terms, each over its own atoms, with the coordination
+        factors g(z) and lambda(z) held at their present values (eV/Å²).
+
+        Returns [(atoms (P, 2), blocks (P, 2, 3, 2, 3)) of the pair terms, (atoms (T, 3):
+        centre, j, k, blocks (T, 3, 3, 3, 3)) of the triplet terms]. Where no Si–O distance lies
+        in the coordination switch window (2.41–2.62 Å: every bond shorter, every non-bond
+        longer, as in a relaxed network) z is locally constant and the blocks sum to the exact
+        Hessian. Used as a preconditioner (:class:`~glassfrac.mechanics.relax.TermHessianPreconditioner`).
+        """
+        two, three, *_ = self._table(batch.device)
+        topo = self._topology(batch, pairs)
+        sub = topo.pairs
+        v = sub.vectors(batch).detach()
+        u = v.T.contiguous() / SIGMA
+        r = torch.sqrt((u * u).sum(dim=0))
+        z = self._coordination(batch, sub, topo.ptype, r)
+        eye = torch.eye(3, dtype=v.dtype, device=v.device)
+        with torch.enable_grad():  # pair terms: V'(r), V''(r) of eps g f2 at fixed g
+            r_leaf = r.clone().requires_grad_()
+            e2, within = self._two_body(batch, sub, topo.ptype, r_leaf, z, two)
+            (d1,) = torch.autograd.grad(e2.sum(), r_leaf, create_graph=True)
+            (d2,) = torch.autograd.grad(d1.sum(), r_leaf) if d1.requires_grad else (torch.zeros_like(d1),)
+        d1, d2, rw = d1.detach()[within] / SIGMA, d2[within] / SIGMA ** 2, r[within] * SIGMA
+        uw = v[within] / rw[:, None]
+        uu = uw[:, :, None] * uw[:, None, :]
+        k = d2[:, None, None] * uu + (d1 / rw)[:, None, None] * (eye - uu)
+        pair_blocks = torch.stack([torch.stack([k, -k], 1), torch.stack([-k, k], 1)], 1).permute(0, 1, 3, 2, 4)
+        pair_atoms = torch.stack([sub.i[within], sub.j[within]], 1)
+        la, lb, kind = self._active_terms(topo, r)
+        centre = topo.centre.index_select(0, la)
+        legs = torch.cat([u, -u], dim=1)  # directed pair vectors centre -> neighbour (σ)
+        va, vb = (legs.index_select(1, leg).requires_grad_() for leg in (la, lb))
+        with torch.enable_grad():  # triplet terms: 6 x 6 Hessians in the leg vectors
+            ra, rb = torch.sqrt((va * va).sum(dim=0)), torch.sqrt((vb * vb).sum(dim=0))
+            e3 = self._triplet_energy(ra, rb, (va * vb).sum(dim=0) / (ra * rb), kind, centre, z, three)
+            grad = torch.cat(torch.autograd.grad(e3.sum(), (va, vb), create_graph=True))
+            rows = [torch.cat(torch.autograd.grad(grad[c].sum(), (va, vb), retain_graph=c < 5)) for c in range(6)]
+        legs_hessian = torch.stack(rows).permute(2, 0, 1).reshape(-1, 2, 3, 2, 3) / SIGMA ** 2
+        # legs = (x_j - x_i, x_k - x_i): atoms (i, j, k) enter leg s with coefficient C[s, atom]
+        c = torch.tensor([[-1.0, 1.0, 0.0], [-1.0, 0.0, 1.0]], dtype=v.dtype, device=v.device)
+        triplet_blocks = torch.einsum("sm,tn,xsatb->xmanb", c, c, legs_hessian)
+        triplet_atoms = torch.stack([centre, topo.neighbour.index_select(0, la), topo.neighbour.index_select(0, lb)], 1)
+        return [(pair_atoms, pair_blocks), (triplet_atoms, triplet_blocks)]
 
     def _topology(self, batch: Batch, pairs: Pairs) -> _Topology:
         """The acting pairs and candidate triplets of ``pairs``, cached while still valid."""

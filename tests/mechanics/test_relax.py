@@ -469,3 +469,13 @@ def test_preconditioned_lbfgs_solves_once_per_accepted_point(jumol_files):
     # one solve per accepted point (P^-1 y = P^-1 g_new - P^-1 g_old), plus the start and
     # the odd line-search restart
     assert len(solves) <= stats.iterations[0] + 3
+
+
+def test_preconditioner_is_rebuilt_during_a_long_run_when_atoms_move_far():
+    from glassfrac.mechanics.relax import PRECON_REFRESH
+
+    start = glass(60, 5)  # a random start: atoms travel far and the Verlet list is rebuilt
+    relaxer = Relaxer(LJ, fmax=FMAX, precondition="bonds", skin=0.1)
+    stats = relaxer.run(LJ.batch([start]))
+    assert stats.converged.all() and stats.evaluations[0] > PRECON_REFRESH
+    assert relaxer.precon.builds >= 2  # a new P after the first PRECON_REFRESH evaluations

@@ -476,6 +476,10 @@ def test_preconditioner_is_rebuilt_during_a_long_run_when_atoms_move_far():
 
     start = glass(60, 5)  # a random start: atoms travel far and the Verlet list is rebuilt
     relaxer = Relaxer(LJ, fmax=FMAX, precondition="bonds", skin=0.1)
-    stats = relaxer.run(LJ.batch([start]))
+    batch = LJ.batch([start])
+    stats = relaxer.run(batch)
     assert stats.converged.all() and stats.evaluations[0] > PRECON_REFRESH
-    assert relaxer.precon.builds >= 2  # a new P after the first PRECON_REFRESH evaluations
+    builds = relaxer.precon.builds
+    assert builds >= 2  # a new P after the first PRECON_REFRESH evaluations
+    relaxer.run(batch)  # the P built mid-run is not kept: the next run builds one at its start
+    assert relaxer.precon.builds == builds + 1

@@ -73,7 +73,8 @@ PRECON_REFRESH = 200
 """Evaluations after which a run rebuilds its preconditioner once the Verlet list has been
 rebuilt (atoms moved by half the skin: in an avalanche, bonds broke and P's terms mislead). A
 3456-atom bilayer's term-Hessian P costs ~2 s (~80 evaluations); an avalanche relaxation of it
-took 1065 iterations with the P of its start, 470 with rebuilds after 200 evaluations."""
+took 1065 iterations with the P of its start, 470 with rebuilds after 200 evaluations. A P
+built mid-run is not kept for the next run (it describes a passing geometry)."""
 
 
 @dataclass
@@ -396,6 +397,10 @@ class SparsePreconditioner(ABC):
         self.factor = scipy.sparse.linalg.splu(self.matrix, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                                                options={"SymmetricMode": True})
         self.cell_diagonal = float(self.matrix.diagonal().reshape(n, d)[free].mean()) if free.any() else 1.0
+
+    def forget(self) -> None:
+        """Build P afresh at the next :meth:`prepare`."""
+        self._key = None
 
     def positive_definite(self) -> bool:
         """Whether P is positive definite: every pivot of its symmetric factorisation is > 0."""
@@ -1010,6 +1015,8 @@ class Relaxer:
         x = opt.accepted(obj, x)
         obj.apply(x)
         _write_back(batch, work, index)
+        if built_at > 0:  # P was built mid-run, at a passing geometry: the next run builds its own
+            self.precon.forget()
         rec.failed = opt.failed
         full.store(rec, index)
         energy, fmax, virial = full.energy, full.fmax, full.virial

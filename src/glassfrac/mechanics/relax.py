@@ -298,11 +298,11 @@ class _Objective:
         b, d = self.n_systems, self.batch.dim
         return torch.eye(d, dtype=x.dtype, device=x.device) + x[-b * d:].reshape(b, d, d) / self.scale[:, None, None]
 
-    def positions(self, x):
-        """Atom positions (N, d) at coordinates ``x``, Å."""
+    def positions(self, x, f=None):
+        """Atom positions (N, d) at coordinates ``x``, Å (``f``: their deformation, if known)."""
         if not self.cell:
             return x
-        f = self._deformation(x)
+        f = self._deformation(x) if f is None else f
         return torch.einsum("nb,nab->na", x[:self.batch.n_atoms], f[self.batch.system])
 
     def apply(self, x):
@@ -312,7 +312,7 @@ class _Objective:
             batch.positions.copy_(x)
             return None
         f = self._deformation(x)
-        batch.positions.copy_(self.positions(x))
+        batch.positions.copy_(self.positions(x, f))
         batch.cells.copy_(torch.einsum("kib,kab->kia", self.cells0, f))
         return f
 
@@ -368,15 +368,15 @@ class SparsePreconditioner(ABC):
         """[(atoms (T, m), blocks (T, m, d, m, d)), ...] as numpy arrays (eV/Å² up to a scale)."""
 
     def prepare(self, obj) -> None:
-        """Build P for the objective's batch unless the one kept still fits it."""
+        """Build P for the objective's batch unless the one kept still fits it (the objective
+        has just been evaluated, so its Verlet list is current unless it is a new one)."""
         batch, verlet = obj.batch, obj.verlet
-        pairs = verlet.update(batch)
-        key = (id(batch), batch.n_atoms, id(verlet), verlet.builds)
-        if key == self._key:
+        if (id(batch), batch.n_atoms, id(verlet), verlet.builds) == self._key:
             return
+        pairs = verlet.update(batch)
         self._factorise(obj, self._terms(obj, pairs))
         self.n_atoms = batch.n_atoms
-        self._key = key
+        self._key = (id(batch), batch.n_atoms, id(verlet), verlet.builds)
         self.builds += 1
 
     def _factorise(self, obj, terms) -> None:
@@ -530,8 +530,9 @@ class TermHessianPreconditioner(SparsePreconditioner):
 
     def _factorise(self, obj, terms):
         super()._factorise(obj, terms)
-        if not self.positive_definite():
-            super()._factorise(obj, [(atoms, self._clip(blocks)) for atoms, blocks in terms])
+        if not self.positive_definite():  # the pair terms are clipped already
+            super()._factorise(obj, [(atoms, blocks if atoms.shape[1] == 2 else self._clip(blocks))
+                                     for atoms, blocks in terms])
             self.clipped_builds += 1
 
 

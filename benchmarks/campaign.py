@@ -96,9 +96,9 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "bench-out/campaign"))
     args = parser.parse_args()
     from glassfrac.campaign.config import load_config
-    from glassfrac.campaign.runner import default_workers, open_store, run_campaign
-    from glassfrac.report.html import ink, screenshot, write_report
-    from glassfrac.threads import set_threads
+    from glassfrac.campaign.runner import default_workers, open_store, report_campaign, run_campaign
+    from glassfrac.core.threads import set_threads
+    from glassfrac.report.html import ink, screenshot
 
     set_threads(1)
     config = args.config or str(ROOT / ("configs/quickstart.toml" if args.quick else "configs/paper-listi25.toml"))
@@ -133,7 +133,7 @@ def main():
     for name in ("localcluster_1", "localcluster"):
         if labels(reduced(base, rings, samples, out / name)) != reference:
             raise RuntimeError(f"{name} stored other labels than the serial run")
-    report = write_report(open_store(reduced(base, rings, samples, out / "localcluster")))
+    report = report_campaign(open_store(reduced(base, rings, samples, out / "localcluster")))
     start = time.perf_counter()
     page = ink(screenshot(report, out / "report.png"))
     seconds = round(time.perf_counter() - start, 2)

@@ -70,8 +70,54 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from scipy.ndimage import gaussian_filter
+from scipy.stats import spearmanr
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import matthews_corrcoef
 
-from glassfrac.threads import set_threads  # noqa: E402
+from glassfrac.analysis.rings import RingAnalysis
+from glassfrac.core.files import save_png
+from glassfrac.core.jsonable import to_jsonable
+from glassfrac.core.threads import set_threads  # noqa: E402
+from glassfrac.generate import generate
+from glassfrac.labels import tension_labels
+from glassfrac.learn.gradcam import (
+    defect_pixels,
+    explain,
+    inside_probability,
+    location_probability,
+    pearson,
+    render_like_training,
+    scan,
+)
+from glassfrac.learn.images import (
+    ImageSettings,
+    fractional,
+    image_lengths,
+    images_from_structures,
+    location_fraction,
+    pixel_sizes,
+    read_structures,
+    render_sample,
+)
+from glassfrac.learn.metrics import regression_metrics
+from glassfrac.learn.resnet import ResNetConfig, ResNetRegressor
+from glassfrac.learn.training import (
+    ImageModel,
+    TrainSettings,
+    evaluate,
+    location_metrics,
+    periodic_difference,
+    split_samples,
+    train_and_evaluate,
+)
+from glassfrac.mechanics.aqs import AQSSettings
+from glassfrac.mechanics.protocols import tension_test
+from glassfrac.mechanics.relax import relax
+from glassfrac.potentials import get_potential
+from glassfrac.report.attention import plot_attention, plot_attention_field, plot_crack, plot_mcc, plot_predictions
+from glassfrac.structure import write
 from timing import timings  # noqa: E402
 
 MACHINE = "2 shared cores, no GPU, 1 thread"
@@ -85,8 +131,6 @@ def emit(figure, value, unit, reference=None, **extra):
 # -- (a) throughput ---------------------------------------------------------------------------------
 
 def throughput(quick: bool, device: str = "cpu") -> None:
-    from glassfrac.learn.resnet import ResNetConfig, ResNetRegressor
-
     cases = [("small", 64, 32), ("small", 128, 32)] + ([] if quick else [("resnet50", 128, 8)])
     if device != "cpu":
         cases = [("small", 128, 32), ("resnet50", 128, 32)]
@@ -131,15 +175,10 @@ def _sync(device: str) -> None:
 
 def generate_monolayer(mu2: float, seed: int, rings=(7, 8)):
     """A 2D silica monolayer of ``rings`` with target ring-size variance ``mu2`` (glassfrac generate)."""
-    from glassfrac.generate import generate
-
     return generate(rings=rings, mu2=mu2, distribution="gamma", kind="monolayer", seed=seed)
 
 
 def make_mu2_dataset(directory: Path, n: int, seed: int = 0) -> None:
-    from glassfrac.analysis.rings import RingAnalysis
-    from glassfrac.structure import write
-
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     targets = rng.uniform(0.25, 1.0, n)
@@ -155,8 +194,6 @@ def make_mu2_dataset(directory: Path, n: int, seed: int = 0) -> None:
 
 def ring_features(structures) -> dict:
     """Ring statistics per sample: defect fraction (1 column), ring-size distribution n = 4..10."""
-    from glassfrac.analysis.rings import RingAnalysis
-
     sizes = [np.asarray(RingAnalysis().compute(s).ring_sizes) for s in structures]
     return {"defect_fraction": np.array([[np.mean(z != 6)] for z in sizes]),
             "ring_size_distribution": np.array([[np.mean(z == n) for n in range(4, 11)] for z in sizes])}
@@ -164,9 +201,6 @@ def ring_features(structures) -> dict:
 
 def ring_baselines(train, y_train, test, y_test) -> dict:
     """Linear regressions of a target on ring statistics of the ``train`` structures, scored on ``test``."""
-    from sklearn.linear_model import LinearRegression
-
-    from glassfrac.learn.training import regression_metrics
 
     f_train, f_test = ring_features(train), ring_features(test)
     return {name: regression_metrics(y_test, LinearRegression().fit(f_train[name], y_train).predict(f_test[name]))
@@ -175,20 +209,12 @@ def ring_baselines(train, y_train, test, y_test) -> dict:
 
 def global_features(structures) -> np.ndarray:
     """Per sample: mean yukawa2d energy per atom (eV), Lx and Ly (Å) of the relaxed cell."""
-    from glassfrac.potentials import get_potential
-
     potential = get_potential("yukawa2d")
     return np.array([[float(np.mean(potential.evaluate([s], per_atom=True)[0]["per_atom_energy"])),
                       *np.diag(s.box.cell)[:2]] for s in structures])
 
 
 def mu2_experiment(directory: Path, quick: bool, n: int, epochs: int) -> None:
-    from glassfrac.learn.gradcam import explain
-    from glassfrac.learn.images import ImageSettings, images_from_structures, read_structures
-    from glassfrac.learn.resnet import ResNetConfig
-    from glassfrac.learn.training import TrainSettings, train_and_evaluate
-    from glassfrac.report.attention import plot_attention, plot_predictions
-
     start = time.perf_counter()
     make_mu2_dataset(directory, n)
     emit("mu2_dataset_seconds", round(time.perf_counter() - start, 1), "s", samples=n)
@@ -248,8 +274,6 @@ PUBLISHED_MU2 = {"what": "FC22: disorder predicted accurately, mu2 in [0.25, 1] 
 
 
 def _plain(value):
-    from glassfrac.cli import to_jsonable
-
     return to_jsonable(value)
 
 
@@ -265,12 +289,6 @@ def make_rupture_dataset(directory: Path, n: int, mu2: float = 0.2, seed: int = 
     """``n`` monolayers (7 × 8 rings, target ``mu2``) relaxed with yukawa2d (L-BFGS to 1e-5 eV/Å,
     box lengths to zero stress) and loaded with ``tension_test`` (TENSION_FAST); written as
     extended XYZ of the relaxed undeformed sample with the labels. Existing files are kept."""
-    from glassfrac.mechanics.aqs import AQSSettings
-    from glassfrac.mechanics.protocols import tension_test
-    from glassfrac.mechanics.relax import relax
-    from glassfrac.potentials import get_potential
-    from glassfrac.structure import write
-
     directory.mkdir(parents=True, exist_ok=True)
     potential = get_potential("yukawa2d")
     settings = AQSSettings(**TENSION_FAST)
@@ -280,23 +298,22 @@ def make_rupture_dataset(directory: Path, n: int, mu2: float = 0.2, seed: int = 
             continue
         start = time.process_time()
         (relaxed, _), = relax(potential, [generate_monolayer(mu2, seed * 100_000 + k)], fmax=1e-5, cell=[True, True])
-        result, labels = tension_test(relaxed, potential, settings)
-        ref = result.reference
-        ref.info.update(mu2_target=mu2, seed=seed * 100_000 + k, fractured=bool(labels["fractured"]),
+        result = tension_test(relaxed, potential, settings)
+        labels = tension_labels(result)
+        ref = result.reference.copy()
+        for name, values in labels.arrays().items():  # per-atom classes: first_break, bond_changed, crack
+            ref.set_array(name, values)
+        ref.info.update(mu2_target=mu2, seed=seed * 100_000 + k, fractured=bool(labels.fractured),
                         cpu_seconds=time.process_time() - start, tension=TENSION_FAST)
-        if labels["rupture_strain"] is not None:
-            ref.info.update(rupture_strain=float(labels["rupture_strain"]),
-                            rupture_location=[float(v) for v in labels["rupture_location"]])
+        if labels.rupture_strain is not None:
+            ref.info.update(rupture_strain=float(labels.rupture_strain),
+                            rupture_location=[float(v) for v in labels.rupture_location])
         write(ref, path)
         emit("tension_sample_cpu_seconds", round(ref.info["cpu_seconds"], 1), "s", sample=path.name,
-             atoms=ref.n_atoms, rupture_strain=labels["rupture_strain"])
+             atoms=ref.n_atoms, rupture_strain=labels.rupture_strain)
 
 
 def rupture_experiment(directory: Path, quick: bool, epochs: int) -> None:
-    from glassfrac.learn.images import ImageSettings, images_from_structures, read_structures
-    from glassfrac.learn.resnet import ResNetConfig
-    from glassfrac.learn.training import TrainSettings, train_and_evaluate
-
     structures, names = read_structures(directory)
     settings = ImageSettings(size=64, pixels=128)
     out_dir = directory / "results"
@@ -322,11 +339,6 @@ def rupture_experiment(directory: Path, quick: bool, epochs: int) -> None:
 def rupture_figures(target, model, structures, test, out_dir) -> None:
     """Grad-CAM of the strain model (φ, ρ(G, U), peak distance), attention field of the location
     model and crack maps, over the test samples."""
-    from glassfrac.learn.gradcam import explain, pearson
-    from glassfrac.learn.images import render_sample
-    from glassfrac.potentials import get_potential
-    from glassfrac.report.attention import plot_attention, plot_attention_field, plot_crack, plot_predictions
-
     if target == "strain":
         plot_predictions(test["truth"], test["predicted"], out_dir / "strain_test.png", "rupture strain",
                          metrics={"R²": test["model"]["r2"]})
@@ -369,10 +381,6 @@ def independent_test(export: Path, train_dir: Path, model_paths, out_dir: Path) 
     e.g. a campaign export), next to the baselines fitted on the model's training samples: the
     training mean / circular-mean location / random atom ranking (``evaluate``) and, for the
     strain, linear regressions on ring statistics. Crack: the MCC distribution figure."""
-    from glassfrac.learn.images import images_from_structures, read_structures
-    from glassfrac.learn.training import ImageModel, evaluate
-    from glassfrac.report.attention import plot_mcc, plot_predictions
-
     train_s, train_n = read_structures(train_dir)
     test_s, test_n = read_structures(export)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -430,8 +438,6 @@ loss, with the U-Net decoder, and FC22's MSE with FC22's plain decoder)."""
 def campaign_split(n: int, n_pool: int, seed: int = 0) -> dict:
     """Indices into [campaign samples (n), pool samples (n_pool)]: the campaign samples split
     72 / 8 / 20 (seed), every pool sample added to the training part."""
-    from glassfrac.learn.training import split_samples
-
     split = split_samples(n, seed=seed)
     split["train"] = np.concatenate([split["train"], np.arange(n, n + n_pool)])
     return split
@@ -441,10 +447,6 @@ def defect_peak_sites(structures, pixel_maps, sigma: float = 3.0) -> np.ndarray:
     """Per sample the fractional image coordinates of the maximum of the defect map (pixels inside
     non-hexagonal rings) smoothed by a periodic Gaussian of ``sigma`` Å: the centre of the most
     defective region."""
-    from scipy.ndimage import gaussian_filter
-
-    from glassfrac.learn.gradcam import defect_pixels
-    from glassfrac.learn.images import pixel_sizes
 
     out = []
     for structure, pm in zip(structures, pixel_maps, strict=True):
@@ -457,9 +459,6 @@ def defect_peak_sites(structures, pixel_maps, sigma: float = 3.0) -> np.ndarray:
 
 def energy_peak_sites(structures, pixel_maps) -> np.ndarray:
     """Per sample the fractional image coordinates of the atom of highest yukawa2d energy."""
-    from glassfrac.learn.images import fractional
-    from glassfrac.potentials import get_potential
-
     potential = get_potential("yukawa2d")
     out = []
     for structure, pm in zip(structures, pixel_maps, strict=True):
@@ -472,9 +471,6 @@ def crack_references(structures, data, index) -> dict:
     """Mean MCC (top 10 %) of two rankings of the imaged atoms of samples ``index`` of the crack
     dataset ``data``: by yukawa2d per-atom energy (a physics baseline) and by x-distance to the
     true rupture site (a vertical band through it; uses the truth, a reference, not a baseline)."""
-    from glassfrac.learn.images import fractional
-    from glassfrac.learn.training import matthews, periodic_difference
-    from glassfrac.potentials import get_potential
 
     potential = get_potential("yukawa2d")
     out = {"energy_ranking": [], "band_through_true_site": []}
@@ -487,18 +483,12 @@ def crack_references(structures, data, index) -> dict:
                             ("band_through_true_site", -np.abs(periodic_difference(uv[:, 0], site[0])))):
             top = np.zeros(len(uv), bool)
             top[np.argsort(-score, kind="stable")[:k]] = True
-            out[name].append(matthews(labels, top))
+            out[name].append(float(matthews_corrcoef(labels, top)))
     return {name: float(np.mean(v)) for name, v in out.items()}
 
 
 def campaign_experiment(exports, pool, out_dir: Path, epochs: int, patience: int, targets) -> None:
     """Strain, location and crack models on campaign-made samples (module docstring, (e))."""
-    from scipy.stats import spearmanr
-
-    from glassfrac.learn.images import ImageSettings, image_lengths, images_from_structures, read_structures
-    from glassfrac.learn.resnet import ResNetConfig
-    from glassfrac.learn.training import TrainSettings, location_metrics, train_and_evaluate
-    from glassfrac.report.attention import plot_mcc, plot_predictions
 
     structures, names = [], []
     for path in exports:
@@ -543,9 +533,7 @@ def campaign_experiment(exports, pool, out_dir: Path, epochs: int, patience: int
                 train_s = [structures[index[data.names[i]]] for i in kept["train"]]
                 common["linear_ring_statistics"] = ring_baselines(train_s, data.values[kept["train"]], test_s,
                                                                   np.asarray(test["truth"]))
-                from sklearn.linear_model import LinearRegression
 
-                from glassfrac.learn.training import regression_metrics
 
                 fit = LinearRegression().fit(global_features(train_s), data.values[kept["train"]])
                 common["linear_energy_and_cell"] = regression_metrics(test["truth"],
@@ -588,10 +576,6 @@ def inside_experiment(exports, strain_path: Path, location_path: Path | None, ou
     6b): the strain model slid over the sample (window cells with the lowest predicted strain
     first, :func:`~glassfrac.learn.gradcam.scan`) and, with ``location_path``, the heat-map
     location model applied to the whole periodic sample (pixels of highest probability first)."""
-    from glassfrac.learn.gradcam import inside_probability, location_probability, render_like_training, scan
-    from glassfrac.learn.images import location_fraction, read_structures
-    from glassfrac.learn.training import ImageModel
-
     models = {"strain_scan": ImageModel.load(strain_path)}
     if location_path is not None:
         models["location_heatmap"] = ImageModel.load(location_path)
@@ -628,15 +612,9 @@ def inside_experiment(exports, strain_path: Path, location_path: Path | None, ou
 
 def _plot_inside(fractions, curves, n, path) -> None:
     """P(inside) against the area fraction, per model; chance diagonal and FC22's point."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from glassfrac.files import save_png
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(4.4, 4.0), dpi=120)
+    fig = Figure(figsize=(4.4, 4.0), dpi=120)
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, label="chance")
     for key, p in curves.items():
         ax.plot(fractions, p, "o-", ms=3, label=key.replace("_", " "))
@@ -649,14 +627,8 @@ def _plot_inside(fractions, curves, n, path) -> None:
 
 def _plot_error_vs_strain(strain, errors, baseline_errors, path) -> None:
     """Location error (Å) of each test sample against its rupture strain, model and constant baseline."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from glassfrac.files import save_png
-
-    fig, ax = plt.subplots(figsize=(4.4, 3.6), dpi=120)
+    fig = Figure(figsize=(4.4, 3.6), dpi=120)
+    ax = fig.subplots()
     ax.scatter(strain, baseline_errors, s=12, color="0.6", label="training circular mean")
     ax.scatter(strain, errors, s=14, color="tab:red", label="model")
     ax.set_xlabel("rupture strain")

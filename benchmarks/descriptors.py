@@ -25,7 +25,7 @@ import numpy as np
 
 from glassfrac import Box, Structure, read
 from glassfrac.analysis.structure_functions import du21_descriptor, fc22_descriptor
-from glassfrac.threads import set_threads
+from glassfrac.core.threads import set_threads
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
 MONOLAYER = DATA / "jumol-2d-silica/sig_1.00_sample_0.data"

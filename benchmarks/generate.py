@@ -26,9 +26,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from glassfrac.core.threads import set_threads  # noqa: E402
 from glassfrac.generate import DualLattice, bond_switch, embed, generate  # noqa: E402
 from glassfrac.generate.targets import gamma_target  # noqa: E402
-from glassfrac.threads import set_threads  # noqa: E402
 
 MACHINE = "2 cores, no GPU"
 SEEDS = 10

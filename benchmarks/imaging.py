@@ -10,8 +10,9 @@ rendered with the FC22 photon model (128 × 128 px, 0.61 Å/px) at two noise lev
 (200 / 25 photons, same background, 0.4 Å point-spread function); seeds 1–3 (``--quick``:
 sample sig 1.00, seed 1). Both detectors, with the pixel size given and (LoG) estimated.
 
-Scoring (glassfrac.imaging.evaluate): one-to-one matches within 0.5 Si–Si (1.525 Å) between
-true Si (with periodic copies) and detections, over the image less a 1.525 Å margin.
+Scoring (glassfrac.imaging.evaluate): optimal one-to-one matches within 0.5 Si–Si (1.525 Å: the
+most pairs, then the least squared distances) between true Si (with periodic copies) and
+detections, over the image less a 1.525 Å margin.
 Figures per level and detector (mean over images, and the worst image for recall/precision):
 
 - ``recall``, ``precision``; ``rms_error`` (Å) of matched positions;
@@ -46,6 +47,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import glassfrac
+from glassfrac.analysis import RingAnalysis
+from glassfrac.core.threads import set_threads
+from glassfrac.generate import generate
+from glassfrac.imaging.build import apply_predictors, build_structure
+from glassfrac.imaging.detect import detect
+from glassfrac.imaging.evaluate import match_points
+from glassfrac.imaging.pipeline import analyse_image
+from glassfrac.imaging.predict import load_predictors
+from glassfrac.learn.render import render
+from glassfrac.mechanics.relax import relax
+from glassfrac.potentials import get_potential
+from glassfrac.report.image_overlay import write_image_figures
 
 os.environ.setdefault("GLASSFRAC_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -105,10 +120,6 @@ def timed(function, *args, **kwargs):
 
 def yukawa_monolayer():
     """The generated, relaxed Yukawa monolayer of the module docstring."""
-    from glassfrac.generate import generate
-    from glassfrac.mechanics.relax import relax
-    from glassfrac.potentials import get_potential
-
     s = generate(rings=(16, 16), mu2=0.6, kind="monolayer", seed=0)
     ((relaxed, stats),) = relax(get_potential("yukawa2d"), [s], fmax=1e-3)
     relaxed.info["relax_converged"] = bool(stats["converged"])
@@ -125,8 +136,6 @@ def agreement(structure, rendered, analysis, results, predictors) -> dict:
     (periodic) sample at the same places. Softness: Pearson r and mean |difference| over the
     interior Si matched to a true Si (within 0.5 Si–Si); LISTI: r and mean |difference| (N/m)
     at the same window centres (image Å → sample Å through the pixel maps)."""
-    from glassfrac.imaging.evaluate import match_points
-
     built = analysis.built
     pm = rendered.pixel_map
     s = built.structure
@@ -153,13 +162,6 @@ def agreement(structure, rendered, analysis, results, predictors) -> dict:
 
 def predict_chain(args):
     """The ``--predict`` figures (module docstring)."""
-    import glassfrac
-    from glassfrac.analysis import RingAnalysis
-    from glassfrac.imaging.build import apply_predictors
-    from glassfrac.imaging.pipeline import analyse_image
-    from glassfrac.imaging.predict import load_predictors, write_figures
-    from glassfrac.imaging.render import render
-
     out_dir = ROOT / "bench-out" / "imaging"
     out_dir.mkdir(parents=True, exist_ok=True)
     paths, tiny = {}, []
@@ -205,7 +207,7 @@ def predict_chain(args):
                    | {"top10_threshold": soft["top10"]["threshold"], "top10_mean": soft["top10"]["mean"]},
                    listi={k: listi.get(k) for k in ("windows", "min", "mean", "max")})
         row["same_as_on_the_sample"] = agreement(structure, rendered, analysis, results, predictors)
-        row["figures"], t_fig = timed(write_figures, rendered.image, built, results, out_dir / name, name)
+        row["figures"], t_fig = timed(write_image_figures, rendered.image, built, results, out_dir / name, name)
         row["seconds"]["figures"] = t_fig
         emit(f"predict_chain_{name}", row["mu2_predicted"], "", row=row, models=models)
 
@@ -217,21 +219,9 @@ def main():
     for name in ("softness", "cnn", "listi"):
         parser.add_argument(f"--{name}", default=None, help=f"{name} model file (with --predict)")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
-    if args.predict:
-        from glassfrac.threads import set_threads
-
-        set_threads(1)
-        return predict_chain(args)
-    import glassfrac
-    from glassfrac.analysis import RingAnalysis
-    from glassfrac.imaging.build import build_structure
-    from glassfrac.imaging.detect import detect
-    from glassfrac.imaging.evaluate import match_points
-    from glassfrac.imaging.render import render
-    from glassfrac.threads import set_threads
-
     set_threads(1)
+    if args.predict:
+        return predict_chain(args)
     files = sorted(DATA.glob("sig_*_sample_0.data"))
     if not files:
         sys.exit(f"samples not found in {DATA}")

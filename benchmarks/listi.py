@@ -53,12 +53,27 @@ from pathlib import Path
 import numpy as np
 
 from glassfrac import Structure, read, write
-from glassfrac.cli import to_jsonable
-from glassfrac.files import atomic_open
-from glassfrac.learn.listi import EVENTS, KINDS, PUBLISHED, Trainer, TrainSettings, evaluate
+from glassfrac.core.files import atomic_open
+from glassfrac.core.jsonable import to_jsonable
+from glassfrac.core.threads import set_threads
+from glassfrac.generate import generate
+from glassfrac.labels import shear_labels
+from glassfrac.labels.probe import ThresholdMap
+from glassfrac.learn.listi import (
+    EVENTS,
+    KINDS,
+    PUBLISHED,
+    ListiModel,
+    Trainer,
+    TrainSettings,
+    evaluate,
+    split_by_sample,
+)
 from glassfrac.learn.windows import WindowSpec, build_windows, load_probed
-from glassfrac.mechanics.protocols import SHEAR_DEFAULTS
-from glassfrac.threads import set_threads
+from glassfrac.mechanics.probe import ProbeSettings, probe_map
+from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, shear_test
+from glassfrac.mechanics.relax import relax
+from glassfrac.potentials import get_potential
 
 ROOT = Path(__file__).resolve().parents[1]
 JUMOL = ROOT.parent / "shared" / "data" / "jumol-2d-silica" / "sig_1.00_sample_0.data"
@@ -95,26 +110,21 @@ def tiled(structure: Structure, nx: int, ny: int) -> Structure:
 
 def probe_and_shear(structure, folder: Path, grid: int, potential, shear: bool = True) -> None:
     """map.npz and (``shear``) events.json of ``structure`` in ``folder`` unless they are there."""
-    from glassfrac.mechanics.probe import ProbeSettings, probe_map, save_map
-    from glassfrac.mechanics.protocols import shear_test
-
     if not (folder / "map.npz").is_file():
         settings = ProbeSettings(grid=grid)
         start = time.perf_counter()
         result = probe_map(structure, potential, settings)
-        save_map(result, folder / "map.npz", settings, extra={"seconds": time.perf_counter() - start})
+        ThresholdMap.from_result(result, settings, seconds=time.perf_counter() - start).save(folder / "map.npz")
     if shear and not (folder / "events.json").is_file():
         start = time.perf_counter()
-        _, labels = shear_test(structure, potential, SHEAR)
+        labels = shear_labels(shear_test(structure, potential, SHEAR))
         with atomic_open(folder / "events.json") as handle:
-            json.dump(to_jsonable({"events": labels["events"], "seconds": time.perf_counter() - start}), handle)
+            json.dump(to_jsonable({"events": labels.to_dict()["events"], "seconds": time.perf_counter() - start}),
+                      handle)
 
 
 def make_sample(k: int, folder: Path, grid: int, potential, shear: bool = True) -> None:
     """Generate, relax, probe and shear sample ``k`` into ``folder`` (cached step by step)."""
-    from glassfrac.generate import generate
-    from glassfrac.mechanics.relax import relax
-
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "structure.xyz"
     if not path.is_file():
@@ -133,8 +143,6 @@ def covers(named: dict | None, samples) -> bool:
 
 def split_of(samples, named: dict | None) -> dict:
     """Sample numbers per part: the dataset's split.json (names) if it covers every sample, else seeded."""
-    from glassfrac.learn.listi import split_by_sample
-
     if not covers(named, samples):
         return split_by_sample(len(samples), FRACTIONS, seed=0)
     number = {s.name: k for k, s in enumerate(samples)}
@@ -143,9 +151,7 @@ def split_of(samples, named: dict | None) -> dict:
 
 def describe(samples, split, grid, data: Path, named: dict | None) -> dict:
     """The dataset figure: sizes, split, events, probing cost."""
-    from glassfrac.mechanics.probe import load_map
-
-    seconds = [load_map(data / s.name / "map.npz")["meta"].get("seconds") for s in samples]
+    seconds = [ThresholdMap.load(data / s.name / "map.npz").info.get("seconds") for s in samples]
     atoms = [s.structure.n_atoms for s in samples]
     return {"atoms_per_sample": [min(atoms), max(atoms)], "grid": grid, "windows": grid * grid * len(samples),
             "split": {k: [samples[i].name for i in v] for k, v in split.items()},
@@ -170,8 +176,6 @@ def time_map(model, big, kind: str) -> None:
 
 def retime(kinds, graphs, split, spec, out: Path, big, timed) -> None:
     """Timing figures again on the cached dataset (module docstring, ``--retime``)."""
-    from glassfrac.learn.listi import ListiModel
-
     for kind in kinds:
         path = out / f"{kind}.safetensors"
         if not path.is_file():
@@ -212,7 +216,6 @@ def main():
     parser.add_argument("--map-models", default="gnn", help="comma-separated models whose map time is measured")
     args = parser.parse_args()
     set_threads(1)
-    from glassfrac.potentials import get_potential
 
     n_samples = args.samples or (4 if args.quick else 36)
     grid = args.grid or (8 if args.quick else 16)

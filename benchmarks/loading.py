@@ -43,18 +43,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from glassfrac.core.threads import set_threads  # noqa: E402
 from glassfrac.generate import generate  # noqa: E402
+from glassfrac.labels import shear_labels, tension_labels  # noqa: E402
 from glassfrac.mechanics.protocols import (  # noqa: E402
     SHEAR_DEFAULTS,
     TENSION_DEFAULTS,
-    save_run,
     shear_test,
     tension_test,
 )
 from glassfrac.mechanics.relax import relax  # noqa: E402
 from glassfrac.potentials import get_potential  # noqa: E402
+from glassfrac.report.loading import save_run  # noqa: E402
 from glassfrac.structure import read, write  # noqa: E402
-from glassfrac.threads import set_threads  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared/data"
@@ -123,17 +124,18 @@ def tension_speed(args, out: Path):
     settings = TENSION_DEFAULTS
     if args.quick:
         settings = dataclasses.replace(settings, max_strain=0.05)
-    (result, labels), cpu, wall = timed(tension_test, bilayer, get_potential("watanabe"), settings)
+    result, cpu, wall = timed(tension_test, bilayer, get_potential("watanabe"), settings)
+    labels = tension_labels(result)
     stats = run_stats(result)
     steps_done = result.curve.arrays()["strain"].max() / settings.step
-    full_steps = (labels["rupture_strain"] or 0.2) / settings.step if args.quick else steps_done
+    full_steps = (labels.rupture_strain or 0.2) / settings.step if args.quick else steps_done
     factor = full_steps / steps_done
     emit(f"tension_{bilayer.n_atoms}_atoms_to_fracture_wall_seconds", round(wall * factor, 1), "s",
          {"what": "FC22 published run, 16 MPI ranks", "value": 2.6 * 3600, "unit": "s"}, args.quick,
          cpu_seconds=round(cpu * factor, 1), measured={"wall": round(wall, 1), "cpu": round(cpu, 1),
                                                        "max_strain": float(result.curve.arrays()["strain"].max())},
-         goal_seconds=600, rupture_strain=labels["rupture_strain"], peak_stress=labels["peak_stress"],
-         modulus=labels["modulus"], fractured=result.fractured, sample_cpu_seconds=round(made, 1),
+         goal_seconds=600, rupture_strain=labels.rupture_strain, peak_stress=labels.peak_stress,
+         modulus=labels.modulus, fractured=result.fractured, sample_cpu_seconds=round(made, 1),
          settings={"step": settings.step, "precision": settings.precision, "fmax": settings.fmax}, **stats)
 
 
@@ -142,7 +144,7 @@ def shear_speed(args, out: Path):
     steps = 40 if args.quick else 400
     settings = dataclasses.replace(SHEAR_DEFAULTS, max_strain=steps * SHEAR_DEFAULTS.step, max_events=None,
                                    snapshots=False)
-    (result, labels), cpu, wall = timed(shear_test, monolayer, get_potential("yukawa2d"), settings)
+    result, cpu, wall = timed(shear_test, monolayer, get_potential("yukawa2d"), settings)
     factor = 400 / steps
     emit(f"pure_shear_400_steps_{monolayer.n_atoms}_atoms_wall_seconds", round(wall * factor, 1), "s",
          {"what": "LISTI25 remote loading (time not published)"}, args.quick,
@@ -172,7 +174,7 @@ def precursors(result, labels) -> dict:
     k = int(np.argmax(c["stress"]))
     peak_strain, peak = float(c["strain"][k]), float(c["stress"][k])
     before = [e for e in result.events if e.strain <= peak_strain + 1e-12]
-    rupture = labels["rupture_strain"]
+    rupture = labels.rupture_strain
     return {"events_before_peak": len(before),
             "stress_drop_before_peak_fraction": float(sum(max(e.stress_drop, 0.0) for e in before) / peak),
             "first_event_to_peak_strain": float(peak_strain - before[0].strain_before) if before else 0.0,
@@ -190,12 +192,13 @@ def ensemble(args, out: Path, records: Records):
                 continue
             if item is None:
                 structure, made = sample(out, "bilayer", (8, 8), seed, mu2=mu2)
-                (result, labels), cpu, wall = timed(tension_test, structure, potential, ENSEMBLE)
+                result, cpu, wall = timed(tension_test, structure, potential, ENSEMBLE)
+                labels = tension_labels(result)
                 c = result.curve.arrays()
                 item = {"key": key, "mu2": mu2, "seed": seed, "atoms": structure.n_atoms,
-                        "mu2_achieved": structure.info.get("mu2"), "modulus": labels["modulus"],
-                        "peak_stress": labels["peak_stress"], "peak_strain": float(c["strain"][np.argmax(c["stress"])]),
-                        "rupture_strain": labels["rupture_strain"], "fractured": result.fractured,
+                        "mu2_achieved": structure.info.get("mu2"), "modulus": labels.modulus,
+                        "peak_stress": labels.peak_stress, "peak_strain": float(c["strain"][np.argmax(c["stress"])]),
+                        "rupture_strain": labels.rupture_strain, "fractured": result.fractured,
                         "failure_width": failure_width(c["strain"], c["stress"]),
                         **precursors(result, labels),
                         "cpu_seconds": cpu, "wall_seconds": wall, "curve": [c["strain"].tolist(), c["stress"].tolist()],
@@ -233,8 +236,6 @@ def ensemble(args, out: Path, records: Records):
 # -- (c) shear events ------------------------------------------------------------------------
 
 def shear_events(args, out: Path, records: Records):
-    from glassfrac.analysis.nonaffine import d2min
-
     potential = get_potential("yukawa2d")
     settings = dataclasses.replace(SHEAR_DEFAULTS, snapshots=True)
     inside, percentiles = [], []
@@ -247,12 +248,11 @@ def shear_events(args, out: Path, records: Records):
             continue
         if item is None:
             structure, made = sample(out, "monolayer", (12, 12), seed, distribution="lognormal", sigma_factor=1.0)
-            (result, labels), cpu, wall = timed(shear_test, structure, potential, settings)
+            result, cpu, wall = timed(shear_test, structure, potential, settings)
             events = []
-            for event, summary in zip(result.events, labels["events"], strict=True):
-                field = d2min(event.before, event.after, cutoff=4.0)
-                site = summary["atom"]
-                events.append({"strain": summary["strain"], "stress_drop": summary["stress_drop"], "atom": site,
+            for label in shear_labels(result, d2min_cutoff=4.0).events:
+                field, site = label.d2min, label.atom
+                events.append({"strain": label.strain, "stress_drop": label.stress_drop, "atom": site,
                                "d2min_percentile": float((field < field[site]).mean()),
                                "in_top_10_percent": bool(field[site] >= np.quantile(field, 0.9))})
             item = {"key": key, "seed": seed, "atoms": structure.n_atoms, "events": events, "cpu_seconds": cpu,
@@ -291,15 +291,16 @@ class Progress:
 
 def fc22(args, out: Path):
     structure = read(FC22)
-    (result, labels), cpu, wall = timed(tension_test, structure, get_potential("watanabe"), TENSION_DEFAULTS,
-                                        on_state=Progress(out / "fc22"))
-    save_run(result, labels, out / "fc22", "tension")
+    result, cpu, wall = timed(tension_test, structure, get_potential("watanabe"), TENSION_DEFAULTS,
+                              on_state=Progress(out / "fc22"))
+    labels = tension_labels(result)
+    save_run(result, labels, out / "fc22")
     c = result.curve.arrays()
     at = {e: float(np.interp(e, c["strain"], c["stress"])) for e in (0.05, 0.10)}
-    emit("fc22_reference_bilayer_rupture_strain", labels["rupture_strain"], "strain",
+    emit("fc22_reference_bilayer_rupture_strain", labels.rupture_strain, "strain",
          {"what": "FC22 reference run: first break 0.138, peak 15.6 N/m at 0.135, 6.2 / 12.0 N/m at 0.05 / 0.10, "
                   "modulus 124 N/m"},
-         peak_stress=labels["peak_stress"], modulus=labels["modulus"], stress_at_0_05=at[0.05],
+         peak_stress=labels.peak_stress, modulus=labels.modulus, stress_at_0_05=at[0.05],
          stress_at_0_10=at[0.10], cpu_seconds=round(cpu, 1), wall_seconds=round(wall, 1), **run_stats(result))
 
 

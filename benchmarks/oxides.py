@@ -24,12 +24,12 @@ import os
 import time
 from pathlib import Path
 
-from glassfrac.oxides.config import load_config
-from glassfrac.oxides.md import LammpsMD, MDSettings, Stage, n_steps
-from glassfrac.oxides.quench import melt_quench, random_alumina
-from glassfrac.oxides.softness import du21_softness_descriptor
-from glassfrac.oxides.tension import replicate
-from glassfrac.threads import set_threads
+from glassfrac.campaign.oxide_config import load_config
+from glassfrac.core.threads import set_threads
+from glassfrac.generate.quench import melt_quench, random_alumina
+from glassfrac.learn.oxide_softness import du21_softness_descriptor
+from glassfrac.mechanics.md import LammpsMD, MDSettings, Stage, n_steps
+from glassfrac.mechanics.md_tension import replicate
 
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "oxide-paper.toml"
 MACHINE = f"{os.cpu_count()} cores (shared), 1 thread, 1 MPI rank"

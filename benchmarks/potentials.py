@@ -29,10 +29,10 @@ import torch  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
 from glassfrac import Box, Structure, read  # noqa: E402
+from glassfrac.core.threads import set_threads  # noqa: E402
 from glassfrac.potentials import VerletList  # noqa: E402
 from glassfrac.potentials.lammps import lammps_frame, lammps_input_lines, open_lammps  # noqa: E402
 from glassfrac.potentials.yukawa import Yukawa2D  # noqa: E402
-from glassfrac.threads import set_threads  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/jumol-2d-silica/sig_1.00_sample_0.data"
 MACHINE = "2 cores, no GPU"
@@ -83,7 +83,7 @@ class Lammps:
     """One LAMMPS instance holding the structure, for timing force evaluations."""
 
     def __init__(self, structure, potential):
-        cell, origin, x, _ = lammps_frame(structure)
+        cell, origin, x = lammps_frame(structure)[:3]
         hi = origin + np.diag(cell)
         self.lmp = open_lammps()
         self.lmp.commands_list([

@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from glassfrac import read
-from glassfrac.mechanics.probe import ProbeSettings, event_locations, goodness, grid_centres, load_map, probe_map
+from glassfrac.core.threads import set_threads
+from glassfrac.labels.probe import ThresholdMap, event_locations
+from glassfrac.mechanics.probe import ProbeSettings, grid_centres, probe_map
 from glassfrac.potentials import get_potential
+from glassfrac.report.probe_plot import plot_threshold_map
 from glassfrac.structure import Box, Structure
-from glassfrac.threads import set_threads
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "jumol-2d-silica" / "sig_1.00_sample_0.data"
 REFERENCE = {"what": "LISTI25 probing, one sample map, M1 Ultra", "value": 17 * 3600, "unit": "s"}
@@ -55,19 +57,17 @@ def cpu_seconds() -> float:
 
 def score_dataset(folder: Path, figure=None):
     """Goodness per event number over the samples of ``folder`` (JSON lines)."""
-    from glassfrac.report.probe_plot import plot_threshold_map
-
     rows, names = [], []
     for sample in sorted(p for p in folder.iterdir() if p.is_dir()):
         if not all((sample / f).is_file() for f in ("map.npz", "events.json", "structure.xyz")):
             continue
-        structure, result = read(sample / "structure.xyz"), load_map(sample / "map.npz")
+        structure, result = read(sample / "structure.xyz"), ThresholdMap.load(sample / "map.npz")
         events = event_locations(sample / "events.json")
-        rows.append(goodness(result["threshold"], result["centres"], events, structure.box))
+        rows.append(result.goodness(events, structure.box))
         names.append(sample.name)
         if figure is not None and len(rows) == 1:
-            plot_threshold_map(result["threshold"], structure.box, events, figure,
-                               title=f"{sample.name}: Δτ ({result['threshold'].shape[0]}² grid) and shear events")
+            plot_threshold_map(result.threshold, structure.box, events, figure,
+                               title=f"{sample.name}: Δτ ({result.threshold.shape[0]}² grid) and shear events")
     if not rows:
         raise SystemExit(f"{folder}: no sample folder with map.npz, events.json and structure.xyz")
     width = max(len(r) for r in rows)

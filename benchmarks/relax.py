@@ -39,11 +39,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
-from glassfrac.mechanics.relax import FireParameters, Relaxer  # noqa: E402
+from glassfrac.core.threads import set_threads  # noqa: E402
+from glassfrac.mechanics.fire import FireParameters  # noqa: E402
+from glassfrac.mechanics.relax import Relaxer  # noqa: E402
 from glassfrac.potentials import get_potential  # noqa: E402
 from glassfrac.potentials.lammps import lammps_input_lines, open_lammps  # noqa: E402
 from glassfrac.structure import Box, Structure, read  # noqa: E402
-from glassfrac.threads import set_threads  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
 SAMPLE = DATA / "jumol-2d-silica/sig_1.00_sample_0.data"

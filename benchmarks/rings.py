@@ -16,7 +16,7 @@ import numpy as np
 
 from glassfrac import Structure, read
 from glassfrac.analysis import RingAnalysis
-from glassfrac.threads import set_threads
+from glassfrac.core.threads import set_threads
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/jumol-2d-silica/sig_1.00_sample_0.data"
 

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from glassfrac import read
+from glassfrac.core.threads import set_threads
 from glassfrac.potentials import VerletList
 from glassfrac.potentials.watanabe import Watanabe
-from glassfrac.threads import set_threads
 from timing import timings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/fc22-bilayer/sio2_initial.dump"

@@ -9,7 +9,7 @@ os.environ.setdefault("GLASSFRAC_THREADS", "1")
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from glassfrac.threads import set_threads  # noqa: E402
+from glassfrac.core.threads import set_threads  # noqa: E402
 
 set_threads(1)
 

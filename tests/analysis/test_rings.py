@@ -271,7 +271,7 @@ def test_plot_png_not_blank(jumol, tmp_path):
 
 
 def test_command_line(jumol_files, tmp_path):
-    from glassfrac.analysis import commands
+    from glassfrac.cli import analysis as commands
 
     parser = argparse.ArgumentParser()
     commands.register(parser.add_subparsers())

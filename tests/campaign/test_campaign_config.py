@@ -7,7 +7,7 @@ import pytest
 
 from glassfrac.campaign.config import load_config, parse_config
 from glassfrac.campaign.samples import expand, sample_seeds
-from glassfrac.errors import InputError
+from glassfrac.core.errors import InputError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -46,9 +46,8 @@ def test_shipped_configs_are_valid():
     (BASE + '[tests]\nrun = ["probe"]\n[tests.probe]\ngridd = 8\n', "unknown key 'tests.probe.gridd'"),
     (BASE + '[tests]\nrun = ["probe"]\n[tests.probe]\ngrid = 0\n', "key 'tests.probe.grid': expected a positive"),
     (BASE + '[tests]\nrun = ["probe"]\n[tests.probe]\nsamples = 1.5\n', "key 'tests.probe.samples': expected int"),
-    (BASE.replace('kind = "monolayer"', 'kind = "bilayer"') + '[tests]\nrun = ["probe"]\n',
-     "key 'samples[0].kind': expected 'monolayer' when tests.run has 'probe'"),
-    (BASE + '[potential]\nmonolayer = "watanabe"\n[tests]\nrun = ["probe"]\n', "key 'potential.monolayer'"),
+    (BASE + '[potential]\nmonolayer = "matsui"\n[tests]\nrun = ["probe"]\n',
+     "key 'potential.monolayer': expected a potential with the 'hessian' ability"),
     (BASE + '[tests]\nrun = ["tension"]\n[tests.shear]\nstep = 1e-4\n', "key 'tests.shear'"),
     (BASE + '[tests.tension]\nstepp = 1e-4\n', "unknown key 'tests.tension.stepp'"),
     (BASE + '[relax]\nmethod = "newton"\n', "key 'relax.method'"),
@@ -62,6 +61,11 @@ def test_errors_name_file_and_key(text, message):
         parse_config(text, source="my.toml")
     assert str(err.value).startswith("my.toml: ")
     assert message in str(err.value)
+
+
+def test_bilayers_can_be_probed():
+    config = parse_config(BASE.replace('kind = "monolayer"', 'kind = "bilayer"') + '[tests]\nrun = ["probe"]\n')
+    assert config.tests == ("probe",) and config.groups[0].kind == "bilayer"
 
 
 def test_probe_settings_are_kept_and_replicas_counted_per_disorder_value():

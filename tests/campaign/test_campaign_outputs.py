@@ -9,10 +9,10 @@ from campaign_helpers import cheap_config
 
 from glassfrac.campaign.config import load_config
 from glassfrac.campaign.export import export_dataset
-from glassfrac.campaign.runner import run_campaign
+from glassfrac.campaign.runner import report_campaign, run_campaign
 from glassfrac.campaign.store import CampaignStore, row_structure
 from glassfrac.cli import main
-from glassfrac.report.html import browser, ink, screenshot, write_report
+from glassfrac.report.html import browser, ink, screenshot
 
 LOADING = """
 [tests.tension]
@@ -119,7 +119,7 @@ def test_dataset_npz_and_folder(loaded, tmp_path):
 
 
 def test_report_links_only_existing_files(loaded):
-    path = write_report(loaded)
+    path = report_campaign(loaded)
     text = path.read_text()
     for row in loaded.rows():
         assert f"id='{row.sample_id}'" in text
@@ -132,7 +132,7 @@ def test_report_links_only_existing_files(loaded):
 def test_report_renders_in_headless_chromium(loaded, tmp_path):
     if browser() is None:
         pytest.skip("headless Chromium not found (Debian: apt-get install chromium)")
-    page = ink(screenshot(write_report(loaded), tmp_path / "report.png"))
+    page = ink(screenshot(report_campaign(loaded), tmp_path / "report.png"))
     assert (page["width"], page["height"]) == (1280, 2400)
     assert page["non_white"] > 0.05 and page["coloured"] > 0.003  # text and tables, and coloured figures
     (tmp_path / "blank.html").write_text("<!DOCTYPE html><html><body><p>&nbsp;</p></body></html>")

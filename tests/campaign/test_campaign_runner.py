@@ -12,10 +12,9 @@ import pytest
 from campaign_helpers import same, subprocess_env
 
 from glassfrac.campaign.config import load_config
-from glassfrac.campaign.runner import campaign_status, run_campaign
+from glassfrac.campaign.runner import campaign_status, report_campaign, run_campaign
 from glassfrac.campaign.store import CampaignStore
-from glassfrac.errors import GlassfracError, InputError
-from glassfrac.report.html import write_report
+from glassfrac.core.errors import GlassfracError, InputError
 
 
 def run(path, **kwargs):
@@ -65,7 +64,7 @@ def test_failures_are_recorded_skipped_and_retried(write_config, tmp_path):
     assert status["failures"][0]["stage"] == "generate" and "marker" in status["failures"][0]["error"]
     record = json.loads((tmp_path / "campaign/failed/s000001.json").read_text())
     assert "Traceback" in record["traceback"] and "RuntimeError" in record["traceback"]
-    report = write_report(CampaignStore.open(tmp_path / "campaign")).read_text()
+    report = report_campaign(CampaignStore.open(tmp_path / "campaign")).read_text()
     assert "Failed samples" in report and "RuntimeError: marker" in report
     marker.unlink()
     assert run(path)["ran"] == 0  # failed samples wait for --retry-failed

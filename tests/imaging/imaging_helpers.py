@@ -1,9 +1,21 @@
 """Shared helpers of the imaging tests: truth positions of rendered periodic samples, scoring."""
 
 import numpy as np
+import torch
 
 from glassfrac import Box, Structure
+from glassfrac.analysis import RingAnalysis
+from glassfrac.analysis.structure_functions import fc22_descriptor
+from glassfrac.generate import generate
 from glassfrac.imaging.evaluate import match_points
+from glassfrac.learn.images import ImageSettings, images_from_structures
+from glassfrac.learn.listi import Trainer, TrainSettings
+from glassfrac.learn.resnet import ResNetConfig
+from glassfrac.learn.svm import AtomDataset, TrainingSettings, train
+from glassfrac.learn.training import TrainSettings as ImageTrainSettings
+from glassfrac.learn.training import train_and_evaluate
+from glassfrac.learn.windows import GraphSet, SiNetwork, WindowSpec, window_graphs
+from glassfrac.mechanics.probe import grid_centres
 
 D_SISI = 3.05
 LOW_DOSE = {"photons": {"Si": 200, "O": 25}, "blur": 0.4}
@@ -44,16 +56,12 @@ def honeycomb_si(nx, ny, d=D_SISI) -> Structure:
 
 def small_monolayers(n, rings=(4, 4), seed=0):
     """``n`` periodic 2D silica monolayers with ring-size variances spread over 0.3–1."""
-    from glassfrac.generate import generate
-
     return [generate(rings=rings, mu2=mu2, kind="monolayer", seed=seed + k)
             for k, mu2 in enumerate(np.linspace(0.3, 1.0, n))]
 
 
 def small_ring_label(structure):
     """1 for Si of a ring with fewer than 6 Si, else 0: a learnable stand-in for a rearrangement label."""
-    from glassfrac.analysis import RingAnalysis
-
     rings = RingAnalysis().compute(structure)
     label = np.zeros(structure.n_atoms, np.int8)
     for ring, size in zip(rings.rings, rings.ring_sizes, strict=True):
@@ -67,18 +75,6 @@ def tiny_models(folder, seed=0) -> dict:
     """Train, in seconds, a softness SVM (FC22 descriptor, small-ring label), a mu2 ResNet (32 px
     input, 2 epochs) and a LISTI GNN (ring-statistics stand-in for Δτ, 2 epochs); write them to
     ``folder``; return their paths by CLI name."""
-    import torch
-
-    from glassfrac.analysis.structure_functions import fc22_descriptor
-    from glassfrac.learn.images import ImageSettings, images_from_structures
-    from glassfrac.learn.listi import Trainer, TrainSettings
-    from glassfrac.learn.resnet import ResNetConfig
-    from glassfrac.learn.svm import AtomDataset, TrainingSettings, train
-    from glassfrac.learn.training import TrainSettings as ImageTrainSettings
-    from glassfrac.learn.training import train_and_evaluate
-    from glassfrac.learn.windows import GraphSet, SiNetwork, WindowSpec, window_graphs
-    from glassfrac.mechanics.probe import grid_centres
-
     torch.manual_seed(seed)
     samples = small_monolayers(6, seed=seed)
     for s in samples:

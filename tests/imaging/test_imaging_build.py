@@ -2,19 +2,21 @@
 
 import json
 
+import mrcfile
 import numpy as np
 import pytest
 from imaging_helpers import D_SISI, honeycomb_si, score
+from PIL import Image
 
 import glassfrac
 from glassfrac.analysis import RingAnalysis
 from glassfrac.cli import main
-from glassfrac.errors import InputError
-from glassfrac.imaging.build import apply_predictors, build_structure
+from glassfrac.core.errors import InputError
+from glassfrac.imaging.build import _complete, apply_predictors, build_structure
 from glassfrac.imaging.corrections import Correction, apply_corrections, read_corrections, write_corrections
 from glassfrac.imaging.detect import Roi, detect, read_image, write_image
 from glassfrac.imaging.pipeline import analyse_image
-from glassfrac.imaging.render import PixelMap, render
+from glassfrac.learn.render import PixelMap, render
 from glassfrac.report.image_overlay import plot_detections
 
 
@@ -94,8 +96,6 @@ def test_build_of_a_honeycomb_patch():
 
 
 def test_missing_bonds_between_close_undercoordinated_si_are_restored():
-    from glassfrac.imaging.build import _complete
-
     si = honeycomb_si(4, 4).positions  # an open patch: edge Si have 1 or 2 bonds
     i, j = np.array([(a, b) for a in range(len(si)) for b in range(a + 1, len(si))]).T
     true = np.column_stack([i, j])[np.abs(np.linalg.norm(si[i] - si[j], axis=1) - D_SISI) < 1e-6]
@@ -194,9 +194,6 @@ def test_corrections_errors(tmp_path):
 # -- reading images -----------------------------------------------------------------------------
 
 def test_image_formats_round_trip(tmp_path):
-    import mrcfile
-    from PIL import Image
-
     image = np.random.default_rng(0).uniform(0, 200, (40, 50))
     write_image(tmp_path / "a.tif", image, pixel_size=0.3)
     loaded = read_image(tmp_path / "a.tif")

@@ -8,14 +8,16 @@ import json
 import numpy as np
 import pytest
 from imaging_helpers import tiny_models
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 import glassfrac
 from glassfrac.cli import main
-from glassfrac.errors import InputError
+from glassfrac.core.errors import InputError
 from glassfrac.imaging.build import apply_predictors, build_structure, hull_depth
 from glassfrac.imaging.detect import detect, write_image
 from glassfrac.imaging.predict import ListiPredictor, load_predictors
-from glassfrac.imaging.render import render
+from glassfrac.learn.render import render
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +100,6 @@ def test_predictions_move_with_the_image_content(models, found):
 
 
 def test_model_files_are_checked(models, tmp_path):
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
     with safe_open(str(models["listi"]), framework="pt") as handle:
         meta = handle.metadata()
     tensors = {k.replace("nodes", "query"): v for k, v in load_file(str(models["listi"])).items()}

@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 from imaging_helpers import D_SISI, LOW_DOSE, score
+from scipy.spatial import cKDTree
 
 import glassfrac
 from glassfrac import Box, Structure
 from glassfrac.imaging.detect import Roi, detect, estimate_pixel_size, estimate_spacing
-from glassfrac.imaging.render import PixelMap, RenderSettings, imaged_atoms, rebin, render
+from glassfrac.imaging.evaluate import match_points
+from glassfrac.learn.render import PixelMap, RenderSettings, imaged_atoms, rebin, render
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +111,6 @@ def test_pixel_size_estimated_from_the_si_spacing(sample):
     rendered = render(sample, seed=2)
     true_px = rendered.pixel_map.pixel_size
     si = sample.positions[sample.species == "Si"]
-    from scipy.spatial import cKDTree
-
     d_true = np.median(cKDTree(si).query(si, k=4)[0][:, 1:])  # this sample's Si–Si, Å
     assert estimate_spacing(rendered.image) == pytest.approx(d_true / true_px, rel=0.05)
     found = detect(rendered.image)
@@ -145,6 +145,22 @@ def test_inverted_contrast(sample):
 def test_coarse_image_refused():
     with pytest.raises(glassfrac.InputError, match="too coarse"):
         detect(np.zeros((32, 32)), pixel_size=1.5)
+
+
+def test_matching_takes_the_most_pairs_then_the_least_squared_distance():
+    # closest pair first would match true 0 to found 0 (0.5 Å) and leave true 1 with no partner
+    true, found = [[0.0, 0.0], [1.4, 0.0]], [[0.5, 0.0], [-0.7, 0.0]]
+    m = match_points(true, found, tolerance=1.0)
+    assert m.pairs.tolist() == [[0, 1], [1, 0]]
+    assert m.recall == 1.0 and m.precision == 1.0
+    assert m.rms == pytest.approx(np.sqrt((0.7**2 + 0.9**2) / 2))
+    # same number of pairs either way: the smaller sum of squares wins (0.3² + 0.4² < 0.6² + 0.7²)
+    m = match_points([[0.0, 0.0], [1.0, 0.0]], [[0.6, 0.0], [0.3, 0.0]], tolerance=1.0)
+    assert m.pairs.tolist() == [[0, 1], [1, 0]]
+    m = match_points([[0.0, 0.0]], [[5.0, 0.0]], tolerance=1.0)
+    assert len(m.pairs) == 0 and m.recall == 0.0 and np.isnan(m.rms) and m.spurious.tolist() == [0]
+    with pytest.raises(ValueError, match="tolerance"):
+        match_points(true, found, tolerance=0.0)
 
 
 @pytest.mark.slow

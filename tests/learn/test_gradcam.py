@@ -3,7 +3,6 @@
 import numpy as np
 import torch
 
-from glassfrac.imaging.render import PixelMap
 from glassfrac.learn.gradcam import (
     attention,
     attention_divergence,
@@ -17,6 +16,7 @@ from glassfrac.learn.gradcam import (
     upsample_periodic,
 )
 from glassfrac.learn.images import CellPixelMap, ImageSettings, Transform, augmentations, pixel_sizes
+from glassfrac.learn.render import PixelMap
 from glassfrac.learn.resnet import ResNetConfig
 from glassfrac.learn.training import ImageModel
 from glassfrac.structure import Box, Structure

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from glassfrac.imaging.render import PixelMap
 from glassfrac.learn.images import (
     CellPixelMap,
     ImageSettings,
@@ -17,6 +16,7 @@ from glassfrac.learn.images import (
     render_sample,
     sample_augmentations,
 )
+from glassfrac.learn.render import PixelMap
 from glassfrac.structure import Box, Structure, write
 
 ALL_FLIPS = [(fx, fy) for fx in (False, True) for fy in (False, True)]

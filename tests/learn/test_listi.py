@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from glassfrac import Box, Structure, read, write
-from glassfrac.learn import listi_commands
+from glassfrac.cli import listi as listi_commands
+from glassfrac.labels.probe import ThresholdMap, goodness
 from glassfrac.learn.listi import KINDS, BoostedTrees, ListiModel, Trainer, TrainSettings, evaluate
 from glassfrac.learn.windows import (
     GraphSet,
@@ -23,7 +24,7 @@ from glassfrac.learn.windows import (
     window_images,
     window_sequences,
 )
-from glassfrac.mechanics.probe import ProbeSettings, goodness, grid_centres, load_map, save_map
+from glassfrac.mechanics.probe import ProbeSettings, grid_centres
 
 SPEC = WindowSpec(image_size=16)
 
@@ -241,11 +242,11 @@ def test_learns_a_structural_target_and_maps_in_the_probe_format(graphs, sample,
     assert figures["windows"] == 36 and figures["correlation"] > 0.9
     result = model.predict_map(sample, grid=4)
     assert result["threshold"].shape == (4, 4) and result["seconds"] > 0
-    save_map({k: v for k, v in result.items() if k != "seconds"}, tmp_path / "map.npz", ProbeSettings(grid=4))
-    back = load_map(tmp_path / "map.npz")
-    assert np.array_equal(back["threshold"], result["threshold"])
-    events = back["centres"][[np.argmin(back["threshold"]), np.argmax(back["threshold"])]]
-    assert np.allclose(goodness(back["threshold"], back["centres"], events, sample.box), [1 - 2 / 16, -1.0])
+    ThresholdMap.from_result(result, ProbeSettings(grid=4)).save(tmp_path / "map.npz")
+    back = ThresholdMap.load(tmp_path / "map.npz")
+    assert np.array_equal(back.threshold, result["threshold"])
+    events = back.centres[[np.argmin(back.threshold), np.argmax(back.threshold)]]
+    assert np.allclose(goodness(back.threshold, back.centres, events, sample.box), [1 - 2 / 16, -1.0])
 
 
 # -- the command line -------------------------------------------------------------------------------
@@ -266,8 +267,8 @@ def test_command_line_trains_on_a_dataset_folder_and_maps(jumol_files, tmp_path)
         write(s, folder / "structure.xyz")
         centres = grid_centres(s.box, 5)
         g = window_graphs(SiNetwork.from_structure(s), centres, 0.0, SPEC)
-        save_map({"threshold": fake_threshold(g).reshape(5, 5), "centres": centres, "unit": "N/m"},
-                 folder / "map.npz", ProbeSettings(grid=5))
+        ThresholdMap.from_result({"threshold": fake_threshold(g).reshape(5, 5), "centres": centres},
+                                 ProbeSettings(grid=5)).save(folder / "map.npz")
         events = {"events": [{"location": centres[np.argmin(fake_threshold(g))].tolist()}]}
         (folder / "events.json").write_text(json.dumps(events))
     (data / "split.json").write_text(json.dumps({"train": ["s0"], "validation": ["s1"], "test": ["s2"]}))
@@ -281,4 +282,4 @@ def test_command_line_trains_on_a_dataset_folder_and_maps(jumol_files, tmp_path)
     assert held_out["goodness"]["probed"][0] == pytest.approx(1 - 2 / 25) and held_out["goodness_samples"][0] == 1
     out = run_cli(["map", str(tmp_path / "b.safetensors"), str(data / "s2" / "structure.xyz"), "-o",
                    str(tmp_path / "m.npz"), "--grid", "5"])
-    assert out["seconds"] > 0 and load_map(tmp_path / "m.npz")["threshold"].shape == (5, 5)
+    assert out["seconds"] > 0 and ThresholdMap.load(tmp_path / "m.npz").threshold.shape == (5, 5)

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import matthews_corrcoef
 
-from glassfrac.imaging.render import PixelMap
 from glassfrac.learn.gradcam import location_probability
 from glassfrac.learn.images import ImageDataset, ImageSettings
+from glassfrac.learn.render import PixelMap
 from glassfrac.learn.resnet import (
     CrackNet,
     LocationMapNet,
@@ -28,7 +29,6 @@ from glassfrac.learn.training import (
     heatmap_target,
     location_loss,
     location_metrics,
-    matthews,
     split_samples,
     train_and_evaluate,
 )
@@ -83,7 +83,10 @@ def test_location_loss_is_periodic():
 def test_circular_mean_mcc_and_split():
     assert np.allclose(circular_mean([0.95, 0.05]) % 1.0 * (1 - circular_mean([0.95, 0.05]) % 1.0), 0, atol=1e-12)
     assert np.isclose(circular_mean([0.2, 0.4]), 0.3)
-    assert matthews([1, 1, 0, 0], [1, 1, 0, 0]) == 1.0 and matthews([1, 1, 0, 0], [0, 0, 1, 1]) == -1.0
+    # crack_mcc's MCC is scikit-learn's: ±1 at the extremes, 0 when undefined
+    assert matthews_corrcoef([1, 1, 0, 0], [1, 1, 0, 0]) == 1.0
+    assert matthews_corrcoef([1, 1, 0, 0], [0, 0, 1, 1]) == -1.0
+    assert crack_mcc(np.zeros((10, 10)), np.full((4, 2), 0.5), np.zeros(4, int)) == 0.0
     field = np.zeros((10, 10))
     field[3, :] = 1.0  # a predicted horizontal crack at row 3
     uv = np.array([[(c + 0.5) / 10, (r + 0.5) / 10] for r in range(10) for c in range(10)])

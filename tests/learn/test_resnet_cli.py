@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from glassfrac.learn import cnn_commands
+from glassfrac.cli import cnn as cnn_commands
 from glassfrac.structure import Box, Structure, write
 
 

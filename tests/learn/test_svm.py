@@ -12,7 +12,7 @@ import pytest
 from glassfrac import InputError, Structure, read, write
 from glassfrac.analysis.rings import RingAnalysis
 from glassfrac.analysis.structure_functions import du21_descriptor, fc22_descriptor
-from glassfrac.learn import commands
+from glassfrac.cli import learn as commands
 from glassfrac.learn.svm import AtomDataset, SoftnessModel, TrainingSettings, load_dataset, pipeline, train
 
 

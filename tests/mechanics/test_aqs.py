@@ -5,8 +5,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from glassfrac.analysis.nonaffine import d2min
 from glassfrac.generate import generate
-from glassfrac.mechanics.protocols import TENSION_DEFAULTS, tension_test
+from glassfrac.labels import shear_labels, tension_labels
+from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS, shear_test, tension_test
+from glassfrac.mechanics.relax import relax
 from glassfrac.potentials import get_potential
 
 
@@ -19,17 +22,18 @@ def runs():
         # the bisected run keeps no snapshots: its labels must still find the broken bonds
         settings = dataclasses.replace(TENSION_DEFAULTS, step=step, precision=1e-3, fmax=1e-6,
                                        max_strain=0.126, fracture_fraction=-np.inf, snapshots=name == "fixed")
-        out[name] = tension_test(sample, potential, settings)
+        result = tension_test(sample, potential, settings)
+        out[name] = result, tension_labels(result)
     return out
 
 
 def test_bisected_rupture_strain_agrees_with_fixed_steps(runs):
     bisected, fixed = runs["bisected"][1], runs["fixed"][1]
-    assert fixed["rupture_strain"] is not None
+    assert fixed.rupture_strain is not None
     # both bracket the same first bond break to the requested precision
-    assert abs(bisected["rupture_strain"] - fixed["rupture_strain"]) <= 1e-3 + 1e-12
+    assert abs(bisected.rupture_strain - fixed.rupture_strain) <= 1e-3 + 1e-12
     # the same bonds break in the first break event
-    assert sorted(bisected["rupture_bonds"]) == sorted(fixed["rupture_bonds"])
+    assert sorted(bisected.rupture_bonds.tolist()) == sorted(fixed.rupture_bonds.tolist())
 
 
 def test_every_event_of_the_fixed_run_is_found_by_bisection(runs):
@@ -41,28 +45,26 @@ def test_every_event_of_the_fixed_run_is_found_by_bisection(runs):
 
 def test_small_strain_modulus_and_curve_are_the_same(runs):
     a, b = runs["bisected"][1], runs["fixed"][1]
-    assert a["modulus"] == pytest.approx(b["modulus"], rel=1e-3)
-    assert 60 < a["modulus"] < 200  # N/m, a silica bilayer (FC22: ≈ 124–146)
-    assert a["stress_unit"] == "N/m"
+    assert a.modulus == pytest.approx(b.modulus, rel=1e-3)
+    assert 60 < a.modulus < 200  # N/m, a silica bilayer (FC22: ≈ 124–146)
+    assert a.stress_unit == "N/m"
 
 
 def test_shear_event_is_found_and_located_in_its_region_of_large_d2min():
-    from glassfrac.analysis.nonaffine import d2min
-    from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, shear_test
-    from glassfrac.mechanics.relax import relax
-
     yukawa = get_potential("yukawa2d")
     sample = generate((6, 6), kind="monolayer", distribution="lognormal", sigma_factor=1.5, seed=0)  # 180 atoms
     (sample, info), = relax(yukawa, [sample], cell=True, raise_on_failure=True)
     settings = dataclasses.replace(SHEAR_DEFAULTS, step=2e-3, precision=1e-4, max_events=1, max_strain=0.1)
-    result, labels = shear_test(sample, yukawa, settings)
-    assert len(labels["events"]) == 1
-    event, label = result.events[0], labels["events"][0]
-    assert "stress_drop" in event.kind and label["stress_drop"] > 1e-3  # N/m
+    result = shear_test(sample, yukawa, settings)
+    labels = shear_labels(result)
+    assert len(labels.events) == 1
+    event, label = result.events[0], labels.events[0]
+    assert "stress_drop" in event.kind and label.stress_drop > 1e-3  # N/m
     assert event.strain - event.strain_before <= 1e-4 + 1e-12
     field = d2min(event.before, event.after, cutoff=4.0)
-    assert field[label["atom"]] >= np.quantile(field, 0.9)  # the located atom is in the top 10 % of D²min
-    assert np.allclose(label["location"], result.reference.box.wrap(result.reference.positions[label["atom"]][None])[0])
+    assert np.array_equal(label.d2min, field)
+    assert field[label.atom] >= np.quantile(field, 0.9)  # the located atom is in the top 10 % of D²min
+    assert np.allclose(label.location, result.reference.box.wrap(result.reference.positions[label.atom][None])[0])
 
 
 def test_curve_holds_only_the_path_and_matches_the_fixed_run(runs):
@@ -79,16 +81,13 @@ def test_curve_holds_only_the_path_and_matches_the_fixed_run(runs):
 
 
 def test_shear_labels_keep_their_d2min_with_snapshots_off():
-    from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, shear_test
-    from glassfrac.mechanics.relax import relax
-
     yukawa = get_potential("yukawa2d")
     sample = generate((6, 6), kind="monolayer", distribution="lognormal", sigma_factor=1.5, seed=0)  # 180 atoms
     (sample, _), = relax(yukawa, [sample], cell=True, raise_on_failure=True)
     settings = dataclasses.replace(SHEAR_DEFAULTS, step=2e-3, precision=1e-4, max_events=1, max_strain=0.1,
                                    snapshots=False)
-    result, labels = shear_test(sample, yukawa, settings)
-    assert len(labels["events"]) == 1 and labels["events"][0]["d2min_max"] > 0
+    labels = shear_labels(shear_test(sample, yukawa, settings))
+    assert len(labels.events) == 1 and labels.events[0].d2min_max > 0
 
 
 def test_bisection_trials_stop_early_but_every_kept_state_is_relaxed(runs):

@@ -7,18 +7,14 @@ import pytest
 import torch
 
 from glassfrac import read
-from glassfrac.mechanics.probe import (
-    ProbeSettings,
-    _Rows,
-    cut_windows,
-    event_locations,
-    goodness,
-    grid_centres,
-    load_map,
-    probe_map,
-    save_map,
-)
+from glassfrac.core.units import EV_PER_A2_IN_N_PER_M
+from glassfrac.generate import generate
+from glassfrac.labels.probe import ThresholdMap, event_locations, goodness
+from glassfrac.mechanics.probe import ProbeSettings, _Rows, cut_windows, default_shell, grid_centres, probe_map
+from glassfrac.mechanics.relax import Relaxer
 from glassfrac.potentials import get_potential
+from glassfrac.potentials.batch import Batch
+from glassfrac.structure import Box, Structure
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +117,27 @@ def test_two_workers_give_the_same_map(sample, potential, batched):
 
 def test_map_file_round_trip(tmp_path, sample, potential):
     result = {"threshold": np.arange(4.0).reshape(2, 2), "centres": np.zeros((4, 2)), "unit": "N/m"}
-    save_map(result, tmp_path / "m.npz", ProbeSettings(grid=2), {"source": "x"})
-    back = load_map(tmp_path / "m.npz")
-    assert np.array_equal(back["threshold"], result["threshold"])
-    assert back["meta"]["unit"] == "N/m" and back["meta"]["settings"]["grid"] == 2
+    ThresholdMap.from_result(result, ProbeSettings(grid=2), source="x").save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as data:  # the format of every map.npz so far
+        meta = json.loads(str(data["meta"]))
+        assert np.array_equal(data["threshold"], result["threshold"])
+    assert meta["unit"] == "N/m" and meta["settings"]["grid"] == 2 and meta["source"] == "x"
+    typed = ThresholdMap.load(tmp_path / "m.npz")
+    assert np.array_equal(typed.threshold, result["threshold"]) and typed.info == {"source": "x"}
+    assert typed.settings["grid"] == 2 and typed.load_angle == 0.0
+
+
+def test_threshold_map_from_a_probe_saves_and_loads(tmp_path, sample, potential, batched):
+    settings = ProbeSettings(grid=4, chunk=2)
+    made = ThresholdMap.from_result(batched, settings, source="jumol")
+    made.save(tmp_path / "map.npz")
+    back = ThresholdMap.load(tmp_path / "map.npz")
+    assert np.array_equal(back.threshold, batched["threshold"]) and np.array_equal(back.centres, batched["centres"])
+    assert np.array_equal(back.per_window["strain_c"], batched["strain_c"]) and back.info == {"source": "jumol"}
+    assert back.settings == made.settings and back.unit == "N/m"
+    events = batched["centres"][[1]]
+    assert np.array_equal(back.goodness(events, sample.box),
+                          goodness(batched["threshold"], batched["centres"], events, sample.box))
 
 
 def test_event_locations_from_a_shear_test_or_a_dataset_folder(tmp_path):
@@ -148,3 +161,96 @@ def test_goodness_extremes(sample):
     # an event on the lowest-threshold point scores close to 1, on the highest -1
     assert goodness(values, centres, centres[0][None], sample.box)[0] == pytest.approx(1 - 2 / 16)
     assert goodness(values, centres, centres[15][None], sample.box)[0] == pytest.approx(-1.0)
+
+
+# -- a many-body potential: Watanabe bilayers ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bilayer():
+    """A small generated bilayer (3D, z not periodic), relaxed with the Watanabe potential."""
+    structure = generate(rings=(8, 8), mu2=0.3, kind="bilayer", seed=1)
+    potential = get_potential("watanabe")
+    batch = potential.batch([structure])
+    stats = Relaxer(potential, precondition="auto").run(batch, stress=False)
+    assert stats.converged.all()
+    return batch.to_structures([structure])[0]
+
+
+@pytest.fixture(scope="module")
+def watanabe():
+    return get_potential("watanabe")
+
+
+def test_bilayer_window_forces_and_hessian(bilayer, watanabe):
+    s = ProbeSettings(grid=4)
+    windows = cut_windows(bilayer, grid_centres(bilayer.box, 4)[:2], s.r_free, default_shell(watanabe))
+    rows = _Rows(watanabe, windows, [(0, 0.0), (1, 0.0)], s)
+    rows.add([0, 1])
+    grad, H, _ = rows.evaluate()
+    forces = watanabe.evaluate([bilayer])[0]["forces"]
+    for k in range(2):  # the frozen shell holds every atom that acts on a free atom
+        nf = int(rows.nfree[k])
+        assert np.allclose(-grad[k, : 3 * nf].view(nf, 3).numpy(), forces[windows.atoms[k][:nf]], atol=1e-10)
+    rng = np.random.default_rng(0)
+    for dof in rng.choice(3 * int(rows.nfree[0]), size=4, replace=False):
+        atom, axis = divmod(int(dof), 3)
+        h = 1e-5
+        rows.pos[0, atom, axis] += h
+        gp, _, _ = rows.evaluate(hessian=False)
+        rows.pos[0, atom, axis] -= 2 * h
+        gm, _, _ = rows.evaluate(hessian=False)
+        rows.pos[0, atom, axis] += h
+        assert torch.allclose(H[0, :, dof], (gp - gm)[0] / (2 * h), atol=1e-5)
+
+
+def _relaxed_window(potential, window, frozen, strain, start):
+    """The window at ``strain`` (in-plane pure shear along x) relaxed from ``start`` mapped affinely."""
+    F = np.diag([1.0 + strain, 1.0 / (1.0 + strain), 1.0])
+    pos = np.where(frozen[:, None], window.positions @ F.T, start)
+    batch = Batch.from_structures([window], potential.species, frozen=[frozen])
+    batch.positions = torch.as_tensor(pos)
+    Relaxer(potential, fmax=1e-8).run(batch, stress=False)
+    return batch.positions.numpy().copy()
+
+
+def _window_tau(potential, window, free, pos, area):
+    moved = window.copy()
+    moved.positions = pos
+    w = potential.evaluate([moved], per_atom=True)[0]["per_atom_virial"][free].sum(axis=0)
+    return -0.5 * (w[0, 0] - w[1, 1]) / area * EV_PER_A2_IN_N_PER_M
+
+
+@pytest.mark.slow
+def test_bilayer_first_instability_matches_a_relaxation_reference(bilayer, watanabe):
+    """One window: the probe's Δτ and strain at the first drop against plain AQS with the relaxer
+    (steps of 0.01, then bisection of the failing step from its stable bottom; ~80 s)."""
+    s = ProbeSettings(grid=4, precision=1e-3)
+    centre = grid_centres(bilayer.box, 4)[[5]]
+    probed = probe_map(bilayer, watanabe, s, centres=centre)
+    assert np.all(np.isfinite(probed["threshold"])) and probed["threshold"][0] > 0
+    windows = cut_windows(bilayer, centre, s.r_free, default_shell(watanabe))
+    free = windows.free[0]
+    window = Structure(windows.rel[0], windows.species[0], Box(np.eye(3) * 200.0, False))
+    area = np.pi * s.r_free**2
+
+    def state(strain, lo, lo_pos):
+        F = np.diag([(1.0 + strain) / (1.0 + lo), (1.0 + lo) / (1.0 + strain), 1.0])
+        predicted = lo_pos @ F.T
+        pos = _relaxed_window(watanabe, window, ~free, strain, predicted)
+        tau = _window_tau(watanabe, window, free, pos, area)
+        return pos, tau, np.linalg.norm(pos - predicted, axis=1)[free].max()
+
+    lo, lo_pos = 0.0, _relaxed_window(watanabe, window, ~free, 0.0, window.positions)
+    tau_in = lo_tau = _window_tau(watanabe, window, free, lo_pos, area)
+    hi = None
+    while hi is None or hi - lo > s.precision * (1 + 1e-9):
+        strain = lo + s.step if hi is None else 0.5 * (lo + hi)
+        pos, tau, jump = state(strain, lo, lo_pos)
+        if jump < s.max_jump and tau > lo_tau - s.stress_drop:
+            lo, lo_pos, lo_tau = strain, pos, tau
+        else:
+            hi = strain
+    assert probed["strain_c"][0, 0] == pytest.approx(lo, abs=2 * s.precision)
+    # τ rises by ~100 N/m per unit strain here: strains 1e-3 apart differ by ~0.1 N/m (was 0.054 of 11.3)
+    assert probed["threshold"][0] == pytest.approx(lo_tau - tau_in, rel=0.01)
+    assert probed["tau_in"][0, 0] == pytest.approx(tau_in, abs=1e-4)

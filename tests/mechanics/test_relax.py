@@ -11,9 +11,14 @@ from lj_potential import LennardJones, glass
 from scipy.optimize import minimize_scalar
 
 from glassfrac.cli import main
-from glassfrac.errors import ConvergenceError
-from glassfrac.mechanics.relax import FireParameters, Relaxer, relax
-from glassfrac.potentials import VerletList
+from glassfrac.core.errors import ConvergenceError
+from glassfrac.generate import generate
+from glassfrac.mechanics.fire import FireParameters
+from glassfrac.mechanics.objective import Objective
+from glassfrac.mechanics.preconditioners import BondPreconditioner, PairHessianPreconditioner, TermHessianPreconditioner
+from glassfrac.mechanics.relax import PRECON_REFRESH, Relaxer, relax
+from glassfrac.potentials import VerletList, get_potential
+from glassfrac.potentials.watanabe import FC_D, FC_R, SIGMA
 from glassfrac.structure import Box, Structure, read, write
 
 LJ = LennardJones()
@@ -214,8 +219,6 @@ def test_verlet_list_survives_small_affine_steps(minima):
 
 
 def test_yukawa_monolayer_relaxes(jumol_files):
-    from glassfrac.potentials import get_potential
-
     sample = read(jumol_files[0])
     (out, info), = relax(get_potential("yukawa2d"), [perturbed(sample, 0.03, seed=1)], method="lbfgs")
     assert info["converged"] and info["max_force"] <= FMAX
@@ -223,7 +226,7 @@ def test_yukawa_monolayer_relaxes(jumol_files):
 
 
 def test_cli_relax(tmp_path, jumol_files, capsys, monkeypatch):
-    monkeypatch.setattr("glassfrac.cli.COMMAND_MODULES", ["glassfrac.mechanics.commands"])
+    monkeypatch.setattr("glassfrac.cli.COMMAND_MODULES", ["glassfrac.cli.mechanics"])
     path = tmp_path / "in.xyz"
     write(perturbed(read(jumol_files[0]), 0.02, seed=2), path)
     out = tmp_path / "out.xyz"
@@ -255,8 +258,6 @@ def test_repeated_runs_after_affine_steps_keep_the_neighbour_list(minima):
 
 
 def test_watanabe_window_relaxes_back_to_the_reference_minimum(fc22_bilayer_path):
-    from glassfrac.potentials import get_potential
-
     bilayer = read(fc22_bilayer_path)  # relaxed by LAMMPS to 1e-8 eV/Å
     lengths = np.diag(bilayer.box.cell)[:2]
     d = bilayer.positions.copy()
@@ -284,8 +285,6 @@ def test_non_finite_energy_stops_only_that_system(minima, method):
 
 @pytest.mark.parametrize("kind", ["bonds", "hessian"])
 def test_preconditioners_give_the_same_minimum_in_fewer_evaluations(jumol_files, kind):
-    from glassfrac.potentials import get_potential
-
     yukawa = get_potential("yukawa2d")
     start = perturbed(read(jumol_files[0]), 0.05, seed=0)
     out = {}
@@ -328,9 +327,6 @@ def test_bond_preconditioner_with_batches_frozen_atoms_compaction_and_cells(mini
 def test_pair_hessian_preconditioner_is_the_pair_hessian_without_its_negative_parts(a, b, r, sign_dv, sign_d2v):
     """A lone pair: P − stabiliser I equals the finite-difference Hessian of the pair, less
     its negative longitudinal (V'' u u^T) or transverse ((V'/r)(I − u u^T)) part."""
-    from glassfrac.mechanics.relax import PairHessianPreconditioner, _Objective
-    from glassfrac.potentials import get_potential
-
     yukawa = get_potential("yukawa2d")
     angle = 0.3
     u = np.array([np.cos(angle), np.sin(angle)])
@@ -339,7 +335,7 @@ def test_pair_hessian_preconditioner_is_the_pair_hessian_without_its_negative_pa
     batch = yukawa.batch([pair])
     verlet = VerletList(yukawa.cutoff, 1.0)
     precon = PairHessianPreconditioner(reach=2.0, stabiliser=0.01)
-    precon.prepare(_Objective(yukawa, batch, verlet, None, None, FMAX, 1e-6))
+    precon.prepare(Objective(yukawa, batch, verlet, None, None, FMAX, 1e-6))
     model = precon.matrix.toarray() - 0.01 * np.eye(4)
 
     def gradient(x):
@@ -359,9 +355,6 @@ def test_pair_hessian_preconditioner_is_the_pair_hessian_without_its_negative_pa
 
 
 def test_auto_preconditioner_follows_the_potential():
-    from glassfrac.mechanics.relax import BondPreconditioner, PairHessianPreconditioner, TermHessianPreconditioner
-    from glassfrac.potentials import get_potential
-
     assert isinstance(Relaxer(get_potential("yukawa2d"), precondition="auto").precon, PairHessianPreconditioner)
     assert isinstance(Relaxer(get_potential("watanabe"), precondition="auto").precon, TermHessianPreconditioner)
     assert isinstance(Relaxer(LJ, precondition="auto").precon, BondPreconditioner)
@@ -371,9 +364,6 @@ def test_auto_preconditioner_follows_the_potential():
 
 @pytest.fixture(scope="module")
 def small_bilayer():
-    from glassfrac.generate import generate
-    from glassfrac.potentials import get_potential
-
     watanabe = get_potential("watanabe")
     (sample, _), = relax(watanabe, [generate((6, 6), mu2=0.3, kind="bilayer", seed=2)], cell=True, fmax=1e-8,
                          raise_on_failure=True)
@@ -384,8 +374,6 @@ def test_watanabe_term_hessians_sum_to_the_exact_hessian(small_bilayer):
     """In a relaxed network no Si–O distance lies in the coordination switch window, so the
     terms' Hessians (coordination factors held fixed) sum to the exact Hessian, here checked
     against central differences of the forces."""
-    from glassfrac.potentials.watanabe import FC_D, FC_R, SIGMA
-
     watanabe, sample = small_bilayer
     batch = watanabe.batch([sample])
     pairs = VerletList(watanabe.cutoff, skin=0.0).update(batch)
@@ -429,8 +417,6 @@ def test_term_hessian_preconditioner_gives_the_same_minimum_in_fewer_evaluations
 
 
 def test_term_hessian_preconditioner_clips_the_many_body_terms_where_p_would_be_indefinite(small_bilayer):
-    from glassfrac.mechanics.relax import TermHessianPreconditioner
-
     watanabe, sample = small_bilayer
     shaken = perturbed(sample, 0.25, seed=3)  # far from any minimum: some triplets curve down
     relaxer = Relaxer(watanabe, fmax=1e-6, precondition="hessian", max_steps=40)
@@ -457,8 +443,6 @@ def test_stop_beyond_stops_only_the_system_that_leaves_its_start(minima):
 
 
 def test_preconditioned_lbfgs_solves_once_per_accepted_point(jumol_files):
-    from glassfrac.potentials import get_potential
-
     yukawa = get_potential("yukawa2d")
     relaxer = Relaxer(yukawa, fmax=FMAX, precondition="hessian")
     solves = []
@@ -472,8 +456,6 @@ def test_preconditioned_lbfgs_solves_once_per_accepted_point(jumol_files):
 
 
 def test_preconditioner_is_rebuilt_during_a_long_run_when_atoms_move_far():
-    from glassfrac.mechanics.relax import PRECON_REFRESH
-
     start = glass(60, 5)  # a random start: atoms travel far and the Verlet list is rebuilt
     relaxer = Relaxer(LJ, fmax=FMAX, precondition="bonds", skin=0.1)
     batch = LJ.batch([start])

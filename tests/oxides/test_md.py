@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from glassfrac.oxides.analysis import per_atom_stress, voronoi_volumes
-from glassfrac.oxides.matsui import MatsuiPotential
-from glassfrac.oxides.md import LammpsMD, MDSettings, Stage
-from glassfrac.oxides.quench import density, random_alumina
+from glassfrac.analysis.oxide import per_atom_stress, voronoi_volumes
+from glassfrac.generate.quench import density, random_alumina
+from glassfrac.mechanics.md import LammpsMD, MDSettings, Stage
+from glassfrac.potentials.matsui import MatsuiPotential
 
 FAST = MatsuiPotential(cutoff=7.0, kspace_accuracy=1e-4)
 
@@ -96,8 +96,8 @@ def test_rejects_foreign_species_and_2d(needs_lammps):
 
 
 def test_thermal_trajectory_feeds_phop(sample, needs_lammps):
-    from glassfrac.oxides.analysis import phop
-    from glassfrac.oxides.md import thermal_trajectory
+    from glassfrac.analysis.oxide import phop
+    from glassfrac.mechanics.md import thermal_trajectory
 
     frames = thermal_trajectory(sample, 300.0, time_ps=0.2, frame_every_ps=0.02, potential=FAST)
     assert len(frames) == 11 and [f.info["step"] for f in frames][:2] == [0, 20]

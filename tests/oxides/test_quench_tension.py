@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from glassfrac.errors import InputError
-from glassfrac.oxides.config import load_config
-from glassfrac.oxides.matsui import MatsuiPotential
-from glassfrac.oxides.md import MDSettings, n_steps
-from glassfrac.oxides.quench import QuenchSchedule, density, melt_quench, random_alumina
-from glassfrac.oxides.tension import TensionSettings, replicate, tension
+from glassfrac.campaign.oxide_config import load_config
+from glassfrac.core.errors import InputError
+from glassfrac.generate.quench import QuenchSchedule, density, melt_quench, random_alumina
+from glassfrac.mechanics.md import MDSettings, n_steps
+from glassfrac.mechanics.md_tension import TensionSettings, replicate, tension
+from glassfrac.potentials.matsui import MatsuiPotential
 
 FAST = MatsuiPotential(cutoff=7.0, kspace_accuracy=1e-4)
 TINY = QuenchSchedule(n_units=20, melt_ps=0.2, cool_ps=0.1, liquid_ps=0.1, dense_ps=0.1, quench_ps=0.3,
@@ -141,7 +141,7 @@ def test_shipped_configs_load():
 def _cli(monkeypatch, capsys, argv):
     from glassfrac import cli
 
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["glassfrac.oxides.commands"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["glassfrac.cli.oxide"])
     assert cli.main(argv) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -176,7 +176,7 @@ def test_cli_quench_tension_analyse(tmp_path, monkeypatch, capsys, needs_lammps)
 def test_cli_error_is_one_line(tmp_path, monkeypatch, capsys):
     from glassfrac import cli
 
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ["glassfrac.oxides.commands"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["glassfrac.cli.oxide"])
     bad = tmp_path / "bad.toml"
     bad.write_text("[md]\nsteps = 3\n")
     assert cli.main(["oxide", "quench", "--config", str(bad), "--json"]) == 2
@@ -193,8 +193,8 @@ def test_densified_glass_has_more_high_coordinated_al(needs_lammps):
     assert high.density > low.density
     assert high56 > low56
     # p_hop on a 300 K trajectory of the glass (t_R = 6 ps): a solid, so most atoms never hop
-    from glassfrac.oxides.analysis import hop_labels, phop
-    from glassfrac.oxides.md import thermal_trajectory
+    from glassfrac.analysis.oxide import hop_labels, phop
+    from glassfrac.mechanics.md import thermal_trajectory
 
     frames = thermal_trajectory(low.structure, 300.0, time_ps=7.0, frame_every_ps=0.1)
     p = phop(np.stack([f.positions for f in frames]), dt=0.1, t_r=6.0)

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from glassfrac.oxides import softness as so
+from glassfrac.labels.phop import frame_labels, snapshot_labels
+from glassfrac.learn import oxide_softness as so
 from glassfrac.structure import Box, Structure
 
 SMALL = so.SoftnessSettings(trajectory_ps=8.0, frame_every_ps=0.1, t_r_ps=2.0, horizon_ps=2.0, n_splits=4,
@@ -21,19 +22,19 @@ def test_snapshot_labels_follow_the_thresholds():
     p[12:18, 0] = 0.5  # atom 0 hops: p_hop above 0.2 from frame 12 to 17
     p[:, 2] = 0.1  # atom 2: between the thresholds all along
     p[25, 3] = 0.06  # atom 3: one frame above 0.05, never above 0.2
-    labels = so.snapshot_labels(p, origins=[0, 10, 15, 20], horizon=5, high=0.2, low=0.05)
+    labels = snapshot_labels(p, origins=[0, 10, 15, 20], horizon=5, high=0.2, low=0.05)
     # atom 0 crosses 0.2 at frame 12, in [10, 15) only; at 15 it is still above (same hop, not counted twice)
     np.testing.assert_array_equal(labels[:, 0], [-1, 1, -1, -1])
     p[10:12, 0] = 0.5  # crossing exactly at the snapshot frame 10 counts there
-    assert so.snapshot_labels(p, [0, 10], 5)[:, 0].tolist() == [-1, 1]
+    assert snapshot_labels(p, [0, 10], 5)[:, 0].tolist() == [-1, 1]
     p[:18, 0] = 0.5  # above from frame 0: no crossing seen, the hop may have started earlier
-    assert so.snapshot_labels(p, [0, 10], 5)[:, 0].tolist() == [-1, -1]
+    assert snapshot_labels(p, [0, 10], 5)[:, 0].tolist() == [-1, -1]
     np.testing.assert_array_equal(labels[:, 1], [0, 0, 0, 0])  # quiet all along
     np.testing.assert_array_equal(labels[:, 2], [-1] * 4)
     np.testing.assert_array_equal(labels[:, 3], [-1] * 4)  # not quiet over the long window
     rng = np.random.default_rng(0)
     q = rng.exponential(0.05, (40, 200))
-    lab = so.snapshot_labels(q, [0, 20], 20, 0.2, 0.05)
+    lab = snapshot_labels(q, [0, 20], 20, 0.2, 0.05)
     assert np.all(q.max(0)[(lab == 0).any(0)] < 0.05)
     for k, t0 in enumerate((0, 20)):
         hop = lab[k] == 1
@@ -42,7 +43,7 @@ def test_snapshot_labels_follow_the_thresholds():
         assert np.all(crossing[max(t0 - 1, 0):t0 + 19, hop].any(0) == 1)
         assert not crossing[max(t0 - 1, 0):t0 + 19, (lab[k] != 1)].any()
     with pytest.raises(ValueError, match="outside"):
-        so.snapshot_labels(q, [40], 5)
+        snapshot_labels(q, [40], 5)
 
 
 def test_frame_labels_follow_the_thresholds():
@@ -50,17 +51,17 @@ def test_frame_labels_follow_the_thresholds():
     p[12:18, 0] = 0.5  # atom 0 hops: p_hop above 0.2 at frames 12 ... 17
     p[:, 2] = 0.1  # between the thresholds all along
     p[25, 3] = 0.06  # once above 0.05, never above 0.2
-    labels = so.frame_labels(p, [0, 10, 12, 15, 17, 18, 29], high=0.2, low=0.05)
+    labels = frame_labels(p, [0, 10, 12, 15, 17, 18, 29], high=0.2, low=0.05)
     assert labels.dtype == np.int8 and labels.shape == (7, 4)
     np.testing.assert_array_equal(labels[:, 0], [-1, -1, 1, 1, 1, -1, -1])  # rearranging while p_hop > 0.2
     np.testing.assert_array_equal(labels[:, 1], [0] * 7)  # quiet over the whole trajectory
     np.testing.assert_array_equal(labels[:, 2:], -1)
     q = np.random.default_rng(0).exponential(0.05, (40, 200))
-    lab = so.frame_labels(q, np.arange(0, 40, 3))
+    lab = frame_labels(q, np.arange(0, 40, 3))
     np.testing.assert_array_equal(lab == 1, q[::3] > 0.2)
     np.testing.assert_array_equal(lab == 0, np.broadcast_to(q.max(0) < 0.05, lab.shape))
     with pytest.raises(ValueError, match="outside"):
-        so.frame_labels(q, [40])
+        frame_labels(q, [40])
     with pytest.raises(ValueError, match="labels"):
         so.SoftnessSettings(labels="hops")
 
@@ -82,7 +83,7 @@ def _defective_rock_salt(seed, n=3, a=1.9, vacancies=4):
     o = np.flatnonzero(species == "O")
     keep = np.setdiff1d(np.arange(len(grid)), np.random.default_rng(seed).choice(o, vacancies, replace=False))
     s = Structure(grid[keep] * a, species[keep], Box([2 * n * a] * 3))
-    from glassfrac.oxides.analysis import coordination
+    from glassfrac.analysis.oxide import coordination
 
     cn = np.full(s.n_atoms, 6)
     cn[s.species == "Al"] = coordination(s, cutoff=1.1 * a)
@@ -147,8 +148,8 @@ def test_frame_dataset_labels_hops_at_their_time_and_keeps_groups():
 
 
 def test_inherent_structure_is_a_minimum(needs_lammps):
-    from glassfrac.oxides.md import inherent_structure
-    from glassfrac.oxides.quench import random_alumina
+    from glassfrac.generate.quench import random_alumina
+    from glassfrac.mechanics.md import inherent_structure
 
     s = random_alumina(20, 3.0, seed=3, min_distance=1.7)
     s.set_array("hop", np.arange(s.n_atoms) % 3 - 1)
@@ -161,7 +162,7 @@ def test_inherent_structure_is_a_minimum(needs_lammps):
     again = inherent_structure(m)  # a minimum stays put and its energy is lower than the start's
     assert np.abs(again.positions - m.positions).max() < 0.05
     assert again.info["inherent_pe_eV"] == pytest.approx(m.info["inherent_pe_eV"], abs=1e-3)
-    from glassfrac.oxides.md import LammpsMD
+    from glassfrac.mechanics.md import LammpsMD
 
     with LammpsMD(s) as md:
         md.command("run 0")
@@ -172,8 +173,8 @@ def test_inherent_structure_is_a_minimum(needs_lammps):
 def test_hop_dataset_on_inherent_structures(needs_lammps):
     from dataclasses import replace
 
-    from glassfrac.oxides.md import inherent_structure
-    from glassfrac.oxides.quench import random_alumina
+    from glassfrac.generate.quench import random_alumina
+    from glassfrac.mechanics.md import inherent_structure
 
     s = inherent_structure(random_alumina(20, 3.0, seed=4, min_distance=1.7))
     rng = np.random.default_rng(5)
@@ -199,7 +200,7 @@ def test_trajectory_file_round_trip(tmp_path):
     np.testing.assert_array_equal(back.structure.species, traj.structure.species)
     assert back.dt_ps == traj.dt_ps and np.allclose(back.structure.box.cell, traj.structure.box.cell)
     (tmp_path / "bad.npz").write_bytes(b"nope")
-    from glassfrac.errors import InputError
+    from glassfrac.core.errors import InputError
 
     with pytest.raises(InputError, match="bad.npz"):
         so.Trajectory.load(tmp_path / "bad.npz")
@@ -259,8 +260,8 @@ def test_softness_curve_along_a_stretch(trained):
 
 
 def test_config_softness_table(tmp_path):
-    from glassfrac.errors import InputError
-    from glassfrac.oxides.config import load_config
+    from glassfrac.campaign.oxide_config import load_config
+    from glassfrac.core.errors import InputError
 
     path = tmp_path / "c.toml"
     path.write_text("[softness]\ntrajectory_ps = 20.0\nspecies = ['Al', 'O']\n")
@@ -277,7 +278,7 @@ def test_config_softness_table(tmp_path):
 
 def test_cli_train_and_tension(trained, tmp_path, capsys):
     from glassfrac.cli import main
-    from glassfrac.oxides.commands import _write_frames
+    from glassfrac.cli.oxide import _write_frames
 
     config = tmp_path / "c.toml"
     config.write_text("[softness]\ntrajectory_ps = 8.0\nt_r_ps = 2.0\nlabel_every_ps = 0.5\nn_splits = 4\n"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import glassfrac
-from glassfrac.errors import InputError
+from glassfrac.core.errors import InputError
 from glassfrac.structure import Box, Structure, read, write
 from glassfrac.structure.io import read_lammps_dump
 

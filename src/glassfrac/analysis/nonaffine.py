@@ -9,13 +9,14 @@ them (as the deformation drivers produce them).
 
 import numpy as np
 
+from glassfrac.core.errors import InputError
 from glassfrac.structure import Structure, neighbor_pairs
 
 
 def d2min(reference: Structure, current: Structure, cutoff: float = 4.0, return_strain: bool = False):
     """D²min per atom (Å²) between ``reference`` and ``current``; optionally the local J (N, d, d)."""
     if reference.n_atoms != current.n_atoms or reference.dim != current.dim:
-        raise ValueError("reference and current must hold the same atoms")
+        raise InputError("reference and current must hold the same atoms")
     i, j, images, d0 = neighbor_pairs(reference.positions, reference.box, cutoff, full=True)
     d1 = current.positions[j] + current.box.image_shift(images) - current.positions[i]
     n, dim = reference.n_atoms, reference.dim

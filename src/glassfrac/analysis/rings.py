@@ -57,7 +57,7 @@ from glassfrac.analysis.ring_statistics import (
     ring_size_variance,
 )
 from glassfrac.analysis.voronoi_bonds import voronoi_bonds
-from glassfrac.errors import InputError
+from glassfrac.core.errors import InputError
 from glassfrac.structure.box import Box
 from glassfrac.structure.neighbors import neighbor_pairs
 from glassfrac.structure.structure import Structure
@@ -115,11 +115,11 @@ class RingAnalysis:
     def __init__(self, method: str = "auto", cutoff: float | None = None, node: str = "Si",
                  bridge: str = "O", layer: str = "top", sides: int = 3):
         if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+            raise InputError(f"method must be one of {METHODS}, got {method!r}")
         if layer not in ("top", "bottom"):
-            raise ValueError(f"layer must be 'top' or 'bottom', got {layer!r}")
+            raise InputError(f"layer must be 'top' or 'bottom', got {layer!r}")
         if cutoff is not None and cutoff <= 0:
-            raise ValueError(f"cutoff must be positive, got {cutoff}")
+            raise InputError(f"cutoff must be positive, got {cutoff}")
         self.method = method
         self.cutoff = cutoff
         self.node = node

@@ -45,6 +45,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from glassfrac.core.errors import InputError
 from glassfrac.structure import Structure, neighbor_pairs
 
 GAUSSIAN_REACH = 5.0
@@ -97,13 +98,13 @@ class StructureFunctions(TransformerMixin, BaseEstimator):
         if self.species is not None:
             species = tuple(str(s) for s in self.species)
         elif X is None:
-            raise ValueError("give species= or structures to fit on")
+            raise InputError("give species= or structures to fit on")
         else:
             species = tuple(sorted({str(s) for st in _as_list(X) for s in np.unique(st.species)}))
         if len(set(species)) != len(species) or not species:
-            raise ValueError(f"species must be distinct and non-empty, got {species}")
+            raise InputError(f"species must be distinct and non-empty, got {species}")
         if self.radial_width <= 0 or self.cutoff <= 0:
-            raise ValueError("radial_width and cutoff must be positive (Å)")
+            raise InputError("radial_width and cutoff must be positive (Å)")
         self.species_ = species
         self.n_features_out_ = len(self._names())
         return self
@@ -150,7 +151,7 @@ class StructureFunctions(TransformerMixin, BaseEstimator):
 
     def _check_fitted(self):
         if not hasattr(self, "species_"):
-            raise ValueError("StructureFunctions is not fitted: call fit() first")
+            raise InputError("StructureFunctions is not fitted: call fit() first")
 
 
 def fc22_descriptor(species=None) -> StructureFunctions:
@@ -268,7 +269,7 @@ def _species_codes(structure, species):
     present, inverse = np.unique(structure.species, return_inverse=True)
     missing = [s for s in present if s not in species]
     if missing:
-        raise ValueError(f"species {missing} not among {tuple(species)}")
+        raise InputError(f"species {missing} not among {tuple(species)}")
     return np.array([list(species).index(s) for s in present], dtype=np.int64)[inverse]
 
 

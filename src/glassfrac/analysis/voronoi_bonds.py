@@ -16,13 +16,17 @@ kept only if both of its atoms choose the side they share (a mutual choice). Dec
   the exactness check above (they belong to edge atoms and would need ever more images).
 - Sides of zero length (a shared Voronoi vertex only, as between second neighbours of a
   perfect honeycomb) are never chosen; ties in width are broken by the shorter distance.
+
+scipy's Qhull rather than freud: freud's Voronoi treats every axis as periodic (no open axes,
+no unbounded cells) and works on single-precision positions.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import QhullError, Voronoi
 
-from glassfrac.errors import InputError
+from glassfrac.core.errors import InputError
 from glassfrac.structure.box import Box
 
 
@@ -44,12 +48,10 @@ class VoronoiBonds:
 
 def voronoi_bonds(positions, box: Box, sides: int = 3) -> VoronoiBonds:
     """Mutual widest-Voronoi-side bonds of 2D points ``positions`` (N, 2) Å in ``box``."""
-    from scipy.spatial import QhullError, Voronoi
-
     positions = np.asarray(positions, float)
     n = len(positions)
     if box.dim != 2 or positions.ndim != 2 or positions.shape[1] != 2:
-        raise ValueError("voronoi_bonds needs 2D positions (N, 2) and a 2D box")
+        raise InputError("voronoi_bonds needs 2D positions (N, 2) and a 2D box")
     if n < 3:
         raise InputError(f"the Voronoi rule needs at least 3 points, got {n}")
     cell = _working_cell(box)

@@ -25,7 +25,7 @@ expected. Layout (see ``configs/quickstart.toml`` for a commented example)::
     [tests.probe]         local probing settings (any field of
                           ``glassfrac.mechanics.probe.ProbeSettings``: grid, r_free, ...) plus
                           ``samples`` (int: probe only the first that many samples of each
-                          disorder value; default all). Monolayers with a pair potential only.
+                          disorder value; default all). Potentials with the ``hessian`` ability only.
     [output]              directory (str; relative to the working directory),
                           database (optional URL, e.g. "postgresql://user@host/db"; default
                           the SQLite file ``<directory>/campaign.db``), figures (bool)
@@ -41,12 +41,10 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from glassfrac.errors import InputError
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
+from glassfrac.core.config import TomlReader, parse_toml, read_toml
+from glassfrac.mechanics.aqs import AQSSettings
+from glassfrac.mechanics.probe import ProbeSettings
+from glassfrac.potentials import POTENTIALS, get_potential
 
 KINDS = ("monolayer", "bilayer")
 DISTRIBUTIONS = ("gamma", "lognormal")
@@ -129,21 +127,14 @@ def _group_dict(g: SampleGroup) -> dict:
 
 def load_config(path) -> CampaignConfig:
     """Read and validate the TOML campaign file ``path``."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError("campaign config not found", path) from None
+    _, text = read_toml(path, "campaign config")
     return parse_config(text, source=str(path))
 
 
 def parse_config(text: str, source: str = "<config>") -> CampaignConfig:
     """Validate a campaign config given as TOML text; ``source`` names it in errors."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", source) from None
-    r = _Reader(source)
+    raw = parse_toml(text, source)
+    r = TomlReader(source)
     r.keys(raw, "", _TOP)
     camp = r.table(raw, "campaign", required=True)
     r.keys(camp, "campaign", ("name", "seed"))
@@ -257,8 +248,6 @@ def _numbers(r, table, key, positive=False) -> tuple:
 
 
 def _potential(r, value, key) -> dict:
-    from glassfrac.potentials import POTENTIALS
-
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict):
@@ -270,15 +259,11 @@ def _potential(r, value, key) -> dict:
 
 
 def _aqs_overrides(r, table: dict, key: str) -> dict:
-    from glassfrac.mechanics.aqs import AQSSettings
-
     r.keys(table, key, tuple(f.name for f in fields(AQSSettings)))
     return _scalars(r, table, key)
 
 
 def _probe_settings(r, table: dict, key: str) -> dict:
-    from glassfrac.mechanics.probe import ProbeSettings
-
     r.keys(table, key, ("samples", *(f.name for f in fields(ProbeSettings))))
     out = _scalars(r, table, key)
     for name in ("samples", "grid", "directions"):
@@ -296,63 +281,11 @@ def _scalars(r, table: dict, key: str) -> dict:
 
 
 def _check_probe(r, groups, potentials) -> None:
-    """Local probing needs 2D samples (monolayers) and a pair potential with ``pair_derivatives``."""
-    from glassfrac.potentials import get_potential
-
+    """Local probing needs sheets (monolayers, bilayers) and potentials with the ``hessian`` ability."""
     for k, g in enumerate(groups):
-        if g.kind != "monolayer":
-            r.fail(f"samples[{k}].kind", f"'monolayer' when tests.run has 'probe' (2D samples only), got {g.kind!r}")
-    spec = potentials["monolayer"]
-    if not hasattr(get_potential(spec["name"], **spec["parameters"]), "pair_derivatives"):
-        r.fail("potential.monolayer", f"a pair potential with pair_derivatives() for 'probe', got {spec['name']!r}")
-
-
-class _Reader:
-    """Typed access to TOML tables with errors that name the file and the dotted key."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, expected: str):
-        raise InputError(f"key '{key}': expected {expected}", self.source)
-
-    def keys(self, table: dict, where: str, allowed) -> None:
-        for key in table:
-            if key not in allowed:
-                dotted = f"{where}.{key}" if where else key
-                raise InputError(f"unknown key '{dotted}'; expected one of {sorted(allowed)}", self.source)
-
-    def table(self, raw: dict, key: str, required: bool = False, prefix: str = "") -> dict:
-        dotted = f"{prefix}.{key}" if prefix else key
-        if key not in raw:
-            if required:
-                self.fail(dotted, "a table")
-            return {}
-        if not isinstance(raw[key], dict):
-            self.fail(dotted, f"a table, got {raw[key]!r}")
-        return raw[key]
-
-    def value(self, table: dict, dotted: str, kind, default=None, required: bool = False):
-        key = dotted.rsplit(".", 1)[-1]
-        if key not in table:
-            if required:
-                self.fail(dotted, f"a value ({kind.__name__})")
-            return default
-        value = table[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
-            self.fail(dotted, f"{kind.__name__}, got {value!r}")
-        return value
-
-    def positive(self, table, dotted, kind, default, required=False):
-        value = self.value(table, dotted, kind, default, required)
-        if value is not None and value <= 0:
-            self.fail(dotted, f"a positive {kind.__name__}, got {value}")
-        return value
-
-    def choice(self, table, dotted, choices, default, required=False):
-        value = self.value(table, dotted, str, default, required)
-        if value not in choices:
-            self.fail(dotted, f"one of {list(choices)}, got {value!r}")
-        return value
+        if g.kind not in KINDS:
+            r.fail(f"samples[{k}].kind", f"one of {list(KINDS)} when tests.run has 'probe', got {g.kind!r}")
+    for kind in sorted({g.kind for g in groups}):
+        spec = potentials[kind]
+        if not get_potential(spec["name"], **spec["parameters"]).can("hessian"):
+            r.fail(f"potential.{kind}", f"a potential with the 'hessian' ability for 'probe', got {spec['name']!r}")

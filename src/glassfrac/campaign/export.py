@@ -54,7 +54,9 @@ from pathlib import Path
 import numpy as np
 
 from glassfrac.campaign.store import CampaignStore, row_structure
-from glassfrac.files import atomic_open
+from glassfrac.core.errors import InputError
+from glassfrac.core.files import atomic_open
+from glassfrac.core.provenance import now
 
 FORMAT = "glassfrac-dataset-1"
 TESTS = ("tension", "shear")
@@ -145,9 +147,6 @@ def concatenate(samples: list) -> dict:
 
 def export_dataset(store: CampaignStore, output) -> dict:
     """Write the campaign in ``store`` to ``output`` (``.npz``: one file; else a folder)."""
-    from glassfrac.campaign.provenance import now
-    from glassfrac.errors import InputError
-
     rows = store.rows()
     if not rows:
         raise InputError("no complete samples to export", store.directory)

@@ -35,15 +35,29 @@ import shutil
 import socket
 import time
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from glassfrac.analysis.rings import RingAnalysis
 from glassfrac.campaign.samples import SampleSpec
-from glassfrac.errors import ConvergenceError, InputError
-from glassfrac.files import atomic_open
-from glassfrac.structure import Structure
+from glassfrac.core.errors import ConvergenceError, InputError
+from glassfrac.core.files import atomic_open
+from glassfrac.core.jsonable import to_jsonable
+from glassfrac.core.provenance import now
+from glassfrac.core.threads import set_threads
+from glassfrac.generate import generate as generate_network
+from glassfrac.labels import shear_labels, tension_labels
+from glassfrac.labels.probe import ThresholdMap, goodness
+from glassfrac.mechanics.probe import ProbeSettings, probe_map
+from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS, shear_test, tension_test
+from glassfrac.mechanics.relax import relax as relax_structures
+from glassfrac.potentials import get_potential
+from glassfrac.report.loading import save_run
+from glassfrac.report.network_plot import plot_rings, plot_rings_marked
+from glassfrac.report.probe_plot import plot_threshold_map
+from glassfrac.structure import Structure, write
 
 UNITS = {"length": "Å", "energy": "eV", "strain": "1", "stress_sheet": "N/m", "stress_bulk": "GPa"}
 
@@ -92,8 +106,6 @@ class SampleContext:
     def potential(self):
         """The potential of this sample's kind (config ``[potential]``), built once."""
         if self._potential is None:
-            from glassfrac.potentials import get_potential
-
             spec = self.plan.potentials[self.spec.kind]
             self._potential = get_potential(spec["name"], **spec.get("parameters", {}))
         return self._potential
@@ -146,8 +158,6 @@ class SampleFailure:
 
 def run_sample(spec: SampleSpec, plan: Plan):
     """Run every stage of ``spec``; returns a :class:`SampleResult` or :class:`SampleFailure`."""
-    from glassfrac.campaign.provenance import now
-    from glassfrac.threads import set_threads
 
     set_threads(plan.threads)
     start = time.perf_counter()
@@ -198,7 +208,6 @@ def generate(ctx: SampleContext) -> None:
     else:
         structure = _builtin_generator(spec)
     ctx.structure = structure
-    from glassfrac.structure import write
 
     write(structure, ctx.path("generated.xyz"))
     if "relax" not in ctx.plan.stages():
@@ -206,16 +215,13 @@ def generate(ctx: SampleContext) -> None:
 
 
 def _builtin_generator(spec: SampleSpec) -> Structure:
-    from glassfrac.generate import generate
-
-    return generate(rings=spec.rings, mu2=spec.mu2, distribution=spec.distribution, sigma_factor=spec.sigma_factor,
-                    kind=spec.kind, seed=spec.seed, progress=False, **spec.options)
+    return generate_network(rings=spec.rings, mu2=spec.mu2, distribution=spec.distribution,
+                            sigma_factor=spec.sigma_factor, kind=spec.kind, seed=spec.seed, progress=False,
+                            **spec.options)
 
 
 def _ring_statistics(ctx: SampleContext) -> None:
     """Rings of the current structure (kept in ``ctx.rings`` for the figures of the tests)."""
-    from glassfrac.analysis.rings import RingAnalysis
-    from glassfrac.report.network_plot import plot_rings
 
     rings = ctx.rings = RingAnalysis().compute(ctx.structure)
     ctx.keys.update(mu2=rings.mu2, alpha=rings.alpha, n_rings=rings.n_rings)
@@ -226,8 +232,6 @@ def _ring_statistics(ctx: SampleContext) -> None:
 
 def _network_figure(ctx: SampleContext, relative: str, title: str, caption: str, **marks) -> None:
     """The ring network of the sample with ``marks`` on top (see ``plot_rings_marked``)."""
-    from glassfrac.report.network_plot import plot_rings_marked
-
     if ctx.rings is not None:
         plot_rings_marked(ctx.rings, ctx.path(relative), title=title, dpi=100, **marks).clear()
         ctx.add_figure(caption, relative)
@@ -236,7 +240,6 @@ def _network_figure(ctx: SampleContext, relative: str, title: str, caption: str,
 def relax(ctx: SampleContext) -> None:
     """Relax positions (and, with ``[relax] cell``, the lengths of the periodic axes to zero
     stress; no tilt, so rectangular samples stay rectangular) to ``fmax``; fails if unconverged."""
-    from glassfrac.mechanics.relax import relax as relax_structures
 
     r = ctx.plan.relax
     cell = np.array(ctx.structure.box.pbc, dtype=bool) if r["cell"] else None  # a writable copy
@@ -253,42 +256,39 @@ def relax(ctx: SampleContext) -> None:
 
 def tension(ctx: SampleContext) -> None:
     """FC22 tension to fracture; rupture strain/location, crack and per-atom classes."""
-    from glassfrac.mechanics.protocols import TENSION_DEFAULTS, save_run, tension_test
-
-    result, labels = tension_test(ctx.structure, ctx.potential(), ctx.aqs_settings("tension", TENSION_DEFAULTS))
-    record = save_run(result, labels, ctx.path("tension"), "tension")
-    location = labels.get("rupture_location") or [None, None, None]
+    result = tension_test(ctx.structure, ctx.potential(), ctx.aqs_settings("tension", TENSION_DEFAULTS))
+    labels = tension_labels(result)
+    record = save_run(result, labels, ctx.path("tension"))
+    first = labels.rupture_location
+    location = [None, None, None] if first is None else first.tolist()
     ctx.keys.update(
-        rupture_strain=labels.get("rupture_strain"), rupture_x=location[0], rupture_y=location[1],
-        tension_peak_stress=labels["peak_stress"], tension_modulus=labels["modulus"],
-        fractured=bool(labels["fractured"]), n_broken_bonds=labels.get("n_broken_bonds"),
+        rupture_strain=labels.rupture_strain, rupture_x=location[0], rupture_y=location[1],
+        tension_peak_stress=labels.peak_stress, tension_modulus=labels.modulus,
+        fractured=bool(labels.fractured), n_broken_bonds=labels.n_broken_bonds,
         tension_events=len(result.events),
     )
-    for name in ("first_break", "bond_changed", "crack"):
-        ctx.arrays[name] = np.asarray(result.reference.arrays[name])
+    ctx.arrays.update(labels.arrays())
     ctx.data["tension"] = _test_record(result, record)
     ctx.add_figure("tension: stress–strain", "tension/stress_strain.png")
-    crack = np.flatnonzero(ctx.arrays["crack"])
-    first = labels.get("rupture_location")
+    crack = labels.crack_atoms
     _network_figure(ctx, "tension/crack.png", f"tension along x: {len(crack)} crack atoms",
                     "tension: crack atoms and first bond break",
                     atoms=[("crack atoms", ctx.structure.positions[crack], "tab:red")],
-                    points=[("first break", np.reshape(first[:2], (1, 2)) if first else np.zeros((0, 2)), False)])
+                    points=[("first break", np.zeros((0, 2)) if first is None else np.reshape(first[:2], (1, 2)),
+                             False)])
 
 
 def shear(ctx: SampleContext) -> None:
     """LISTI25 pure shear; the first events (strain, drop, location) and their D²min fields."""
-    from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, save_run, shear_test
-
-    result, labels = shear_test(ctx.structure, ctx.potential(), ctx.aqs_settings("shear", SHEAR_DEFAULTS))
-    record = save_run(result, labels, ctx.path("shear"), "shear")
-    events = labels["events"]
-    ctx.keys.update(shear_peak_stress=labels["peak_stress"], shear_modulus=labels["modulus"],
+    result = shear_test(ctx.structure, ctx.potential(), ctx.aqs_settings("shear", SHEAR_DEFAULTS))
+    labels = shear_labels(result)
+    record = save_run(result, labels, ctx.path("shear"))
+    events = record["events"]
+    ctx.keys.update(shear_peak_stress=labels.peak_stress, shear_modulus=labels.modulus,
                     shear_events=len(events), shear_event1_strain=events[0]["strain"] if events else None)
-    fields_ = [result.reference.arrays[f"d2min_event_{k + 1}"] for k in range(len(events))]
     entry = _test_record(result, record)
-    if fields_:
-        entry["d2min_file"] = ctx.write_array("shear/d2min.npy", np.stack(fields_))
+    if labels.events:
+        entry["d2min_file"] = ctx.write_array("shear/d2min.npy", np.stack([e.d2min for e in labels.events]))
     ctx.data["shear"] = entry
     ctx.add_figure("shear: stress–strain", "shear/stress_strain.png")
     _network_figure(ctx, "shear/events.png", f"pure shear: {len(events)} events", "shear: event locations",
@@ -298,13 +298,6 @@ def shear(ctx: SampleContext) -> None:
 def probe(ctx: SampleContext) -> None:
     """LISTI25 local probing: threshold map Δτ (N/m) on a grid and, after a shear test, the
     map's goodness C for each shear event (1: the event is where Δτ is lowest, 0: random)."""
-    from dataclasses import asdict
-
-    from glassfrac.cli import to_jsonable
-    from glassfrac.mechanics.probe import ProbeSettings, goodness, probe_map, save_map
-    from glassfrac.report.probe_plot import plot_threshold_map
-    from glassfrac.structure import write
-
     options = dict(ctx.plan.test_settings.get("probe", {}))
     limit = options.pop("samples", None)
     if limit is not None and ctx.spec.replica >= limit:
@@ -328,9 +321,8 @@ def probe(ctx: SampleContext) -> None:
         entry["goodness"] = c.tolist()
         ctx.keys.update(probe_goodness_event1=float(c[0]), probe_goodness_mean=float(c.mean()))
     write(ctx.structure, ctx.path("structure.xyz"))
-    save_map(result, ctx.path("map.npz"), settings, {"sample_id": ctx.spec.sample_id,
-                                                     "potential": ctx.potential().name,
-                                                     "goodness": entry.get("goodness"), "seconds": seconds})
+    ThresholdMap.from_result(result, settings, sample_id=ctx.spec.sample_id, potential=ctx.potential().name,
+                             goodness=entry.get("goodness"), seconds=seconds).save(ctx.path("map.npz"))
     title = f"Δτ on a {settings.grid}×{settings.grid} grid" + (
         f"; goodness of event 1: {entry['goodness'][0]:.2f}" if len(events) else "")
     plot_threshold_map(threshold, ctx.structure.box, events if len(events) else None, ctx.path("probe/map.png"),
@@ -356,8 +348,6 @@ def _test_record(result, record: dict) -> dict:
 
 # -- the row ---------------------------------------------------------------------------------
 def _row(ctx: SampleContext, timings: dict, started: str, seconds: float):
-    from glassfrac.cli import to_jsonable
-
     spec, s = ctx.spec, ctx.structure
     keys = {"campaign": ctx.plan.campaign, **spec.keys(), "dim": s.dim, "seconds": round(seconds, 3)}
     keys.update(ctx.keys)

@@ -22,6 +22,7 @@ A script that starts a LocalCluster must guard its entry point (``if __name__ ==
 """
 
 import collections
+import logging
 import os
 import time
 import uuid
@@ -30,8 +31,10 @@ from glassfrac.campaign.config import CampaignConfig
 from glassfrac.campaign.pipeline import Plan, SampleFailure, load_callable, run_sample
 from glassfrac.campaign.samples import expand
 from glassfrac.campaign.store import CampaignStore, public_url
-from glassfrac.errors import GlassfracError
-from glassfrac.progress import progress
+from glassfrac.core.errors import GlassfracError
+from glassfrac.core.progress import progress
+from glassfrac.core.provenance import collect
+from glassfrac.report.html import write_report
 
 POLL_SECONDS = 5.0
 """How often the Dask runner looks for new workers while no sample finishes, s."""
@@ -71,6 +74,11 @@ def campaign_status(config: CampaignConfig | None = None, store: CampaignStore |
     }
 
 
+def report_campaign(store: CampaignStore, max_samples: int = 100):
+    """Write the HTML report of the campaign in ``store``; returns the path of ``report.html``."""
+    return write_report(store, campaign_status(store=store), max_samples=max_samples)
+
+
 def _group_size(group: dict) -> int:
     values = group.get("mu2") or group.get("sigma_factor")
     return group["count"] * (len(values) if values else 1)
@@ -83,7 +91,6 @@ def run_campaign(config: CampaignConfig, workers: int | None = None, scheduler: 
     ``workers``: None (config ``[runner] workers``, else :func:`default_workers`), 0 (serial) or
     N; ignored with ``scheduler``. Samples that fail are recorded and the rest go on.
     """
-    from glassfrac.campaign.provenance import collect
 
     start = time.perf_counter()
     for name in [g.generator for g in config.groups if g.generator] + [t for t in config.tests if ":" in t]:
@@ -146,7 +153,6 @@ def _run_dask(pending, plan, handle, workers, threads, scheduler) -> None:
     except ImportError:
         raise GlassfracError("the Dask runner needs dask.distributed: pip install 'dask[distributed]' "
                              "(or run serially with --workers 0)") from None
-    import logging
 
     if scheduler is not None:
         client, cluster = Client(scheduler), None

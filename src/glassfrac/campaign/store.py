@@ -25,17 +25,18 @@ import json
 import os
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import ase.db
 import numpy as np
 
-from glassfrac.errors import GlassfracError, InputError
-from glassfrac.files import atomic_open
+from glassfrac.core.errors import GlassfracError, InputError
+from glassfrac.core.files import atomic_open
 from glassfrac.structure import Structure
 
 
 def public_url(url: str) -> str:
     """``url`` with any password replaced by ``***`` (for printing)."""
-    from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
     if parts.password is None:
@@ -46,7 +47,6 @@ def public_url(url: str) -> str:
 
 def connect(url: str):
     """An ASE database by file name (``.db``: SQLite) or ``postgresql://`` URL."""
-    import ase.db
 
     if url.startswith(("postgresql://", "postgres://")):
         try:

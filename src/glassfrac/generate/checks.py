@@ -8,6 +8,7 @@ positive faces that tile the torus exactly once cannot overlap, so no bonds cros
 
 import numpy as np
 
+from glassfrac.core.errors import InputError
 from glassfrac.structure import Box, Structure, neighbor_pairs
 
 
@@ -103,14 +104,14 @@ def find_crossing_bonds(structure: Structure) -> np.ndarray:
     than half the box are refused (ValueError): their crossings are not well defined.
     """
     if structure.dim != 2:
-        raise ValueError("crossing bonds are checked for 2D structures")
+        raise InputError("crossing bonds are checked for 2D structures")
     if structure.bonds is None or len(structure.bonds) < 2:
         return np.zeros((0, 2), dtype=np.int64)
     vec = structure.bond_vectors()
     mid = structure.box.wrap(structure.positions[structure.bonds[:, 0]] + 0.5 * vec)
     cutoff = float(np.linalg.norm(vec, axis=1).max()) * (1 + 1e-9)
     if cutoff > 0.5 * _shortest_period(structure.box):
-        raise ValueError(f"a bond of {cutoff:.3g} Å is longer than half the box")
+        raise InputError(f"a bond of {cutoff:.3g} Å is longer than half the box")
     i, j, _, d = neighbor_pairs(mid, structure.box, cutoff)
     b = structure.bonds
     share = (b[i, 0] == b[j, 0]) | (b[i, 0] == b[j, 1]) | (b[i, 1] == b[j, 0]) | (b[i, 1] == b[j, 1])

@@ -7,6 +7,7 @@ Atom order: Si first (in the order of the network), then O. Per-atom ``arrays['r
 
 import numpy as np
 
+from glassfrac.core.errors import InputError
 from glassfrac.generate.embed import Embedding
 from glassfrac.structure import Box, Structure
 
@@ -30,7 +31,7 @@ def network_structure(embedding: Embedding, si_si: float = SI_SI_MONOLAYER) -> S
 def _scaled(structure: Structure, si_si: float) -> Structure:
     """A copy scaled so that the mean Si–Si bond of the network ``structure`` is ``si_si``."""
     if si_si <= 0:
-        raise ValueError(f"Si–Si distance must be positive, got {si_si}")
+        raise InputError(f"Si–Si distance must be positive, got {si_si}")
     mean = float(np.linalg.norm(structure.bond_vectors(), axis=1).mean())
     return structure.deformed(np.eye(structure.dim) * (si_si / mean))
 

@@ -13,6 +13,8 @@ Lengths are in units of the Si–Si bond length d of the starting honeycomb.
 
 import numpy as np
 
+from glassfrac.core.errors import InputError
+
 SQRT3 = float(np.sqrt(3.0))
 
 
@@ -36,7 +38,7 @@ class DualLattice:
         """
         nx, ny = int(nx), int(ny)
         if nx < 4 or ny < 4 or ny % 2:
-            raise ValueError(f"a periodic honeycomb needs nx >= 4 and an even ny >= 4 rings, "
+            raise InputError(f"a periodic honeycomb needs nx >= 4 and an even ny >= 4 rings, "
                              f"got {nx} x {ny}")
         a, h = SQRT3, 1.5
         cell = np.diag([nx * a, ny * h])

@@ -28,8 +28,11 @@ Lengths are in units of d; callers rescale.
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import minimize
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.linalg import spsolve
 
-from glassfrac.errors import ConvergenceError
+from glassfrac.core.errors import ConvergenceError
 from glassfrac.generate.checks import polygon_areas, ring_polygons
 from glassfrac.generate.dual import DualLattice
 from glassfrac.structure import Box
@@ -100,8 +103,6 @@ def si_topology(dual: DualLattice) -> SiTopology:
 
 def tutte_positions(dual: DualLattice) -> np.ndarray:
     """Ring centres (N, 2) of the periodic Tutte embedding in ``dual.cell``; ring 0 stays put."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.linalg import spsolve
 
     n = dual.n_rings
     edges = dual.edges()
@@ -166,8 +167,6 @@ def relax_network(x0, lengths0, pairs, images, rest, stiffness, cycles,
     uniform scale of the rectangular box (lengths ``lengths0``, aspect kept); returns the
     positions and the box lengths. ``x0`` must be a valid embedding (it fixes the periodic
     images of the ring polygons)."""
-    from scipy.optimize import minimize
-    from scipy.sparse import csr_matrix
 
     x0 = np.asarray(x0, float)
     lengths0 = np.asarray(lengths0, float)

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from glassfrac.core.errors import InputError
+from glassfrac.core.progress import progress as progress_bar
 from glassfrac.generate.dual import DualLattice
 from glassfrac.generate.targets import RingSizeTarget
 
@@ -106,18 +108,17 @@ def bond_switch(dual: DualLattice, target: RingSizeTarget, alpha: float = 1 / 3,
 
     ``rng`` is a numpy Generator or a seed. ``steps`` defaults to :func:`default_steps`.
     """
-    from glassfrac.progress import progress as progress_bar
 
     rng = np.random.default_rng(rng)
     nbr = dual.neighbours
     n = len(nbr)
     steps = default_steps(n) if steps is None else int(steps)
     if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+        raise InputError(f"steps must be >= 0, got {steps}")
     lo, hi = int(target.sizes[0]), int(target.sizes[-1])
     sizes = dual.sizes
     if sizes.min() < lo or sizes.max() > hi:
-        raise ValueError(f"ring sizes {sizes.min()}..{sizes.max()} outside the allowed "
+        raise InputError(f"ring sizes {sizes.min()}..{sizes.max()} outside the allowed "
                          f"{lo}..{hi}")
     edge_list = dual.edges().tolist()
     # cost of the ring-size term of size s with c rings: table[s][c]

@@ -13,13 +13,13 @@ network, a SiO2 monolayer or a SiO2 bilayer (:mod:`~glassfrac.generate.decorate`
 
 import numpy as np
 
-from glassfrac import __version__
 from glassfrac.analysis.ring_statistics import (
     aboav_weaire_alpha,
     ring_size_distribution,
     ring_size_variance,
 )
-from glassfrac.errors import ConvergenceError
+from glassfrac.core import VERSION as __version__
+from glassfrac.core.errors import ConvergenceError, InputError
 from glassfrac.generate.checks import check_network
 from glassfrac.generate.decorate import (
     SI_O_BILAYER,
@@ -56,11 +56,11 @@ def generate(rings=(16, 18), mu2: float | None = None, distribution: str = "gamm
     ``arrays['rings']`` the rings around each atom.
     """
     if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+        raise InputError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
     nx, ny = (int(r) for r in rings)
     target = ring_size_target(distribution, mu2, sigma_factor, sizes)
     if not -1.0 <= alpha <= 2.0:
-        raise ValueError(f"Aboav-Weaire alpha target must be in [-1, 2], got {alpha}")
+        raise InputError(f"Aboav-Weaire alpha target must be in [-1, 2], got {alpha}")
     dual = DualLattice.honeycomb(nx, ny)
     result = bond_switch(dual, target, alpha=alpha, steps=steps, rng=np.random.default_rng(seed),
                          anneal=anneal, progress=progress)

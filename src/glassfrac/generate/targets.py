@@ -21,6 +21,10 @@ Two families, both discretised onto the allowed ring sizes (4–10 by default):
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import brentq
+from scipy.stats import norm
+
+from glassfrac.core.errors import InputError
 
 SILICA_MEAN = 6.003
 """Mean ring size of imaged 2D silica (Büchner et al. 2016; LISTI25)."""
@@ -55,19 +59,18 @@ class RingSizeTarget:
 def _size_array(sizes) -> np.ndarray:
     lo, hi = (int(s) for s in sizes)
     if not 3 <= lo < 6 < hi:
-        raise ValueError(f"allowed ring sizes must satisfy 3 <= min < 6 < max, got {lo}..{hi}")
+        raise InputError(f"allowed ring sizes must satisfy 3 <= min < 6 < max, got {lo}..{hi}")
     return np.arange(lo, hi + 1)
 
 
 def gamma_target(mu2: float, sizes=DEFAULT_SIZES) -> RingSizeTarget:
     """Gamma-shaped target with discrete mean 6 and variance ``mu2`` (module docstring)."""
-    from scipy.optimize import brentq
 
     n = _size_array(sizes)
     mu2 = float(mu2)
     max_var = (6 - n[0]) * (n[-1] - 6)  # two-point distribution on the window ends
     if not 0 < mu2 < max_var:
-        raise ValueError(f"mu2 must be in (0, {max_var}) for ring sizes {n[0]}..{n[-1]}, "
+        raise InputError(f"mu2 must be in (0, {max_var}) for ring sizes {n[0]}..{n[-1]}, "
                          f"got {mu2}")
     log_n = np.log(n)
 
@@ -86,7 +89,7 @@ def gamma_target(mu2: float, sizes=DEFAULT_SIZES) -> RingSizeTarget:
 
     c_lo, c_hi = 0.0, 1e5  # shape >= 1; the variance decreases monotonically with c
     if not variance(c_hi) < mu2 < variance(c_lo):
-        raise ValueError(f"no gamma-shaped distribution on ring sizes {n[0]}..{n[-1]} has "
+        raise InputError(f"no gamma-shaped distribution on ring sizes {n[0]}..{n[-1]} has "
                          f"mean 6 and variance {mu2} (possible: {variance(c_hi):.3g} to "
                          f"{variance(c_lo):.3g})")
     c = brentq(lambda c: variance(c) - mu2, c_lo, c_hi, xtol=1e-12, rtol=1e-14)
@@ -98,18 +101,17 @@ def gamma_target(mu2: float, sizes=DEFAULT_SIZES) -> RingSizeTarget:
 def lognormal_target(sigma_factor: float, sizes=DEFAULT_SIZES, mean: float = SILICA_MEAN,
                      sigma: float = SILICA_SIGMA) -> RingSizeTarget:
     """Log-normal target of mean ``mean`` and SD ``sigma_factor × sigma`` (module docstring)."""
-    from scipy.stats import norm
 
     n = _size_array(sizes)
     f = float(sigma_factor)
     if not 0 < f <= 5:
-        raise ValueError(f"sigma factor must be in (0, 5], got {sigma_factor}")
+        raise InputError(f"sigma factor must be in (0, 5], got {sigma_factor}")
     sd = f * sigma
     s = np.sqrt(np.log1p((sd / mean) ** 2))
     m = np.log(mean) - 0.5 * s**2
     p = np.diff(norm.cdf((np.log(np.append(n - 0.5, n[-1] + 0.5)) - m) / s))
     if p.sum() <= 0:
-        raise ValueError(f"log-normal target has no weight on sizes {n[0]}..{n[-1]}")
+        raise InputError(f"log-normal target has no weight on sizes {n[0]}..{n[-1]}")
     return RingSizeTarget(n, p / p.sum(), "lognormal",
                           {"sigma_factor": f, "mean": mean, "sigma": sd,
                            "log_mean": float(m), "log_sigma": float(s)})
@@ -117,12 +119,11 @@ def lognormal_target(sigma_factor: float, sizes=DEFAULT_SIZES, mean: float = SIL
 
 def lognormal_factor_for_mu2(mu2: float, sizes=DEFAULT_SIZES) -> float:
     """The sigma factor whose discretised log-normal target has variance ``mu2``."""
-    from scipy.optimize import brentq
 
     lo, hi = 1e-3, 5.0
     v_lo, v_hi = lognormal_target(lo, sizes).mu2, lognormal_target(hi, sizes).mu2
     if not v_lo < mu2 < v_hi:
-        raise ValueError(f"mu2 = {mu2} is outside the range {v_lo:.3g}..{v_hi:.3g} that "
+        raise InputError(f"mu2 = {mu2} is outside the range {v_lo:.3g}..{v_hi:.3g} that "
                          f"log-normal targets on these ring sizes can have")
     return float(brentq(lambda f: lognormal_target(f, sizes).mu2 - mu2, lo, hi, xtol=1e-12))
 
@@ -133,15 +134,15 @@ def ring_size_target(distribution: str = "gamma", mu2: float | None = None,
     ``sigma_factor`` or, instead, the ``mu2`` its discrete target should have."""
     if distribution == "gamma":
         if sigma_factor is not None:
-            raise ValueError("--sigma-factor applies to the lognormal distribution only")
+            raise InputError("--sigma-factor applies to the lognormal distribution only")
         if mu2 is None:
-            raise ValueError("the gamma distribution needs a target variance mu2")
+            raise InputError("the gamma distribution needs a target variance mu2")
         return gamma_target(mu2, sizes)
     if distribution == "lognormal":
         if (mu2 is None) == (sigma_factor is None):
-            raise ValueError("the lognormal distribution needs exactly one of mu2 and "
+            raise InputError("the lognormal distribution needs exactly one of mu2 and "
                              "sigma factor")
         if sigma_factor is None:
             sigma_factor = lognormal_factor_for_mu2(mu2, sizes)
         return lognormal_target(sigma_factor, sizes)
-    raise ValueError(f"unknown distribution {distribution!r}; use 'gamma' or 'lognormal'")
+    raise InputError(f"unknown distribution {distribution!r}; use 'gamma' or 'lognormal'")

@@ -1,12 +1,13 @@
-"""Microscope images: rendering structures as images, and image → Si positions → bonded structure.
+"""Microscope images: image → Si positions → bonded structure, and trained predictors on it.
 
-- :mod:`.render`: the FC22 photon model (the one renderer of glassfrac; the CNNs use it);
+(Structures are rendered as images by :mod:`glassfrac.learn.render`, the FC22 photon model.)
+
 - :mod:`.detect`: reading images, Si detection (Laplacian of Gaussian, trackpy), pixel size;
 - :mod:`.corrections`: manual add/remove edits as a CSV file;
 - :mod:`.build`: Voronoi bonds, rescaling, O, relaxation, frozen region, rings, predictor hook;
 - :mod:`.pipeline`: the chain behind ``glassfrac image``;
 - :mod:`.predict`: trained predictors (softness, ResNet + Grad-CAM, LISTI) on the built
-  structure, and their figures over the original image;
+  structure (their figures over the original image: :func:`glassfrac.report.image_overlay.write_image_figures`);
 - :mod:`.evaluate`: scoring detections against known positions.
 """
 
@@ -15,10 +16,9 @@ from glassfrac.imaging.corrections import Correction, apply_corrections, read_co
 from glassfrac.imaging.detect import Detections, Roi, detect, read_image, write_image
 from glassfrac.imaging.evaluate import match_points
 from glassfrac.imaging.pipeline import ImageAnalysis, analyse_image
-from glassfrac.imaging.predict import ListiPredictor, ResNetPredictor, SoftnessPredictor, load_predictors, write_figures
-from glassfrac.imaging.render import PixelMap, RenderedImage, RenderSettings, render
+from glassfrac.imaging.predict import ListiPredictor, ResNetPredictor, SoftnessPredictor, load_predictors
 
-__all__ = ["BuiltStructure", "Correction", "Detections", "ImageAnalysis", "ListiPredictor", "PixelMap",
-           "RenderSettings", "RenderedImage", "ResNetPredictor", "Roi", "SoftnessPredictor", "analyse_image",
+__all__ = ["BuiltStructure", "Correction", "Detections", "ImageAnalysis", "ListiPredictor",
+           "ResNetPredictor", "Roi", "SoftnessPredictor", "analyse_image",
            "apply_corrections", "apply_predictors", "build_structure", "detect", "load_predictors", "match_points",
-           "read_corrections", "read_image", "render", "write_corrections", "write_figures", "write_image"]
+           "read_corrections", "read_image", "write_corrections", "write_image"]

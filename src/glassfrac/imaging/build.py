@@ -39,13 +39,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from glassfrac.analysis.ring_statistics import ring_size_variance
 from glassfrac.analysis.rings import RingAnalysis
 from glassfrac.analysis.voronoi_bonds import voronoi_bonds
-from glassfrac.errors import InputError
+from glassfrac.core.errors import InputError
 from glassfrac.imaging.detect import SI_SI
-from glassfrac.imaging.render import PixelMap
+from glassfrac.learn.render import PixelMap
+from glassfrac.mechanics.relax import relax
+from glassfrac.potentials import get_potential
 from glassfrac.structure.box import Box
 from glassfrac.structure.structure import Structure
 
@@ -125,9 +128,9 @@ def build_structure(positions_px, pixel_size: float, si_si: float = SI_SI, resca
     if len(xy_px) < 3:
         raise InputError(f"need at least 3 Si to build a network, got {len(xy_px)}")
     if pixel_size <= 0:
-        raise ValueError(f"pixel size must be positive, got {pixel_size}")
+        raise InputError(f"pixel size must be positive, got {pixel_size}")
     if max_bond <= 1:
-        raise ValueError(f"max_bond must exceed 1 (a multiple of the median bond), got {max_bond}")
+        raise InputError(f"max_bond must exceed 1 (a multiple of the median bond), got {max_bond}")
     xy = PixelMap(float(pixel_size)).to_angstrom(xy_px)
     vb = voronoi_bonds(xy, _open_box(xy, si_si), sides=3)
     if len(vb.bonds) == 0:
@@ -166,7 +169,7 @@ def build_structure(positions_px, pixel_size: float, si_si: float = SI_SI, resca
     frozen = np.zeros(k + m, bool)
     if frozen_radius is not None:
         if frozen_radius <= 0:
-            raise ValueError(f"frozen radius must be positive, got {frozen_radius}")
+            raise InputError(f"frozen radius must be positive, got {frozen_radius}")
         frozen = np.linalg.norm(structure.positions - np.asarray(centre, float), axis=1) > frozen_radius
     structure.set_array("frozen", frozen)
     under = np.flatnonzero(coordination < 3)
@@ -193,7 +196,6 @@ def apply_predictors(structure: Structure, predictors: Mapping) -> dict:
 def _complete(xy, bonds, reach: float) -> np.ndarray:
     """``bonds`` plus, shortest first, the pairs of Si closer than ``reach`` Å that both still
     have fewer than 3 bonds (module docstring, step 2)."""
-    from scipy.spatial import cKDTree
 
     n = len(xy)
     degree = np.bincount(bonds.ravel(), minlength=n)
@@ -213,7 +215,6 @@ def hull_depth(points, xy) -> np.ndarray:
     """Distance (Å) of each of ``points`` (M, 2) inside the boundary of the convex hull of
     ``xy`` (N, 2): positive inside, negative outside (then the distance to the farthest edge
     line, a lower bound of the true distance)."""
-    from scipy.spatial import ConvexHull, QhullError
 
     try:
         hull = ConvexHull(np.asarray(xy, float)[:, :2])
@@ -230,9 +231,6 @@ def _open_box(xy, margin: float) -> Box:
 
 
 def _relax(structure, fmax, potential):
-    from glassfrac.mechanics.relax import relax
-    from glassfrac.potentials import get_potential
-
     potential = potential or get_potential("yukawa2d")
     ((relaxed, stats),) = relax(potential, [structure], method="lbfgs", fmax=fmax)
     relaxed.box = _open_box(relaxed.positions, SI_SI)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from glassfrac.errors import InputError
-from glassfrac.files import atomic_open
+from glassfrac.core.errors import InputError
+from glassfrac.core.files import atomic_open
 
 ACTIONS = ("add", "remove")
 UNITS = {"px": "px", "": "px", "a": "A", "å": "A", "angstrom": "A"}
@@ -96,7 +96,7 @@ def write_corrections(path, corrections) -> None:
         writer.writerow(["action", "x", "y", "unit"])
         for c in corrections:
             if c.action not in ACTIONS or c.unit not in ("px", "A"):
-                raise ValueError(f"bad correction {c}")
+                raise InputError(f"bad correction {c}")
             writer.writerow([c.action, repr(float(c.x)), repr(float(c.y)), c.unit])
 
 
@@ -104,7 +104,7 @@ def apply_corrections(positions, corrections, tolerance: float, pixel_map=None, 
     """Apply ``corrections`` in order to ``positions`` (N, 2) px.
 
     ``tolerance``: largest distance (px) from a ``remove`` row to the point it removes;
-    ``pixel_map``: a :class:`~glassfrac.imaging.render.PixelMap` for rows in Å (None: such
+    ``pixel_map``: a :class:`~glassfrac.learn.render.PixelMap` for rows in Å (None: such
     rows are refused); ``path``: the file, for error messages.
     """
     points = [tuple(p) for p in np.asarray(positions, float).reshape(-1, 2)]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from glassfrac.imaging.build import BuiltStructure, build_structure
 from glassfrac.imaging.corrections import Corrected, apply_corrections, read_corrections
 from glassfrac.imaging.detect import SI_SI, Detections, Roi, detect
-from glassfrac.imaging.render import PixelMap
+from glassfrac.learn.render import PixelMap
 
 
 @dataclass(frozen=True)

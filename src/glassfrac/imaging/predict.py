@@ -46,9 +46,15 @@ from pathlib import Path
 
 import numpy as np
 
-from glassfrac.errors import InputError
+from glassfrac.analysis.structure_functions import GAUSSIAN_REACH
+from glassfrac.core.errors import GlassfracError, InputError
 from glassfrac.imaging.build import hull_depth
-from glassfrac.imaging.render import PixelMap, render
+from glassfrac.learn.gradcam import attention, defect_pixels, pearson
+from glassfrac.learn.images import Transform
+from glassfrac.learn.listi import ListiModel
+from glassfrac.learn.render import PixelMap, render
+from glassfrac.learn.svm import SoftnessModel
+from glassfrac.learn.training import ImageModel
 from glassfrac.structure import Box, Structure
 
 TOP_FRACTION = 0.10
@@ -85,14 +91,11 @@ class SoftnessPredictor:
 
     @classmethod
     def load(cls, path) -> "SoftnessPredictor":
-        from glassfrac.learn.svm import SoftnessModel
-
         return cls(SoftnessModel.load(path), path)
 
     @property
     def reach(self) -> float:
         """How far (Å) the descriptor looks from an atom (times 1 + ε when it adds a strained copy)."""
-        from glassfrac.analysis.structure_functions import GAUSSIAN_REACH
 
         d = self.model.descriptor
         radial = min(d.cutoff, max(d.radial_centers) + GAUSSIAN_REACH * d.radial_width)
@@ -138,12 +141,10 @@ class ResNetPredictor:
         self.size = int(model.image_settings.size)
         self.stride = int(stride or max(1, self.size // 4))
         if self.stride < 1:
-            raise ValueError(f"stride must be positive, got {stride}")
+            raise InputError(f"stride must be positive, got {stride}")
 
     @classmethod
     def load(cls, path, stride: int | None = None) -> "ResNetPredictor":
-        from glassfrac.learn.training import ImageModel
-
         return cls(ImageModel.load(path), path, stride)
 
     @property
@@ -153,7 +154,7 @@ class ResNetPredictor:
 
     def render(self, structure: Structure):
         """The structure rendered as the training images were (module docstring), over an open
-        square box holding its atoms: a :class:`~glassfrac.imaging.render.RenderedImage`."""
+        square box holding its atoms: a :class:`~glassfrac.learn.render.RenderedImage`."""
         settings = self.model.image_settings
         xy = structure.positions[:, :2]
         lo = xy.min(axis=0) - 2.0
@@ -182,8 +183,6 @@ class ResNetPredictor:
         """``prediction`` (mean over windows, target units; None without a window), ``windows``
         (W, 4) (x0, y0, x1, y1) Å, ``values`` (W,), ``attention`` (rows, cols) Grad-CAM on the
         rendered ``image`` with its ``pixel_map`` (Å), ``summary``."""
-        from glassfrac.learn.gradcam import attention
-        from glassfrac.learn.images import Transform
 
         rendered = self.render(structure)
         image, pm = rendered.image.astype(np.float32), rendered.pixel_map
@@ -226,8 +225,6 @@ class ResNetPredictor:
 def _defect_correlation(structure, pixel_map, field) -> float | None:
     """Pearson correlation (FC22) over the covered pixels between the attention and the pixel
     map of non-hexagonal rings; None when the rings cannot be found."""
-    from glassfrac.errors import GlassfracError
-    from glassfrac.learn.gradcam import defect_pixels, pearson
 
     try:
         defects = defect_pixels(structure, pixel_map)
@@ -250,14 +247,12 @@ class ListiPredictor:
         self.radius = float(model.spec.radius)
         self.spacing = float(spacing or self.radius / 4)
         if self.spacing <= 0:
-            raise ValueError(f"spacing must be positive, got {spacing}")
+            raise InputError(f"spacing must be positive, got {spacing}")
         self.load_angle = float(load_angle)
         self.lowest = int(lowest)
 
     @classmethod
     def load(cls, path, **options) -> "ListiPredictor":
-        from glassfrac.learn.listi import ListiModel
-
         try:
             model = ListiModel.load(path)
         except RuntimeError as exc:  # torch: the weights do not fit the current network
@@ -328,57 +323,3 @@ def _model_file(path, what: str) -> Path:
     if len(files) != 1:
         raise InputError(f"expected one {what} model (.safetensors) in the folder, found {len(files)}", path)
     return files[0]
-
-
-# -- figures over the original image --------------------------------------------------------------
-
-def write_figures(image, built, results: dict, prefix, title: str = "") -> dict:
-    """PNG figures of ``results`` (:func:`~glassfrac.imaging.build.apply_predictors` of the
-    predictors here) over the original ``image``, at ``PREFIX.softness.png``,
-    ``PREFIX.attention.png`` and ``PREFIX.listi.png``; returns their paths by predictor name.
-
-    Atoms are drawn at their detected pixels (``pixel_xy``); maps in Å are placed with the
-    inverse of the build's scale, pixel = x / (Å per pixel) − 0.5 (:meth:`BuiltStructure.pixel_map`).
-    """
-    from glassfrac.report.image_overlay import plot_atom_values, plot_field
-
-    to_px = built.pixel_map(np.shape(image)).to_pixels
-    prefix = str(prefix)
-    head = f"{title}\n" if title else ""
-    paths = {}
-    mu2 = built.summary()["mu2"]
-    measured = "n/a" if mu2 is None else f"{mu2:.3f}"
-    if "softness" in results:
-        r = results["softness"]
-        s = r["summary"]
-        paths["softness"] = f"{prefix}.softness.png"
-        plot_atom_values(image, built.structure.arrays["pixel_xy"], r["softness"], paths["softness"], "softness",
-                         included=r["interior"], marked=r["top"],
-                         title=f"{head}softness: mean {s['mean']:.2f} over {s['interior']} interior Si "
-                               f"({s['reach']:.1f} Å from the edge); ringed: top 10 %")
-    if "cnn" in results and results["cnn"]["prediction"] is not None:
-        r = results["cnn"]
-        pm = r["pixel_map"]
-        x0, x1, y0, y1 = pm.extent
-        (a, b), (c, d) = to_px(np.array([[x0, y0], [x1, y1]]))
-        paths["cnn"] = f"{prefix}.attention.png"
-        s = r["summary"]
-        plot_field(image, r["attention"], (a, c, b, d), paths["cnn"], f"Grad-CAM G (stage r = {s['attention_stage']})",
-                   title=f"{head}{s['task']} predicted {r['prediction']:.3f} (mean of {s['windows']} windows of "
-                         f"{s['input_side']:.1f} Å), measured mu2 {measured}"
-                         + ("" if s["rho_defects"] is None else f"; ρ(G, defects) {s['rho_defects']:.2f}"))
-    if "listi" in results and len(results["listi"]["centres"]):
-        r = results["listi"]
-        s = r["summary"]
-        centres, spacing = r["centres"], s["spacing"]
-        lo = centres.min(axis=0)
-        index = np.rint((centres - lo) / spacing).astype(int)
-        grid = np.full(index.max(axis=0)[::-1] + 1, np.nan)
-        grid[index[:, 1], index[:, 0]] = r["threshold"]
-        (a, b), (c, d) = to_px(np.array([lo - spacing / 2, lo + (index.max(axis=0) + 0.5) * spacing]))
-        paths["listi"] = f"{prefix}.listi.png"
-        plot_field(image, grid, (a, c, b, d), paths["listi"], "predicted Δτ (N/m)", cmap="viridis", alpha=0.6,
-                   circles=to_px(centres[r["lowest"]]), radius=s["radius"] / built.angstrom_per_pixel,
-                   title=f"{head}LISTI {s['kind']}: Δτ min {s['min']:.3f}, mean {s['mean']:.3f} N/m; "
-                         f"circles: the {len(r['lowest'])} lowest separate windows (r = {s['radius']:.0f} Å)")
-    return paths

@@ -31,11 +31,24 @@ Analyses:
   probability per pixel), and the area is then selected from the most probable pixels down.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import torch
+from matplotlib.path import Path as Polygon
 from torch.nn import functional as F
 
-from glassfrac.learn.images import Transform, fractional, image_lengths, pixel_sizes, render_sample
+from glassfrac.analysis.rings import RingAnalysis
+from glassfrac.core.errors import GlassfracError, InputError
+from glassfrac.learn.images import (
+    Transform,
+    angstrom,
+    augmentations,
+    fractional,
+    image_lengths,
+    pixel_sizes,
+    render_sample,
+)
 from glassfrac.learn.training import ImageModel, atom_values, periodic_difference
 
 
@@ -43,7 +56,7 @@ def stage_attention(model: ImageModel, images, output: int = 0) -> list:
     """Raw Grad-CAM maps G per stage: list of (B, h, h) arrays (module docstring)."""
     net = model.network
     if not hasattr(net, "head_from_maps"):
-        raise ValueError("Grad-CAM is defined here for the regression models (mu2, strain, location)")
+        raise InputError("Grad-CAM is defined here for the regression models (mu2, strain, location)")
     net.eval()
     x = model.standardise(images)
     maps = net.stage_maps(x)
@@ -61,7 +74,7 @@ def upsample_periodic(maps, size: int) -> np.ndarray:
     maps = torch.as_tensor(np.asarray(maps, np.float32))[:, None]
     h = maps.shape[-1]
     if size % h:
-        raise ValueError(f"size {size} is not a multiple of the map size {h}")
+        raise InputError(f"size {size} is not a multiple of the map size {h}")
     f = size // h
     padded = F.pad(maps, (1, 1, 1, 1), mode="circular")
     up = F.interpolate(padded, scale_factor=f, mode="bilinear", align_corners=False)
@@ -102,10 +115,6 @@ def pearson(a, b) -> float:
 
 def defect_pixels(structure, pixel_map, rings=None) -> np.ndarray:
     """(rows, cols) 0/1: pixel centre inside a non-hexagonal ring (with periodic images)."""
-    from matplotlib.path import Path as Polygon
-
-    from glassfrac.analysis.rings import RingAnalysis
-
     rings = rings or RingAnalysis().compute(structure)
     rows, cols = pixel_map.shape
     gx, gy = np.meshgrid(np.arange(cols), np.arange(rows))
@@ -158,8 +167,6 @@ def attention_divergence(gx, gy, pixel_size) -> np.ndarray:
 def render_like_training(model: ImageModel, structure, pixel_size: float, seed: int = 0):
     """Render ``structure`` so that its pixels are ``pixel_size`` Å (the training images'; along
     x for ``crop="cell"``, whose y pixels are then Ly / Lx as large)."""
-    from dataclasses import replace
-
     settings = model.image_settings
     ratio = settings.pixels / settings.size
     lengths = np.diag(structure.box.cell)[:2]
@@ -183,13 +190,12 @@ def render_for_model(model: ImageModel, structure, seed: int | None = None):
     pixel = model.info.get("pixel_size")
     if pixel is None or abs(rendered.pixel_map.pixel_size / pixel - 1.0) <= PIXEL_TOLERANCE:
         return rendered
-    from dataclasses import replace
 
     rendered = render_like_training(model, structure, pixel, seed)
     stride = model.config.stride
     side = max(stride, rendered.image.shape[0] // stride * stride)
     if side > rendered.image.shape[0]:
-        raise ValueError(f"the sample is smaller than one network stride ({stride} px of {pixel:.3g} Å)")
+        raise InputError(f"the sample is smaller than one network stride ({stride} px of {pixel:.3g} Å)")
     return replace(rendered, image=rendered.image[:side, :side],
                    pixel_map=replace(rendered.pixel_map, shape=(side, side)))
 
@@ -199,12 +205,12 @@ def scan(model: ImageModel, image, stride: int = 16, batch_size: int = 64) -> np
     periodic image): (rows / stride, cols / stride), entry (a, b) for the window centred on the
     cell of pixels [a·stride, (a+1)·stride) × [b·stride, (b+1)·stride); averaged over the 4 flips."""
     if model.task not in ("mu2", "strain"):
-        raise ValueError("scan needs a scalar model (mu2 or strain)")
+        raise InputError("scan needs a scalar model (mu2 or strain)")
     image = np.asarray(image, np.float32)
     size = model.image_settings.size
     rows, cols = image.shape
     if rows % stride or cols % stride:
-        raise ValueError(f"the image ({rows} × {cols} px) must be a multiple of the stride {stride}")
+        raise InputError(f"the image ({rows} × {cols} px) must be a multiple of the stride {stride}")
     flips = [Transform(size, 0, 0, fx, fy) for fx in (False, True) for fy in (False, True)]
     c = stride // 2
     windows = [np.roll(image, (size // 2 - a - c, size // 2 - b - c), (0, 1))[:size, :size]
@@ -217,10 +223,8 @@ def location_probability(model: ImageModel, image, n_shifts: int = 16, seed: int
     """Rupture-site probability per pixel (sums to 1) of a periodic ``image`` of any size (a
     multiple of the network stride) from a heat-map location model: softmax of the logits over
     the pixels, averaged over ``n_shifts`` random periodic shifts × 4 flips, each undone."""
-    from glassfrac.learn.images import augmentations
-
     if model.head != "heatmap":
-        raise ValueError("location_probability needs a heat-map location model (head='heatmap')")
+        raise InputError("location_probability needs a heat-map location model (head='heatmap')")
     image = np.asarray(image, np.float32)
     transforms = augmentations(image.shape[-1], n_shifts, seed)
     net = model.network.eval()
@@ -262,9 +266,6 @@ def explain(model: ImageModel, structure, energies=None, rings=None, render_seed
     ``stats``: per output and r, φ, ρ(G, D) and, when given, ρ(G, U) with ``energies`` per atom
     (eV) and the peak-to-rupture distance (Å) when ``info`` has ``rupture_location``.
     """
-    from glassfrac.errors import GlassfracError
-    from glassfrac.learn.images import angstrom
-
     rendered = render_for_model(model, structure, render_seed)
     image, pm = rendered.image, rendered.pixel_map
     prediction = model.predict(image[None])[0]

@@ -1,6 +1,6 @@
 """Datasets of rendered images with their targets, and the augmentation transforms (FC22 §7).
 
-Images come from :func:`glassfrac.imaging.render.render` (the FC22 photon model, top layer,
+Images come from :func:`glassfrac.learn.render.render` (the FC22 photon model, top layer,
 ``pixels`` across the box, rebinned to ``size`` px); one image per sample, rendered with the
 seed ``render_seed`` + sample number. ``crop`` chooses what the square image shows:
 
@@ -54,10 +54,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
 
-from glassfrac.errors import InputError
-from glassfrac.imaging.render import PixelMap, RenderSettings, render
-from glassfrac.structure import Box, Structure
+from glassfrac.analysis.rings import RingAnalysis
+from glassfrac.core.errors import InputError
+from glassfrac.core.progress import progress as progress_bar
+from glassfrac.learn.render import PixelMap, RenderSettings, render
+from glassfrac.structure import Box, Structure, read
 
 TARGETS = {"mu2": "mu2", "strain": "rupture_strain", "location": "rupture_location", "crack": "crack"}
 """Target name → key of ``info`` (or per-atom array for ``crack``)."""
@@ -123,7 +127,6 @@ class Transform:
 def _lib(a):
     if isinstance(a, np.ndarray):
         return np
-    import torch
 
     if isinstance(a, torch.Tensor):
         return torch
@@ -163,7 +166,7 @@ class ImageSettings:
 
     def __post_init__(self):
         if self.crop not in CROPS:
-            raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
+            raise InputError(f"crop must be one of {CROPS}, got {self.crop!r}")
 
     def render_settings(self, area: float) -> RenderSettings:
         """Renderer settings for a box of ``area`` Å²."""
@@ -175,7 +178,7 @@ class ImageSettings:
 
 @dataclass(frozen=True)
 class CellPixelMap(PixelMap):
-    """A :class:`~glassfrac.imaging.render.PixelMap` with rectangular pixels: ``pixel_size``
+    """A :class:`~glassfrac.learn.render.PixelMap` with rectangular pixels: ``pixel_size``
     Å along x, ``pixel_size_y`` Å along y; ``x_Å = origin + size · (x_px + 0.5)`` per axis."""
 
     pixel_size_y: float = 0.0
@@ -209,7 +212,7 @@ def image_lengths(pixel_map: PixelMap) -> np.ndarray:
 
 
 def render_sample(structure: Structure, settings: ImageSettings, seed: int | None):
-    """The :class:`~glassfrac.imaging.render.RenderedImage` of ``structure`` for the network
+    """The :class:`~glassfrac.learn.render.RenderedImage` of ``structure`` for the network
     (``settings.crop``: module docstring)."""
     area = float(np.prod(np.diag(structure.box.cell)[:2]))
     if settings.crop == "square":
@@ -224,7 +227,7 @@ def _square_cell(structure: Structure) -> Structure:
     """``structure`` with y mapped by ``y0 + (y − y0) · Lx / Ly``: a square cell in the xy plane."""
     cell = np.array(structure.box.cell, float)
     if abs(cell[0, 1]) > 1e-9 or abs(cell[1, 0]) > 1e-9:
-        raise ValueError("render needs a rectangular (orthogonal) cell")
+        raise InputError("render needs a rectangular (orthogonal) cell")
     factor = cell[0, 0] / cell[1, 1]
     positions = np.array(structure.positions, float)
     y0 = structure.box.origin[1]
@@ -256,8 +259,6 @@ def location_fraction(structure: Structure, pixel_map: PixelMap, location) -> np
 
 def crack_target(structure: Structure, rendered, crack, seed: int) -> np.ndarray:
     """FC22 target image of the imaged crack atoms (module docstring), float32 (size, size)."""
-    from scipy.ndimage import gaussian_filter
-
     atoms = rendered.atoms[np.asarray(crack, bool)[rendered.atoms]]
     side = rendered.image.shape[0]
     image = np.zeros((side, side))
@@ -321,10 +322,8 @@ class ImageDataset:
 def images_from_structures(structures, names, target: str, settings: ImageSettings | None = None,
                            progress: bool | None = None) -> ImageDataset:
     """Render ``structures`` and read ``target`` from each (module docstring)."""
-    from glassfrac.progress import progress as progress_bar
-
     if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; choose from {sorted(TARGETS)}")
+        raise InputError(f"unknown target {target!r}; choose from {sorted(TARGETS)}")
     settings = settings or ImageSettings()
     kept = {"images": [], "names": [], "maps": [], "values": [], "uv": [], "atoms": [], "labels": []}
     dropped = []
@@ -364,8 +363,6 @@ def _target_value(structure, rendered, target, settings, k):
         return crack_target(structure, rendered, crack > 0, settings.crack_seed + k), None
     value = structure.info.get(key)
     if target == "mu2" and _missing(value):
-        from glassfrac.analysis.rings import RingAnalysis
-
         value = RingAnalysis().compute(structure).mu2
     if _missing(value):
         return None, f"no {key!r} in info"
@@ -391,7 +388,6 @@ def read_structures(path) -> tuple[list, list]:
                          "(manifest.json) or a .npz export", path)
     if (path / "manifest.json").is_file():
         return _export_structures(_folder_samples(path))
-    from glassfrac.structure import read
 
     files = sorted(p for p in path.iterdir() if p.suffix in (".xyz", ".extxyz"))
     if not files:

@@ -6,7 +6,8 @@ Models (``KINDS``), inputs from :mod:`glassfrac.learn.windows`:
   (α_ij = softmax_j((W_q h_i)·(W_k h_j + W_ke e_ij)/√d) over the bonds j → i and the self loop;
   message Σ_j α_ij (W_v h_j + W_ve e_ij); dense update ReLU(W_u [h_i, m_i])), block 1 with two
   convolutions and block 2 with one, each followed by a dense ReLU layer (LISTI25 eq. 2);
-  global average pooling; MLP 20–10–5–1. Hidden width 32.
+  global average pooling; MLP 20–10–5–1. Hidden width 32. In :mod:`glassfrac.learn.gnn`, on
+  PyTorch Geometric (the optional extra ``learn``: only this kind needs it).
 - ``cnn``: conv 5×5 with 32, 64, 32 filters (padding 2), each followed by ReLU and 2×2
   max-pooling; three dense layers of 10 (ReLU) and an output of 1 (LISTI25).
 - ``lstm``: one LSTM layer of 128 over the padded sequence (padding masked by packing: the
@@ -23,39 +24,42 @@ Training (:func:`train`): targets standardised with the training mean and standa
 MSE, AdaMax at lr 1e-3 (LISTI25), minibatches in a seeded order per epoch; augmentation by
 the exact symmetries of pure shear (each window mirrored x → −x and/or y → −y at random, see
 windows.py); validation loss after every epoch, the weights of the best epoch are kept and
-training stops after ``patience`` epochs without improvement. A checkpoint (weights, best
-weights, optimiser state, history; safetensors + JSON) is written after every epoch; a run
-started again with the same data and settings resumes from it and ends with the same weights
-as an uninterrupted run. The split is by sample.
+training stops after ``patience`` epochs without improvement. The loop and its checkpoints are
+:func:`glassfrac.learn.trainer.fit`'s: a run started again with the same data and settings
+resumes from the checkpoint and ends with the same weights as an uninterrupted run. The split
+is by sample.
 
 Prediction (:meth:`ListiModel.predict_windows`, :meth:`ListiModel.predict_map`): with
 ``symmetrize`` (default) the prediction is the mean over the four mirror images of each window,
 so it is exactly invariant under the symmetries of the load. A whole sample is mapped in
 batches of windows into a dict like :func:`glassfrac.mechanics.probe.probe_map`'s (threshold
-(n, n) N/m, centres, angles, unit), for ``save_map``, ``goodness`` and ``plot_threshold_map``.
+(n, n) N/m, centres, angles, unit), for :class:`~glassfrac.labels.probe.ThresholdMap`, ``goodness`` and
+``plot_threshold_map``.
 
 Measured (benchmarks/listi.py, figures there): 25 probed 1440-atom samples, 6,400 windows, split
 by sample 15 / 4 / 6; test correlation with the probed Δτ GNN 0.86, CNN 0.72, LSTM 0.21,
 baseline 0.17 (LISTI25 GNN 0.96 on 1.25·10^5 windows); goodness of the first event on the test
 maps GNN 0.98, CNN 0.88, LSTM 0.19 (probed maps 0.97; LISTI25 0.93, 0.75, 0.50).
 
-Model file: safetensors of the weights (or tree arrays) with a JSON header entry ``glassfrac``
-(format, kind, architecture, window spec, target standardisation, training record, versions);
-loading executes nothing.
+Model file (:mod:`glassfrac.learn.model_file`): safetensors of the weights (or tree arrays)
+with a JSON header entry ``glassfrac`` (format, kind, architecture, window spec, target
+standardisation, training record, versions); loading executes nothing.
 """
 
-import json
-import math
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.ensemble import GradientBoostingRegressor
 from torch import nn
 
-from glassfrac.errors import InputError
-from glassfrac.files import atomic_path
+from glassfrac.core.errors import InputError
+from glassfrac.labels.probe import goodness
+from glassfrac.learn import model_file
+from glassfrac.learn.gnn import ListiGNN
+from glassfrac.learn.trainer import fit
+from glassfrac.learn.training import split_samples
 from glassfrac.learn.windows import (
     BASELINE_FEATURES,
     EDGE_FEATURES,
@@ -67,10 +71,10 @@ from glassfrac.learn.windows import (
     window_images,
     window_sequences,
 )
+from glassfrac.mechanics.probe import grid_centres
 
 KINDS = ("gnn", "cnn", "lstm", "baseline")
 MODEL_FORMAT = "glassfrac-listi-1"
-CHECKPOINT_FORMAT = "glassfrac-listi-checkpoint-1"
 EVENTS = 6
 """Shear events scored by the goodness (LISTI25: the first six)."""
 PUBLISHED = {
@@ -84,70 +88,13 @@ PUBLISHED = {
 
 # -- networks -------------------------------------------------------------------------------------
 
-def _segment_softmax(score, index, n: int):
-    """Softmax of ``score`` within groups ``index`` (0..n−1)."""
-    top = torch.full((n,), -math.inf, dtype=score.dtype).scatter_reduce(0, index, score.detach(), "amax")
-    e = torch.exp(score - top[index])
-    return e / torch.zeros(n, dtype=score.dtype).index_add_(0, index, e)[index]
-
-
-class AttentionConv(nn.Module):
-    """Graph convolution with scaled dot-product attention over neighbours and a dense update."""
-
-    def __init__(self, dim: int, edge_dim: int):
-        super().__init__()
-        self.dim = dim
-        self.nodes = nn.Linear(dim, 3 * dim)  # query, key, value
-        self.edges = nn.Linear(edge_dim, 2 * dim, bias=False)  # edge parts of key and value
-        self.update = nn.Linear(2 * dim, dim)
-
-    def forward(self, h, src, dst, e):
-        q, k, v = self.nodes(h).split(self.dim, dim=1)
-        ek, ev = self.edges(e).split(self.dim, dim=1)
-        score = (q[dst] * (k[src] + ek)).sum(-1) / math.sqrt(self.dim)
-        alpha = _segment_softmax(score, dst, len(h))
-        m = torch.zeros_like(h).index_add_(0, dst, alpha[:, None] * (v[src] + ev))
-        return torch.relu(self.update(torch.cat([h, m], -1)))
-
-
-class ListiGNN(nn.Module):
-    """LISTI25's graph network (module docstring)."""
-
-    def __init__(self, hidden: int = 32):
-        super().__init__()
-        node_dim, edge_dim = len(NODE_FEATURES), len(EDGE_FEATURES)
-        self.embed = nn.Linear(node_dim, hidden)
-        self.block1 = nn.ModuleList([AttentionConv(hidden, edge_dim), AttentionConv(hidden, edge_dim)])
-        self.dense1 = nn.Linear(hidden, hidden)
-        self.block2 = nn.ModuleList([AttentionConv(hidden, edge_dim)])
-        self.dense2 = nn.Linear(hidden, hidden)
-        self.head = nn.Sequential(nn.Linear(hidden, 20), nn.ReLU(), nn.Linear(20, 10), nn.ReLU(),
-                                  nn.Linear(10, 5), nn.ReLU(), nn.Linear(5, 1))
-
-    def forward(self, x, edge_index, edge_attr, batch, n_graphs: int):
-        n = len(x)
-        loops = torch.arange(n)
-        src, dst = torch.cat([edge_index[0], loops]), torch.cat([edge_index[1], loops])
-        e = torch.cat([edge_attr, torch.zeros(n, edge_attr.shape[1])])
-        h = self.embed(x)
-        for conv in self.block1:
-            h = conv(h, src, dst, e)
-        h = torch.relu(self.dense1(h))
-        for conv in self.block2:
-            h = conv(h, src, dst, e)
-        h = torch.relu(self.dense2(h))
-        pooled = torch.zeros(n_graphs, h.shape[1]).index_add_(0, batch, h)
-        pooled = pooled / torch.bincount(batch, minlength=n_graphs).clamp(min=1)[:, None]
-        return self.head(pooled)[:, 0]
-
-
 class ListiCNN(nn.Module):
     """LISTI25's convolutional network (module docstring) for ``size`` × ``size`` images."""
 
     def __init__(self, size: int = 64):
         super().__init__()
         if size % 8:
-            raise ValueError(f"image size must be a multiple of 8, got {size}")
+            raise InputError(f"image size must be a multiple of 8, got {size}")
         layers, channels = [], 1
         for filters in (32, 64, 32):
             layers += [nn.Conv2d(channels, filters, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)]
@@ -195,8 +142,6 @@ class BoostedTrees:
     @classmethod
     def fit(cls, X, y, X_val, y_val, seed: int = 0, max_trees: int = 500) -> "BoostedTrees":
         """Gradient boosting (module docstring), truncated at the best validation error."""
-        from sklearn.ensemble import GradientBoostingRegressor
-
         gbr = GradientBoostingRegressor(n_estimators=max_trees, learning_rate=0.05, max_depth=3, subsample=0.8,
                                         random_state=seed).fit(X, y)
         errors = [np.mean((p - y_val) ** 2) for p in gbr.staged_predict(X_val)]
@@ -255,7 +200,7 @@ def prepare(kind: str, graphs: GraphSet, spec: WindowSpec):
         return torch.as_tensor(np.stack([s for s, _ in seqs])), torch.as_tensor(np.stack([n for _, n in seqs]))
     if kind == "baseline":
         return graphs.ring_features
-    raise ValueError(f"unknown model kind {kind!r}; choose from {KINDS}")
+    raise InputError(f"unknown model kind {kind!r}; choose from {KINDS}")
 
 
 def inputs(kind: str, prepared, index, flips) -> tuple:
@@ -279,8 +224,7 @@ def inputs(kind: str, prepared, index, flips) -> tuple:
 
 def build_network(kind: str, architecture: dict) -> nn.Module:
     """The network of ``kind`` with ``architecture`` parameters."""
-    classes = {"gnn": ListiGNN, "cnn": ListiCNN, "lstm": ListiLSTM}
-    return classes[kind](**architecture)
+    return {"gnn": ListiGNN, "cnn": ListiCNN, "lstm": ListiLSTM}[kind](**architecture)
 
 
 def default_architecture(kind: str, spec: WindowSpec) -> dict:
@@ -296,7 +240,7 @@ class ListiModel:
     def __init__(self, kind: str, spec: WindowSpec, architecture: dict | None = None, target_mean: float = 0.0,
                  target_std: float = 1.0, symmetrize: bool = True, network=None, info: dict | None = None):
         if kind not in KINDS:
-            raise ValueError(f"unknown model kind {kind!r}; choose from {KINDS}")
+            raise InputError(f"unknown model kind {kind!r}; choose from {KINDS}")
         self.kind, self.spec = kind, spec
         self.architecture = dict(default_architecture(kind, spec) if architecture is None else architecture)
         self.target_mean, self.target_std = float(target_mean), float(target_std)
@@ -328,8 +272,6 @@ class ListiModel:
         """Threshold map of a structure: ``threshold`` (grid, grid) N/m at ``centres`` (the probe
         grid of :func:`~glassfrac.mechanics.probe.grid_centres` unless given; then (n,)),
         ``angles`` [load_angle], ``unit``, ``seconds`` (wall time of the prediction)."""
-        from glassfrac.mechanics.probe import grid_centres
-
         start = time.perf_counter()
         given = centres is not None
         centres = np.asarray(centres, float).reshape(-1, 2) if given else grid_centres(structure.box, grid)
@@ -345,23 +287,17 @@ class ListiModel:
                 "spec": self.spec.to_dict(), "target_mean": self.target_mean, "target_std": self.target_std,
                 "symmetrize": self.symmetrize, "node_features": list(NODE_FEATURES),
                 "edge_features": list(EDGE_FEATURES), "baseline_features": list(BASELINE_FEATURES),
-                "info": _jsonable(self.info)}
+                "info": self.info}
 
     def save(self, path) -> None:
-        """Write safetensors (weights or tree arrays) with the JSON header entry ``glassfrac``, atomically."""
-        from safetensors.torch import save_file
-
-        if self.kind == "baseline":
-            tensors = {k: torch.as_tensor(v) for k, v in self.network.arrays().items()}
-        else:
-            tensors = _state(self.network)
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"glassfrac": json.dumps(self.metadata())})
+        """Write the model file (weights or tree arrays, JSON header entry ``glassfrac``), atomically."""
+        tensors = self.network.arrays() if self.kind == "baseline" else self.network.state_dict()
+        model_file.write(path, tensors, self.metadata())
 
     @classmethod
     def load(cls, path) -> "ListiModel":
         """Rebuild a model written by :meth:`save` (no code is executed from the file)."""
-        meta, tensors = _read(path, MODEL_FORMAT)
+        meta, tensors = model_file.read(path, MODEL_FORMAT, "LISTI model")
         kind, spec = meta["kind"], WindowSpec(**meta["spec"])
         if kind == "baseline":
             network = BoostedTrees.from_arrays({k: v.numpy() for k, v in tensors.items()})
@@ -370,34 +306,6 @@ class ListiModel:
             network.load_state_dict(tensors)
         return cls(kind, spec, meta["architecture"], meta["target_mean"], meta["target_std"], meta["symmetrize"],
                    network, meta["info"])
-
-
-def _state(network) -> dict:
-    return {k: v.detach().contiguous().clone() for k, v in network.state_dict().items()}
-
-
-def _read(path, expected: str):
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads((handle.metadata() or {})["glassfrac"])
-        tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises several types for a foreign file
-        raise InputError(f"not a glassfrac LISTI file ({exc})", path) from exc
-    if meta.get("format") != expected:
-        raise InputError(f"unknown file format {meta.get('format')!r} (expected {expected})", path)
-    return meta, tensors
-
-
-def _jsonable(value):
-    from glassfrac.cli import to_jsonable
-
-    return to_jsonable(value)
 
 
 # -- training -----------------------------------------------------------------------------------------
@@ -416,7 +324,7 @@ class TrainSettings:
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise ValueError("epochs, batch_size and patience must be positive")
+            raise InputError("epochs, batch_size and patience must be positive")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -424,8 +332,6 @@ class TrainSettings:
 
 def split_by_sample(n_samples: int, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> dict:
     """Sample numbers of the train / validation / test parts (seeded; each part non-empty)."""
-    from glassfrac.learn.training import split_samples
-
     return {k: [int(i) for i in v] for k, v in split_samples(n_samples, fractions, seed).items()}
 
 
@@ -437,7 +343,7 @@ def windows_of(graphs: GraphSet, samples) -> np.ndarray:
 class Trainer:
     """Train one model of ``kind`` on ``graphs`` (targets ``y``) with the split ``split`` (sample
     numbers per part); :meth:`run` returns the model with the best validation weights and its
-    record (module docstring)."""
+    record (module docstring). The model-specific parts of :func:`glassfrac.learn.trainer.fit`."""
 
     def __init__(self, kind: str, graphs: GraphSet, split: dict, spec: WindowSpec | None = None,
                  settings: TrainSettings | None = None, architecture: dict | None = None, checkpoint=None,
@@ -445,9 +351,9 @@ class Trainer:
         self.kind, self.graphs, self.split = kind, graphs, split
         self.spec = spec or WindowSpec(radius=graphs.radius)
         if self.spec.radius != graphs.radius:
-            raise ValueError(f"spec radius {self.spec.radius} Å differs from the windows' {graphs.radius} Å")
+            raise InputError(f"spec radius {self.spec.radius} Å differs from the windows' {graphs.radius} Å")
         self.settings = settings or TrainSettings()
-        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.checkpoint = checkpoint
         self.progress = progress
         self.train_windows = windows_of(graphs, split["train"])
         self.val_windows = windows_of(graphs, split["validation"])
@@ -483,50 +389,27 @@ class Trainer:
         y = (self.graphs.y[index] - self.model.target_mean) / self.model.target_std
         return torch.as_tensor(y, dtype=torch.float32)
 
-    def _val_loss(self) -> float:
+    # -- the Task of trainer.fit ------------------------------------------------------------------------
+    def batches(self, rng):
+        """(windows, mirror codes) of the epoch's minibatches: the training windows in a random
+        order, each mirrored at random with ``augment``."""
+        s = self.settings
+        order = rng.permutation(self.train_windows)
+        flips = rng.integers(0, 4, len(order)) if s.augment else np.zeros(len(order), np.int64)
+        for lo in range(0, len(order), s.batch_size):
+            yield order[lo:lo + s.batch_size], flips[lo:lo + s.batch_size]
+
+    def batch_loss(self, batch):
+        part, flips = batch
+        output = self.model.network(*inputs(self.kind, self.prepared, part, flips))
+        return torch.mean((output - self._targets(part)) ** 2), len(part)
+
+    def validation_loss(self) -> float:
         y = self.graphs.y[self.val_windows]
         pred = self.model.predict_prepared(self.prepared, self.val_windows)
         return float(np.mean((pred - y) ** 2)) / self.model.target_std**2
 
-    def _fit_network(self) -> dict:
-        from glassfrac.progress import progress as progress_bar
-
-        s, net = self.settings, self.model.network
-        optimizer = torch.optim.Adamax(net.parameters(), lr=s.lr)
-        state = self._resume(optimizer)
-        history, best = state["history"], state["best"]
-        bar = progress_bar(range(state["epoch"], s.epochs), desc=f"train {self.kind}",
-                           disable=None if self.progress is None else not self.progress)
-        for epoch in bar:
-            if epoch - best["epoch"] >= s.patience:
-                break
-            tic, cpu = time.perf_counter(), time.process_time()
-            rng = np.random.default_rng([s.seed, epoch])
-            order = rng.permutation(self.train_windows)
-            flips = rng.integers(0, 4, len(order)) if s.augment else np.zeros(len(order), np.int64)
-            net.train()
-            total = 0.0
-            for lo in range(0, len(order), s.batch_size):
-                part = order[lo:lo + s.batch_size]
-                optimizer.zero_grad()
-                loss = torch.mean((net(*inputs(self.kind, self.prepared, part, flips[lo:lo + s.batch_size]))
-                                   - self._targets(part)) ** 2)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(part)
-            val = self._val_loss()
-            history.append({"epoch": epoch + 1, "train_loss": total / len(order), "val_loss": val,
-                            "seconds": time.perf_counter() - tic, "cpu_seconds": time.process_time() - cpu})
-            if val < best["val_loss"]:
-                best = {"epoch": epoch + 1, "val_loss": val, "state": _state(net)}
-            self._save_checkpoint(epoch + 1, history, best, optimizer)
-        net.load_state_dict(best["state"])
-        net.eval()
-        return {"history": history, "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
-                "epochs_run": len(history)}
-
-    # -- checkpoints ----------------------------------------------------------------------------------
-    def _fingerprint(self) -> dict:
+    def fingerprint(self) -> dict:
         """What a checkpoint must share with this run (``epochs`` and ``patience`` may change; test
         windows may be added, they take no part in training)."""
         settings = {k: v for k, v in self.settings.to_dict().items() if k not in ("epochs", "patience")}
@@ -538,44 +421,13 @@ class Trainer:
                 "spec": self.spec.to_dict(), "split": {k: self.split[k] for k in ("train", "validation")},
                 "windows": digest}
 
-    def _resume(self, optimizer) -> dict:
-        net = self.model.network
-        fresh = {"epoch": 0, "history": [], "best": {"epoch": 0, "val_loss": math.inf, "state": _state(net)}}
-        if self.checkpoint is None or not self.checkpoint.is_file():
-            return fresh
-        meta, tensors = _read(self.checkpoint, CHECKPOINT_FORMAT)
-        if meta["fingerprint"] != _jsonable(self._fingerprint()):
-            raise InputError("checkpoint from a different run (data, model or settings differ); "
-                             "delete it or choose another checkpoint", self.checkpoint)
-        groups = {"model": {}, "best": {}, "optim": {}}
-        for key, value in tensors.items():
-            group, name = key.split("/", 1)
-            groups[group][name] = value
-        net.load_state_dict(groups["model"])
-        optim = {"state": {}, "param_groups": meta["param_groups"]}
-        for name, value in groups["optim"].items():
-            index, field = name.split(".", 1)
-            optim["state"].setdefault(int(index), {})[field] = value
-        optimizer.load_state_dict(optim)
-        best = {"epoch": meta["best_epoch"], "val_loss": meta["best_val_loss"], "state": groups["best"]}
-        return {"epoch": meta["epoch"], "history": meta["history"], "best": best}
-
-    def _save_checkpoint(self, epoch, history, best, optimizer) -> None:
-        if self.checkpoint is None:
-            return
-        from safetensors.torch import save_file
-
-        tensors = {f"model/{k}": v for k, v in _state(self.model.network).items()}
-        tensors.update({f"best/{k}": v.contiguous() for k, v in best["state"].items()})
-        optim = optimizer.state_dict()
-        for index, values in optim["state"].items():
-            for field, value in values.items():
-                tensors[f"optim/{index}.{field}"] = torch.as_tensor(value).clone().contiguous()
-        meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "history": history, "best_epoch": best["epoch"],
-                "best_val_loss": best["val_loss"], "param_groups": optim["param_groups"],
-                "fingerprint": self._fingerprint()}
-        with atomic_path(self.checkpoint) as tmp:
-            save_file(tensors, str(tmp), metadata={"glassfrac": json.dumps(_jsonable(meta))})
+    def _fit_network(self) -> dict:
+        s, net = self.settings, self.model.network
+        optimizer = torch.optim.Adamax(net.parameters(), lr=s.lr)
+        record = fit(self, net, optimizer, s.epochs, s.patience, s.seed, self.checkpoint, self.progress,
+                     f"train {self.kind}")
+        record["epochs_run"] = len(record["history"])
+        return record
 
 
 # -- held-out evaluation ------------------------------------------------------------------------------
@@ -585,8 +437,6 @@ def evaluate(model: ListiModel, samples, graphs: GraphSet, sample_numbers) -> di
     list, whose windows are ``graphs``): Pearson correlation and RMSE (N/m) of predicted and probed
     Δτ over all their windows; per event rank 1–6, the mean goodness C = 1 − 2F of the predicted
     and of the probed maps over the samples with that many events (LISTI25 eq. 1)."""
-    from glassfrac.mechanics.probe import goodness
-
     sample_numbers = [int(k) for k in sample_numbers]
     index = windows_of(graphs, sample_numbers)
     if len(index) == 0:

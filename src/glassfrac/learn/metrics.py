@@ -1,40 +1,58 @@
-"""Metrics of per-atom binary predictors, for rare positives.
+"""Metrics of the predictors: regression figures, and per-atom binary predictors for rare positives.
+
+- :func:`regression_metrics`: R², MAE and RMSE (scikit-learn).
 
 - :func:`classification_metrics`: confusion matrix (tn, fp, fn, tp), sensitivity (true
   positive rate), specificity (true negative rate), accuracy, balanced accuracy and ROC AUC
-  of scores thresholded at ``threshold`` (0 for an SVM decision value or softness).
+  of scores thresholded at ``threshold`` (0 for an SVM decision value or softness); counts and
+  AUC from scikit-learn.
 - :func:`flagged_curve`: the fraction of true events caught against the fraction of atoms
   flagged, flagging the highest-scoring atoms of each sample (``groups``) first — "how much of
   a sample must be inspected to find its failure". A random ranking gives the diagonal; the
   curve's area is 0.5 for it and 1 for a perfect ranking. Ties are broken by atom order.
 - :func:`sensitivity_at_specificity`: the ROC read at a given specificity (the threshold is
   the matching quantile of the negatives' scores), to compare with a published operating point.
+  (scikit-learn's ``roc_curve`` has no such reading: it gives the thresholds at the scores.)
 - :func:`plot_evaluation`: ROC and flagged-fraction curves side by side (PNG, written
   atomically), with a published operating point when given.
 """
 
 import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import (
+    confusion_matrix,
+    mean_absolute_error,
+    r2_score,
+    roc_auc_score,
+    roc_curve,
+    root_mean_squared_error,
+)
 
-from glassfrac.files import save_png
+from glassfrac.core.errors import InputError
+from glassfrac.core.files import save_png
+
+
+def regression_metrics(y, y_hat) -> dict:
+    """R² (NaN for a constant ``y``), MAE and RMSE (units of ``y``) of predictions ``y_hat`` of ``y``."""
+    y, y_hat = np.asarray(y, float), np.asarray(y_hat, float)
+    return {"r2": float(r2_score(y, y_hat)) if np.ptp(y) > 0 else float("nan"),
+            "mae": float(mean_absolute_error(y, y_hat)), "rmse": float(root_mean_squared_error(y, y_hat)),
+            "n": len(y)}
 
 
 def confusion(y_true, y_pred) -> dict:
     """Counts ``tn, fp, fn, tp`` of binary labels and predictions."""
-    y_true = np.asarray(y_true).astype(bool)
-    y_pred = np.asarray(y_pred).astype(bool)
-    return {"tn": int(np.sum(~y_true & ~y_pred)), "fp": int(np.sum(~y_true & y_pred)),
-            "fn": int(np.sum(y_true & ~y_pred)), "tp": int(np.sum(y_true & y_pred))}
+    counts = confusion_matrix(np.asarray(y_true).astype(bool), np.asarray(y_pred).astype(bool), labels=[False, True])
+    return dict(zip(("tn", "fp", "fn", "tp"), (int(c) for c in counts.ravel()), strict=True))
 
 
 def classification_metrics(y_true, scores, threshold: float = 0.0) -> dict:
     """Confusion counts and rates of ``scores > threshold`` against ``y_true`` (NaN if undefined)."""
-    from sklearn.metrics import roc_auc_score
-
     y_true = np.asarray(y_true).astype(bool)
     scores = np.asarray(scores, float)
     n = len(y_true)
     if n == 0:
-        raise ValueError("no atoms to evaluate")
+        raise InputError("no atoms to evaluate")
     c = confusion(y_true, scores > threshold)
     pos, neg = c["tp"] + c["fn"], c["tn"] + c["fp"]
     sensitivity = c["tp"] / pos if pos else np.nan
@@ -61,7 +79,7 @@ def flagged_curve(y_true, scores, groups=None, n_points: int = 101) -> dict:
     scores = np.asarray(scores, float)
     groups = np.zeros(len(y_true), int) if groups is None else np.asarray(groups)
     if not y_true.any():
-        raise ValueError("no positive atoms: the flagged-fraction curve is undefined")
+        raise InputError("no positive atoms: the flagged-fraction curve is undefined")
     quantile, size = _rank_quantile(scores, groups)
     q_pos = np.sort(quantile[y_true])
     flagged = np.linspace(0.0, 1.0, n_points)
@@ -81,7 +99,7 @@ def sensitivity_at_specificity(y_true, scores, specificity: float) -> dict:
     y_true = np.asarray(y_true).astype(bool)
     scores = np.asarray(scores, float)
     if y_true.all() or not y_true.any():
-        raise ValueError("both classes are needed to read the ROC at a specificity")
+        raise InputError("both classes are needed to read the ROC at a specificity")
     negatives = np.sort(scores[~y_true])
     threshold = negatives[min(len(negatives) - 1, max(0, int(np.ceil(specificity * len(negatives))) - 1))]
     flagged = scores > threshold
@@ -107,17 +125,12 @@ def plot_evaluation(y_true, scores, path, groups=None, title: str = "", referenc
     ``reference``: a published operating point ``{"source", "sensitivity", "specificity"}``,
     drawn as a star on the ROC panel.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
     y_true = np.asarray(y_true).astype(bool)
     fpr, tpr, _ = roc_curve(y_true, scores)
     m = classification_metrics(y_true, scores)
     curve = flagged_curve(y_true, scores, groups)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4.2))
+    fig = Figure(figsize=(9, 4.2))
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(fpr, tpr, color="C0", label=f"held out (AUC {m['roc_auc']:.3f})")
     ax1.plot(1 - m["specificity"], m["sensitivity"], "o", color="C0", label="threshold 0")
     if reference:

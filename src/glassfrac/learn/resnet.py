@@ -34,6 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from glassfrac.core.errors import InputError
+
 PRESETS = {
     "small": {"blocks": (1, 1, 1, 1), "widths": (16, 32, 64, 128), "stem": 16, "bottleneck": False},
     "resnet18": {"blocks": (2, 2, 2, 2), "widths": (64, 128, 256, 512), "stem": 64, "bottleneck": False},
@@ -59,7 +61,7 @@ class ResNetConfig:
 
     def __post_init__(self):
         if len(self.blocks) != len(self.widths) or not self.blocks:
-            raise ValueError("blocks and widths need one entry per stage")
+            raise InputError("blocks and widths need one entry per stage")
         object.__setattr__(self, "blocks", tuple(int(b) for b in self.blocks))
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
 
@@ -67,7 +69,7 @@ class ResNetConfig:
     def preset(cls, name: str, **overrides) -> "ResNetConfig":
         """One of ``PRESETS`` (``small``, ``resnet18``, ``resnet50``), fields overridable."""
         if name not in PRESETS:
-            raise ValueError(f"unknown architecture {name!r}; choose from {sorted(PRESETS)}")
+            raise InputError(f"unknown architecture {name!r}; choose from {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
 
     def to_dict(self) -> dict:
@@ -178,7 +180,7 @@ class CrackNet(nn.Module):
             top = self.config.widths[-1]
             decoder_widths = tuple(max(top // 2 ** (k + 1), 8) for k in range(steps))
         if len(decoder_widths) != steps:
-            raise ValueError(f"decoder_widths needs {steps} entries (one per ×2 upsampling)")
+            raise InputError(f"decoder_widths needs {steps} entries (one per ×2 upsampling)")
         self.decoder_widths = tuple(int(w) for w in decoder_widths)
         self.encoder = Encoder(self.config)
         layers, cin = [], self.config.widths[-1]
@@ -289,7 +291,7 @@ def build_model(kind: str, config: ResNetConfig, outputs: int = 1) -> nn.Module:
         return SkipCrackNet(config) if config.skips else CrackNet(config)
     if kind == "heatmap":
         return LocationMapNet(config)
-    raise ValueError(f"unknown model kind {kind!r}")
+    raise InputError(f"unknown model kind {kind!r}")
 
 
 def count_parameters(model: nn.Module) -> int:

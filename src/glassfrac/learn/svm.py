@@ -25,8 +25,8 @@ Decisions recorded here:
   is the distance to the separating hyperplane in that space (same ranking as f).
 - A fitted model is held as arrays (scaler mean and scale; linear weights or support vectors,
   dual coefficients and γ; intercept) and evaluated with numpy, before and after saving, so a
-  loaded model predicts exactly what the original did. Files: safetensors with the arrays and
-  a JSON header entry ``glassfrac`` (descriptor settings, feature names, label, training
+  loaded model predicts exactly what the original did. Files (:mod:`glassfrac.learn.model_file`):
+  safetensors with the arrays and a JSON header entry ``glassfrac`` (descriptor settings, feature names, label, training
   summary, versions); nothing is pickled or executed on load.
 """
 
@@ -35,17 +35,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import sklearn
+from scipy.spatial.distance import cdist
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
 from glassfrac.analysis.structure_functions import StructureFunctions, fc22_descriptor
-from glassfrac.errors import InputError
-from glassfrac.files import atomic_path
+from glassfrac.core import VERSION
+from glassfrac.core.errors import InputError
+from glassfrac.core.jsonable import to_jsonable
+from glassfrac.learn import model_file
 from glassfrac.learn.metrics import (
     classification_metrics,
     flagged_curve,
     plot_evaluation,
     sensitivity_at_specificity,
 )
-from glassfrac.structure import Box, Structure
+from glassfrac.structure import Box, Structure, read
 
 MODEL_FORMAT = "glassfrac-softness-svm-1"
 
@@ -77,12 +85,12 @@ class AtomDataset:
 
     def __post_init__(self):
         if len(self.structures) != len(self.names):
-            raise ValueError("one name per structure is needed")
+            raise InputError("one name per structure is needed")
         if len(set(self.names)) != len(self.names):
-            raise ValueError("sample names must be unique")
+            raise InputError("sample names must be unique")
         self.groups = list(self.names if self.groups is None else self.groups)
         if len(self.groups) != len(self.names):
-            raise ValueError("one group per structure is needed")
+            raise InputError("one group per structure is needed")
         for s, name in zip(self.structures, self.names, strict=True):
             if self.label not in s.arrays:
                 raise InputError(f"no per-atom array {self.label!r} (have {sorted(s.arrays)})", name)
@@ -124,8 +132,6 @@ def load_dataset(path, label: str) -> AtomDataset:
                          "(manifest.json) or a .npz export", path)
     if (path / "manifest.json").is_file():
         return _from_export(_export_samples_folder(path, label), label, path)
-    from glassfrac.structure import read
-
     files = sorted(p for p in path.iterdir() if p.suffix in (".xyz", ".extxyz"))
     if not files:
         raise InputError("no .xyz/.extxyz files and no manifest.json in the folder", path)
@@ -187,7 +193,7 @@ class SoftnessModel:
                  weights=None, support_vectors=None, dual_coef=None, gamma: float | None = None,
                  species=None, label: str | None = None, info: dict | None = None):
         if kernel not in ("linear", "rbf"):
-            raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
+            raise InputError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
         self.descriptor = descriptor
         self.mean = np.asarray(mean, float)
         self.scale = np.asarray(scale, float)
@@ -210,7 +216,7 @@ class SoftnessModel:
         """Extract the arrays of a fitted ``Pipeline(StandardScaler, SVC)``."""
         scaler, svc = pipeline.named_steps["scale"], pipeline.named_steps["svm"]
         if list(svc.classes_) != [0, 1]:
-            raise ValueError(f"expected classes [0, 1], got {list(svc.classes_)}")
+            raise InputError(f"expected classes [0, 1], got {list(svc.classes_)}")
         common = dict(species=species, label=label, info=info)
         if svc.kernel == "linear":
             return cls(descriptor, scaler.mean_, scaler.scale_, svc.intercept_[0], "linear",
@@ -232,8 +238,6 @@ class SoftnessModel:
 
     def _kernel_sum(self, z, rows: int = 2048) -> np.ndarray:
         """Σ_k a_k K(z, s_k) for each row of ``z``, ``rows`` rows at a time."""
-        from scipy.spatial.distance import cdist
-
         out = np.empty(len(z))
         for a in range(0, len(z), rows):
             out[a:a + rows] = np.exp(-self.gamma * cdist(z[a:a + rows], self.support_vectors, "sqeuclidean")) \
@@ -263,9 +267,7 @@ class SoftnessModel:
 
     # -- files ------------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write safetensors (arrays) with the JSON header entry ``glassfrac``, atomically."""
-        from safetensors.numpy import save_file
-
+        """Write the model file (arrays, JSON header entry ``glassfrac``), atomically."""
         tensors = {"scaler.mean": self.mean, "scaler.scale": self.scale, "svm.intercept": np.array([self.intercept])}
         if self.kernel == "linear":
             tensors["svm.weights"] = self.weights
@@ -276,30 +278,16 @@ class SoftnessModel:
         params["species"] = list(self.descriptor.species_)
         meta = {"format": MODEL_FORMAT, "kernel": self.kernel, "label": self.label,
                 "species": None if self.species is None else list(self.species),
-                "descriptor": {"class": "StructureFunctions", "params": _jsonable(params),
+                "descriptor": {"class": "StructureFunctions", "params": params,
                                "feature_names": self.descriptor.get_feature_names_out().tolist()},
-                "info": _jsonable(self.info), "versions": _versions()}
-        with atomic_path(path) as tmp:
-            save_file({k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}, str(tmp),
-                      metadata={"glassfrac": json.dumps(meta)})
+                "info": self.info, "versions": _versions()}
+        model_file.write(path, {k: np.asarray(v, np.float64) for k, v in tensors.items()}, meta)
 
     @classmethod
     def load(cls, path) -> "SoftnessModel":
         """Rebuild a model saved by :meth:`save` (no code is executed from the file)."""
-        from safetensors import safe_open
-        from safetensors.numpy import load_file
-
-        path = Path(path)
-        if not path.is_file():
-            raise InputError("model file not found", path)
-        try:
-            with safe_open(str(path), framework="np") as handle:
-                meta = json.loads((handle.metadata() or {})["glassfrac"])
-            t = load_file(str(path))
-        except Exception as exc:  # safetensors raises several types for a foreign file
-            raise InputError(f"not a glassfrac softness model ({exc})", path) from exc
-        if meta.get("format") != MODEL_FORMAT:
-            raise InputError(f"unknown model format {meta.get('format')!r} (expected {MODEL_FORMAT})", path)
+        meta, tensors = model_file.read(path, MODEL_FORMAT, "softness model")
+        t = {k: v.numpy() for k, v in tensors.items()}
         params = meta["descriptor"]["params"]
         params["radial_centers"] = tuple(params["radial_centers"])
         params["angular"] = tuple(tuple(p) for p in params["angular"])
@@ -320,10 +308,6 @@ class SoftnessModel:
 
 def pipeline(kernel: str = "linear", C: float = 1.0, gamma="scale"):
     """``Pipeline(StandardScaler, SVC(kernel, C, gamma, class_weight="balanced"))``."""
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
     return Pipeline([("scale", StandardScaler()),
                      ("svm", SVC(kernel=kernel, C=C, gamma=gamma, class_weight="balanced"))])
 
@@ -408,7 +392,7 @@ def train(dataset: AtomDataset, descriptor: StructureFunctions | None = None, sp
     evaluation = _evaluate(X, y, groups, dataset, settings) if evaluate else None
     estimator, chosen, cv_score = _search(X, y, groups, settings, np.arange(len(y)))
     info = {"n_samples": len(dataset.names), "samples": list(dataset.names), "n_atoms": int(len(y)),
-            "n_positive": int(y.sum()), "settings": _jsonable(settings.__dict__), "chosen": chosen,
+            "n_positive": int(y.sum()), "settings": to_jsonable(settings.__dict__), "chosen": chosen,
             "cv_score": cv_score}
     if evaluation is not None:
         s = evaluation.summary()
@@ -419,8 +403,6 @@ def train(dataset: AtomDataset, descriptor: StructureFunctions | None = None, sp
 
 
 def _evaluate(X, y, groups, dataset, settings) -> Evaluation:
-    from sklearn.model_selection import GroupKFold
-
     n_groups = len(np.unique(groups))
     if n_groups < 2:
         raise InputError("held-out evaluation needs at least 2 samples")
@@ -440,20 +422,18 @@ def _evaluate(X, y, groups, dataset, settings) -> Evaluation:
 def _search(X, y, groups, settings, idx):
     """Fit on the atoms ``idx`` (negatives subsampled if asked), choosing the grid point by
     GroupKFold over samples; returns (fitted pipeline, chosen parameters, CV score or None)."""
-    from sklearn.model_selection import GridSearchCV, GroupKFold
-
     idx = _subsample(idx, y, settings.negative_ratio, settings.seed)
     grid = settings.grid()
     if all(len(v) == 1 for v in grid.values()):
         chosen = {k: v[0] for k, v in grid.items()}
-        return pipeline(settings.kernel).set_params(**chosen).fit(X[idx], y[idx]), _jsonable(chosen), None
+        return pipeline(settings.kernel).set_params(**chosen).fit(X[idx], y[idx]), to_jsonable(chosen), None
     n_groups = len(np.unique(groups[idx]))
     if n_groups < 2:
         raise InputError("a grid search over samples needs at least 2 training samples; give one C (and gamma)")
     search = GridSearchCV(pipeline(settings.kernel), grid, scoring=settings.scoring,
                           cv=GroupKFold(n_splits=min(settings.n_splits, n_groups)), n_jobs=1)
     search.fit(X[idx], y[idx], groups=groups[idx])
-    return search.best_estimator_, _jsonable(search.best_params_), float(search.best_score_)
+    return search.best_estimator_, to_jsonable(search.best_params_), float(search.best_score_)
 
 
 def _subsample(idx, y, ratio, seed):
@@ -467,15 +447,5 @@ def _subsample(idx, y, ratio, seed):
     return np.sort(np.concatenate([pos, neg]))
 
 
-def _jsonable(value):
-    from glassfrac.cli import to_jsonable
-
-    return to_jsonable(value)
-
-
 def _versions() -> dict:
-    import sklearn
-
-    from glassfrac import __version__
-
-    return {"glassfrac": __version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+    return {"glassfrac": VERSION, "numpy": np.__version__, "scikit-learn": sklearn.__version__}

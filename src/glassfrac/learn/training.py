@@ -41,35 +41,37 @@ Loop (``TrainSettings``):
 - the validation loss is over ``val_copies`` fixed transforms of every validation sample; the
   weights of the epoch with the lowest validation loss are kept (FC22); training stops after
   ``patience`` epochs without improvement (None: runs all ``epochs``);
-- a checkpoint (weights, best weights, Adam state, history; safetensors + JSON) is written after
-  every epoch; a run started again with the same settings resumes from it and ends with the
-  same weights as an uninterrupted run.
+- the loop, early stopping and checkpoints (written after every epoch; a run started again
+  with the same settings resumes from it and ends with the same weights as an uninterrupted
+  run) are :func:`glassfrac.learn.trainer.fit`'s.
 
 Test evaluation: predictions on all 64 copies of every test sample, each inverse-transformed
 and then averaged (scalars: mean; locations: circular mean per axis; crack maps: mean). Next
 to each model the trivial baseline: the training mean (scalars), the training circular-mean
 location, a random ranking of atoms (crack).
 
-Model file: safetensors of the weights (float32) with a JSON header entry ``glassfrac``
-(architecture, task, standardisation, image settings, augmentation seed, split, history, test
-metrics, versions); loading executes nothing.
+Model file (:mod:`glassfrac.learn.model_file`): safetensors of the weights (float32) with a JSON
+header entry ``glassfrac`` (architecture, task, standardisation, image settings, augmentation
+seed, split, history, test metrics, versions); loading executes nothing.
 """
 
-import json
-import time
+import hashlib
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import circmean
+from sklearn.metrics import matthews_corrcoef
 
-from glassfrac.errors import InputError
-from glassfrac.files import atomic_path
+from glassfrac.core.errors import InputError
+from glassfrac.core.provenance import git_revision, package_versions
+from glassfrac.learn import model_file
 from glassfrac.learn.images import CRACK_NOISE, ImageDataset, ImageSettings, image_lengths, sample_augmentations
+from glassfrac.learn.metrics import regression_metrics
 from glassfrac.learn.resnet import ResNetConfig, build_model
+from glassfrac.learn.trainer import fit
 
 MODEL_FORMAT = "glassfrac-image-model-1"
-CHECKPOINT_FORMAT = "glassfrac-image-checkpoint-1"
 TASKS = {"mu2": "regressor", "strain": "regressor", "location": "regressor", "crack": "crack"}
 OUTPUTS = {"mu2": 1, "strain": 1, "location": 2, "crack": 1}
 PUBLISHED = {
@@ -109,19 +111,19 @@ class TrainSettings:
 
     def __post_init__(self):
         if self.crack_loss not in CRACK_LOSSES:
-            raise ValueError(f"crack_loss must be one of {CRACK_LOSSES}")
+            raise InputError(f"crack_loss must be one of {CRACK_LOSSES}")
         if self.head not in HEADS or self.location_loss not in LOCATION_LOSSES:
-            raise ValueError(f"head must be one of {HEADS}, location_loss one of {LOCATION_LOSSES}")
+            raise InputError(f"head must be one of {HEADS}, location_loss one of {LOCATION_LOSSES}")
         if self.location_loss == "heatmap" and self.head != "heatmap":
-            raise ValueError("location_loss='heatmap' needs head='heatmap'")
+            raise InputError("location_loss='heatmap' needs head='heatmap'")
         if self.heatmap_sigma <= 0:
-            raise ValueError("heatmap_sigma must be positive (px)")
+            raise InputError("heatmap_sigma must be positive (px)")
         if self.epochs < 1 or self.batch_size < 1 or self.n_shifts < 1 or self.copies_per_epoch < 1:
-            raise ValueError("epochs, batch_size, n_shifts and copies_per_epoch must be positive")
+            raise InputError("epochs, batch_size, n_shifts and copies_per_epoch must be positive")
         if not 1 <= self.val_copies <= 4 * self.n_shifts:
-            raise ValueError(f"val_copies must be in 1..{4 * self.n_shifts}")
+            raise InputError(f"val_copies must be in 1..{4 * self.n_shifts}")
         if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-9 or min(self.fractions) <= 0:
-            raise ValueError("fractions must be three positive numbers adding up to 1")
+            raise InputError("fractions must be three positive numbers adding up to 1")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -169,23 +171,14 @@ def crack_distribution_loss(logits, target, floor: float) -> torch.Tensor:
 
 
 def circular_mean(u, axis=0) -> np.ndarray:
-    """Mean of periodic coordinates (period 1) along ``axis``, in [0, 1)."""
-    angle = 2 * np.pi * np.asarray(u, float)
-    return np.mod(np.arctan2(np.sin(angle).mean(axis), np.cos(angle).mean(axis)) / (2 * np.pi), 1.0)
-
-
-def regression_metrics(y, y_hat) -> dict:
-    """R², MAE, RMSE of predictions ``y_hat`` of ``y``."""
-    y, y_hat = np.asarray(y, float), np.asarray(y_hat, float)
-    ss = float(((y - y.mean()) ** 2).sum())
-    return {"r2": 1.0 - float(((y - y_hat) ** 2).sum()) / ss if ss > 0 else float("nan"),
-            "mae": float(np.abs(y - y_hat).mean()), "rmse": float(np.sqrt(((y - y_hat) ** 2).mean())),
-            "n": len(y)}
+    """Mean of periodic coordinates (period 1) along ``axis``, in [0, 1) (scipy's ``circmean``)."""
+    return circmean(np.asarray(u, float), high=1.0, low=0.0, axis=axis)
 
 
 def location_metrics(u, u_hat, periods) -> dict:
     """Periodic errors (Å) of fractional locations; ``periods`` per sample the image side in Å,
-    (S,) for square images or (S, 2) lengths along x and y."""
+    (S,) for square images or (S, 2) lengths along x and y. The R² per axis is periodic: the
+    wrapped errors against the wrapped deviations from the circular mean."""
     periods = np.asarray(periods, float)
     periods = periods[:, None] if periods.ndim == 1 else periods
     d = periodic_difference(np.asarray(u, float), np.asarray(u_hat, float)) * periods
@@ -197,15 +190,6 @@ def location_metrics(u, u_hat, periods) -> dict:
         ss = float((centred[:, a] ** 2).sum())
         out[f"r2_{name}"] = 1.0 - float((d[:, a] ** 2).sum()) / ss if ss > 0 else float("nan")
     return out
-
-
-def matthews(labels, predicted) -> float:
-    """Matthews correlation coefficient of two 0/1 arrays (0 when undefined)."""
-    t, p = np.asarray(labels, bool), np.asarray(predicted, bool)
-    tp, tn = float(np.sum(t & p)), float(np.sum(~t & ~p))
-    fp, fn = float(np.sum(~t & p)), float(np.sum(t & ~p))
-    denominator = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    return (tp * tn - fp * fn) / denominator if denominator > 0 else 0.0
 
 
 def atom_values(field, uv) -> np.ndarray:
@@ -224,7 +208,7 @@ def crack_mcc(prediction, uv, labels, top: float = 0.10) -> float:
     k = max(1, int(round(top * len(values))))
     predicted = np.zeros(len(values), bool)
     predicted[np.argsort(-values, kind="stable")[:k]] = True
-    return matthews(labels, predicted)
+    return float(matthews_corrcoef(np.asarray(labels, bool), predicted))
 
 
 # -- split --------------------------------------------------------------------------------------
@@ -264,9 +248,9 @@ class ImageModel:
                  input_std: float, target_mean: float = 0.0, target_std: float = 1.0, n_shifts: int = 16,
                  seed: int = 0, info: dict | None = None, state: dict | None = None, head: str = "regression"):
         if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
+            raise InputError(f"unknown task {task!r}; choose from {sorted(TASKS)}")
         if head not in HEADS or (head == "heatmap" and task != "location"):
-            raise ValueError(f"head {head!r}: 'heatmap' is for location models; choose from {HEADS}")
+            raise InputError(f"head {head!r}: 'heatmap' is for location models; choose from {HEADS}")
         self.head = head
         self.task, self.config, self.image_settings = task, config, image_settings
         self.input_mean, self.input_std = float(input_mean), float(input_std)
@@ -325,19 +309,16 @@ class ImageModel:
         return {"format": MODEL_FORMAT, "task": self.task, "architecture": self.config.to_dict(),
                 "image": self.image_settings.to_dict(), "input_mean": self.input_mean, "input_std": self.input_std,
                 "target_mean": self.target_mean, "target_std": self.target_std, "n_shifts": self.n_shifts,
-                "seed": self.seed, "head": self.head, "info": _jsonable(self.info)}
+                "seed": self.seed, "head": self.head, "info": self.info}
 
     def save(self, path) -> None:
-        """Write the safetensors file (weights + JSON header entry ``glassfrac``), atomically."""
-        from safetensors.torch import save_file
-
-        with atomic_path(path) as tmp:
-            save_file(_state(self.network), str(tmp), metadata={"glassfrac": json.dumps(self.metadata())})
+        """Write the model file (weights + JSON header entry ``glassfrac``), atomically."""
+        model_file.write(path, self.network.state_dict(), self.metadata())
 
     @classmethod
     def load(cls, path) -> "ImageModel":
         """Rebuild a model written by :meth:`save` (no code is executed from the file)."""
-        meta, state = _read_safetensors(path, MODEL_FORMAT)
+        meta, state = model_file.read(path, MODEL_FORMAT, "image model")
         return cls(meta["task"], ResNetConfig(**meta["architecture"]), ImageSettings(**meta["image"]),
                    meta["input_mean"], meta["input_std"], meta["target_mean"], meta["target_std"],
                    meta["n_shifts"], meta["seed"], meta["info"], state, meta.get("head", "regression"))
@@ -353,48 +334,19 @@ def _average(task: str, transforms, copies) -> np.ndarray:
     return np.mean([t.inverse_image(c) for t, c in zip(transforms, copies, strict=True)], axis=0)
 
 
-def _state(network) -> dict:
-    return {k: v.detach().contiguous().clone() for k, v in network.state_dict().items()}
-
-
-def _read_safetensors(path, expected: str):
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("model file not found", path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads((handle.metadata() or {})["glassfrac"])
-        tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises several types for a foreign file
-        raise InputError(f"not a glassfrac image model ({exc})", path) from exc
-    if meta.get("format") != expected:
-        raise InputError(f"unknown file format {meta.get('format')!r} (expected {expected})", path)
-    return meta, tensors
-
-
 def _digest(dataset: ImageDataset) -> str:
     """SHA-256 of a dataset's images and target values (checkpoints belong to one dataset)."""
-    import hashlib
-
     h = hashlib.sha256(np.ascontiguousarray(dataset.images).tobytes())
     h.update(np.ascontiguousarray(dataset.values).tobytes())
     return h.hexdigest()
-
-
-def _jsonable(value):
-    from glassfrac.cli import to_jsonable
-
-    return to_jsonable(value)
 
 
 # -- training -----------------------------------------------------------------------------------
 
 class Trainer:
     """Train one model on an :class:`ImageDataset` (module docstring); ``run`` returns the model
-    with the best validation weights and its record (history, split, test metrics)."""
+    with the best validation weights and its record (history, split, test metrics). The
+    model-specific parts of :func:`glassfrac.learn.trainer.fit` (a :class:`~glassfrac.learn.trainer.Task`)."""
 
     def __init__(self, dataset: ImageDataset, config: ResNetConfig | None = None,
                  settings: TrainSettings | None = None, checkpoint=None, progress=None, split: dict | None = None):
@@ -402,7 +354,7 @@ class Trainer:
         self.task = dataset.target
         self.config = config or ResNetConfig()
         self.settings = settings or TrainSettings()
-        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.checkpoint = checkpoint
         self.progress = progress
         s = self.settings
         self.split = split_samples(len(dataset), s.fractions, s.seed) if split is None else _check_split(split,
@@ -416,11 +368,12 @@ class Trainer:
             target_std = float(dataset.values[train].std()) or 1.0
         torch.manual_seed(s.seed)
         if s.head != "regression" and self.task != "location":
-            raise ValueError(f"head {s.head!r} is for location models")
+            raise InputError(f"head {s.head!r} is for location models")
         self.model = ImageModel(self.task, self.config, dataset.settings, float(images.mean()),
                                 float(images.std()) or 1.0, target_mean, target_std, s.n_shifts, s.seed,
                                 head=s.head)
         self.optimizer = torch.optim.Adam(self.model.network.parameters(), lr=s.lr)
+        self.val_pairs = self._validation_pairs()
 
     # -- batches ------------------------------------------------------------------------------
     def batch(self, samples, copies):
@@ -453,45 +406,38 @@ class Trainer:
             return crack_distribution_loss(output, y, CRACK_NOISE)
         return torch.mean((output - y) ** 2)
 
+    # -- the Task of trainer.fit ----------------------------------------------------------------
+    def batches(self, rng):
+        """(samples, transform numbers) of the epoch's minibatches: each training sample
+        ``copies_per_epoch`` times, in a random order, under random transforms."""
+        s = self.settings
+        samples = rng.permutation(np.repeat(self.split["train"], s.copies_per_epoch))
+        copies = rng.integers(0, 4 * s.n_shifts, len(samples))
+        for lo in range(0, len(samples), s.batch_size):
+            yield samples[lo:lo + s.batch_size], copies[lo:lo + s.batch_size]
+
+    def batch_loss(self, batch):
+        x, y = self.batch(*batch)
+        return self.loss(self.forward(x), y), len(x)
+
+    def validation_loss(self) -> float:
+        return self._evaluate_loss(*self.val_pairs)
+
+    def fingerprint(self) -> dict:
+        """What a checkpoint must share with this run (``epochs`` and ``patience`` may change:
+        a finished run resumes to train longer, epoch by epoch as an uninterrupted one)."""
+        settings = {k: v for k, v in self.settings.to_dict().items() if k not in ("epochs", "patience")}
+        return {"task": self.task, "architecture": self.config.to_dict(), "settings": settings,
+                "split": {k: v.tolist() for k, v in self.split.items()},
+                "image": self.data.settings.to_dict(), "names": list(self.data.names), "data": _digest(self.data)}
+
     # -- loop ---------------------------------------------------------------------------------
     def run(self) -> tuple[ImageModel, dict]:
-        from glassfrac.progress import progress as progress_bar
-
         s = self.settings
-        net = self.model.network
-        state = self._resume()
-        history, best = state["history"], state["best"]
-        val_pairs = self._validation_pairs()
-        bar = progress_bar(range(state["epoch"], s.epochs), desc=f"train {self.task}",
-                           disable=None if self.progress is None else not self.progress)
-        for epoch in bar:
-            if s.patience is not None and epoch - best["epoch"] >= s.patience:
-                break
-            start = time.perf_counter()
-            rng = np.random.default_rng([s.seed, epoch])
-            samples = rng.permutation(np.repeat(self.split["train"], s.copies_per_epoch))
-            copies = rng.integers(0, 4 * s.n_shifts, len(samples))
-            net.train()
-            total, seen = 0.0, 0
-            for lo in range(0, len(samples), s.batch_size):
-                x, y = self.batch(samples[lo:lo + s.batch_size], copies[lo:lo + s.batch_size])
-                self.optimizer.zero_grad()
-                loss = self.loss(self.forward(x), y)
-                loss.backward()
-                self.optimizer.step()
-                total += float(loss.detach()) * len(x)
-                seen += len(x)
-            val = self._evaluate_loss(*val_pairs)
-            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_loss": val,
-                            "seconds": time.perf_counter() - start, "images": seen})
-            if val < best["val_loss"]:
-                best = {"epoch": epoch + 1, "val_loss": val, "state": _state(net)}
-            self._save_checkpoint(epoch + 1, history, best)
-        net.load_state_dict(best["state"])
-        net.eval()
-        record = {"history": history, "best_epoch": best["epoch"], "best_val_loss": best["val_loss"],
-                  "split": {k: [self.data.names[i] for i in v] for k, v in self.split.items()},
-                  "settings": s.to_dict()}
+        record = fit(self, self.model.network, self.optimizer, s.epochs, s.patience, s.seed, self.checkpoint,
+                     self.progress, f"train {self.task}", count_key="images")
+        record.update(split={k: [self.data.names[i] for i in v] for k, v in self.split.items()},
+                      settings=s.to_dict())
         return self.model, record
 
     def _validation_pairs(self):
@@ -510,54 +456,6 @@ class Trainer:
                 outputs.append(self.forward(x))
                 targets.append(y)
             return float(self.loss(torch.cat(outputs), torch.cat(targets)))
-
-    # -- checkpoints --------------------------------------------------------------------------
-    def _fingerprint(self) -> dict:
-        """What a checkpoint must share with this run (``epochs`` and ``patience`` may change:
-        a finished run resumes to train longer, epoch by epoch as an uninterrupted one)."""
-        settings = {k: v for k, v in self.settings.to_dict().items() if k not in ("epochs", "patience")}
-        return {"task": self.task, "architecture": self.config.to_dict(), "settings": settings,
-                "split": {k: v.tolist() for k, v in self.split.items()},
-                "image": self.data.settings.to_dict(), "names": list(self.data.names), "data": _digest(self.data)}
-
-    def _resume(self) -> dict:
-        fresh = {"epoch": 0, "history": [], "best": {"epoch": 0, "val_loss": float("inf"),
-                                                     "state": _state(self.model.network)}}
-        if self.checkpoint is None or not self.checkpoint.is_file():
-            return fresh
-        meta, tensors = _read_safetensors(self.checkpoint, CHECKPOINT_FORMAT)
-        if meta["fingerprint"] != _jsonable(self._fingerprint()):
-            raise InputError("checkpoint from a different run (data, task or settings differ); "
-                             "delete it or choose another output", self.checkpoint)
-        groups = {"model": {}, "best": {}, "adam": {}}
-        for key, value in tensors.items():
-            group, name = key.split("/", 1)
-            groups[group][name] = value
-        self.model.network.load_state_dict(groups["model"])
-        adam = {"state": {}, "param_groups": meta["param_groups"]}
-        for name, value in groups["adam"].items():
-            index, field = name.split(".", 1)
-            adam["state"].setdefault(int(index), {})[field] = value
-        self.optimizer.load_state_dict(adam)
-        best = {"epoch": meta["best_epoch"], "val_loss": meta["best_val_loss"], "state": groups["best"]}
-        return {"epoch": meta["epoch"], "history": meta["history"], "best": best}
-
-    def _save_checkpoint(self, epoch, history, best) -> None:
-        if self.checkpoint is None:
-            return
-        from safetensors.torch import save_file
-
-        tensors = {f"model/{k}": v for k, v in _state(self.model.network).items()}
-        tensors.update({f"best/{k}": v.contiguous() for k, v in best["state"].items()})
-        adam = self.optimizer.state_dict()
-        for index, values in adam["state"].items():
-            for field, value in values.items():
-                tensors[f"adam/{index}.{field}"] = torch.as_tensor(value).clone().contiguous()
-        meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "history": history, "best_epoch": best["epoch"],
-                "best_val_loss": best["val_loss"], "param_groups": adam["param_groups"],
-                "fingerprint": self._fingerprint()}
-        with atomic_path(self.checkpoint) as tmp:
-            save_file(tensors, str(tmp), metadata={"glassfrac": json.dumps(_jsonable(meta))})
 
 
 # -- held-out evaluation ------------------------------------------------------------------------
@@ -601,8 +499,6 @@ def train_and_evaluate(dataset: ImageDataset, config: ResNetConfig | None = None
                        split: dict | None = None) -> tuple:
     """Train (:class:`Trainer`, optional explicit ``split``), then evaluate on the test samples;
     the record is stored in the model's ``info``. Returns (model, record)."""
-    from glassfrac.campaign.provenance import git_revision, package_versions
-
     trainer = Trainer(dataset, config, settings, checkpoint, progress, split)
     model, record = trainer.run()
     test = evaluate(model, dataset, trainer.split["test"], baseline_from=trainer.split["train"])

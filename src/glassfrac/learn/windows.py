@@ -40,7 +40,7 @@ Decisions recorded here:
 Dataset layout (:func:`load_probed`), one folder per sample::
 
     DATASET/<sample>/structure.xyz   relaxed undeformed structure (any format ``read`` knows)
-    DATASET/<sample>/map.npz         probe map (:func:`glassfrac.mechanics.probe.save_map`)
+    DATASET/<sample>/map.npz         probe map (:class:`glassfrac.labels.probe.ThresholdMap`)
     DATASET/<sample>/events.json     optional: {"events": [{"location": [x, y], ...}, ...]},
                                      the shear events (``shear_test`` labels, Å)
     DATASET/split.json               optional: {"train": [...], "validation": [...], "test": [...]}
@@ -51,9 +51,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch_geometric.data import Data
 
-from glassfrac.errors import InputError
-from glassfrac.structure import Box, Structure
+from glassfrac.analysis.rings import RingAnalysis
+from glassfrac.core.errors import InputError
+from glassfrac.labels.probe import ThresholdMap
+from glassfrac.structure import Box, Structure, neighbor_pairs, read
 
 NODE_FEATURES = ("x/R", "y/R", "r/R", "ring_1", "ring_2", "ring_3", "degree", "angle_min", "angle_max")
 EDGE_FEATURES = ("ux", "uy", "cos2theta", "sin2theta", "dlength")
@@ -108,8 +112,6 @@ class SiNetwork:
     @classmethod
     def from_structure(cls, structure: Structure, method: str = "auto") -> "SiNetwork":
         """The Si network of a 2D structure (module docstring)."""
-        from glassfrac.analysis.rings import RingAnalysis
-
         analysis = RingAnalysis(method=method).compute(structure)
         net = analysis.network
         node = np.full(structure.n_atoms, -1)
@@ -158,13 +160,11 @@ def _bond_angles(n: int, bonds, vectors) -> np.ndarray:
 def _members(box: Box, centres, points, radius: float):
     """Points within ``radius`` of each centre: (window, point, vector from centre) sorted by
     window then point; vectors are minimum images, Å."""
-    from glassfrac.structure import neighbor_pairs
-
     centres = np.asarray(centres, float).reshape(-1, 2)
     points = np.asarray(points, float).reshape(-1, 2)
     periodic = box.lengths[box.pbc]
     if len(periodic) and 2 * radius >= periodic.min():
-        raise ValueError(f"windows of radius {radius} Å need a periodic box longer than {2 * radius} Å")
+        raise InputError(f"windows of radius {radius} Å need a periodic box longer than {2 * radius} Å")
     C = len(centres)
     i, j, _, vec = neighbor_pairs(np.concatenate([centres, points]), box, radius, full=True)
     keep = (i < C) & (j >= C)
@@ -209,13 +209,6 @@ class GraphSet:
 
     def data(self, g: int):
         """Window ``g`` as a PyTorch Geometric ``Data`` (x, pos, edge_index, edge_attr, y)."""
-        import torch
-
-        try:
-            from torch_geometric.data import Data
-        except ImportError as exc:
-            raise ImportError("window graphs as Data objects need PyTorch Geometric: "
-                              "pip install 'glassfrac[learn]'") from exc
         n = slice(self.node_ptr[g], self.node_ptr[g + 1])
         e = slice(self.edge_ptr[g], self.edge_ptr[g + 1])
         return Data(x=torch.as_tensor(self.x[n]), pos=torch.as_tensor(self.pos[n]),
@@ -267,7 +260,7 @@ class GraphSet:
         """One set of the windows of ``sets`` in order (same radius)."""
         sets = list(sets)
         if len({s.radius for s in sets}) > 1:
-            raise ValueError("cannot concatenate windows of different radii")
+            raise InputError("cannot concatenate windows of different radii")
 
         def ptr(name):
             parts, total = [np.zeros(1, np.int64)], 0
@@ -327,7 +320,7 @@ def window_graphs(network: SiNetwork, centres, load_angle: float = 0.0, spec: Wi
                          (network.angles[s] - 2 * np.pi / 3) / ANGLE_SCALE])
     y = np.full(C, np.nan) if targets is None else np.asarray(targets, float).ravel()
     if len(y) != C:
-        raise ValueError(f"{len(y)} targets for {C} windows")
+        raise InputError(f"{len(y)} targets for {C} windows")
     edge_ptr = np.concatenate([[0], np.cumsum(np.bincount(edge_w, minlength=C))])
     return GraphSet(x.astype(np.float32), p.astype(np.float32),
                     np.stack([src, dst]) - node_ptr[edge_w], edge_attr.astype(np.float32), node_ptr, edge_ptr,
@@ -361,8 +354,6 @@ def window_images(graphs: GraphSet, spec: WindowSpec | None = None, flip: int = 
     """Grayscale images (G, size, size) float32 in [0, 1]; row i is y, column j is x
     (module docstring). ``flip`` mirrors the windows first (codes of :meth:`GraphSet.batch`).
     Each spot and line is drawn on the pixels within 3σ of it (beyond, the Gaussian is < 0.011)."""
-    import torch
-
     spec = spec or WindowSpec()
     size, R = spec.image_size, graphs.radius
     h = 2 * R / size
@@ -386,8 +377,6 @@ def window_images(graphs: GraphSet, spec: WindowSpec | None = None, flip: int = 
 def _stamp(out, size, h, R, owner, p0, p1, reach, sigma):
     """Draw segments p0–p1 (points when equal) of Gaussian profile ``sigma`` into the flat
     images ``out`` (max), on the (2 reach + 1)² pixels around each midpoint."""
-    import torch
-
     if len(p0) == 0:
         return
     mid = torch.floor((0.5 * (p0 + p1) + R) / h).long()  # (k, 2) pixel (column, row) of the midpoint
@@ -446,9 +435,6 @@ class ProbedSample:
 
 def load_probed(directory) -> tuple[list, dict | None]:
     """Samples of a dataset folder (module docstring) in name order, and its split (or None)."""
-    from glassfrac.mechanics.probe import load_map
-    from glassfrac.structure import read
-
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError("not a dataset folder (expected one subfolder per sample with structure + map.npz)",
@@ -460,14 +446,13 @@ def load_probed(directory) -> tuple[list, dict | None]:
         files = sorted(folder.glob("structure.*"))
         if not files:
             raise InputError("no structure.* file next to map.npz", folder)
-        m = load_map(folder / "map.npz")
-        settings = m["meta"].get("settings", {})
+        m = ThresholdMap.load(folder / "map.npz")
         events = None
         if (folder / "events.json").is_file():
             listed = json.loads((folder / "events.json").read_text()).get("events", [])
             events = np.array([e["location"][:2] for e in listed], float).reshape(-1, 2)
-        samples.append(ProbedSample(folder.name, read(files[0]), np.asarray(m["threshold"], float).ravel(),
-                                    np.asarray(m["centres"], float), float(settings.get("load_angle", 0.0)), events))
+        samples.append(ProbedSample(folder.name, read(files[0]), np.asarray(m.threshold, float).ravel(),
+                                    np.asarray(m.centres, float), m.load_angle, events))
     if not samples:
         raise InputError("no sample folder with a map.npz", directory)
     split = None

@@ -19,7 +19,7 @@ Events, judged between consecutive relaxed states:
   (the residual is second order in the step on an elastic branch). Without it, coarse steps
   miss events whose energy drop is masked by the elastic rise over the step: on a 192-atom
   bilayer, steps of 0.02 put the first bond break at strain 0.1875, fixed steps of 1e-3 at 0.124;
-- for tension of silica, a bond break by the geometric rule of :mod:`glassfrac.labels.bonds`.
+- for tension of silica, a bond break by the geometric rule of :mod:`glassfrac.analysis.bonds`.
 
 Relaxation defaults to L-BFGS: on a 1350-atom Yukawa monolayer in pure shear (steps of 1e-4,
 1e-8 eV/Å) it needed ~150 iterations per step against 250–900 for FIRE, with the tangent
@@ -40,10 +40,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from glassfrac.core.progress import progress
 from glassfrac.mechanics.deformation import DeformationPath
+from glassfrac.mechanics.relax import Relaxer
 from glassfrac.potentials import Potential, VerletList, stress_from_virial
-from glassfrac.progress import progress
-from glassfrac.structure import Structure
+from glassfrac.structure import Box, Structure
 
 
 @dataclass
@@ -144,8 +145,6 @@ class AQSDriver:
 
     def __init__(self, potential: Potential, settings: AQSSettings | None = None, device="cpu",
                  bond_rule=None, on_state=None):
-        from glassfrac.mechanics.relax import Relaxer
-
         self.potential = potential
         self.settings = settings or AQSSettings()
         self.device = device
@@ -214,8 +213,6 @@ class AQSDriver:
     def _structure(self, template: Structure, state: _State) -> Structure:
         out = template.copy()
         out.positions = state.positions.cpu().numpy()
-        from glassfrac.structure import Box
-
         out.box = Box(state.cell[0].cpu().numpy(), template.box.pbc, template.box.origin)
         out.set_array("potential_energy", state.per_atom_energy.cpu().numpy())
         return out

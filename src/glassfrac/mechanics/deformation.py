@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from glassfrac.core.errors import InputError
+
 PATHS = ("uniaxial_strain", "uniaxial_stress", "pure_shear", "simple_shear")
 
 
@@ -27,9 +29,9 @@ class DeformationPath:
 
     def __post_init__(self):
         if self.kind not in PATHS:
-            raise ValueError(f"unknown deformation path {self.kind!r}; choose one of {PATHS}")
+            raise InputError(f"unknown deformation path {self.kind!r}; choose one of {PATHS}")
         if self.dim not in (2, 3):
-            raise ValueError("dim must be 2 or 3")
+            raise InputError("dim must be 2 or 3")
 
     def F(self, strain: float) -> np.ndarray:
         """Deformation gradient (dim x dim) at ``strain`` from the reference."""

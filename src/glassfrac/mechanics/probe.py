@@ -1,7 +1,7 @@
 """Local probing: shear-stress threshold maps (LISTI25 §4, after Patinet et al. PRL 2016).
 
 At every point of a grid a disc is cut from the sample: atoms within ``r_free`` are free,
-atoms out to ``r_free + shell`` (shell = the potential cutoff by default) are frozen and
+atoms out to ``r_free + shell`` (:func:`default_shell`) are frozen and
 everything beyond is removed (periodic images at the sample edges are used). The disc is
 deformed in area-preserving pure shear about its centre, F = R diag(1 + e, 1/(1 + e)) Rᵀ,
 R a rotation by the probe direction; frozen atoms follow F exactly, free atoms relax.
@@ -18,27 +18,42 @@ rearrangement), and the step is bisected until the instability strain is known t
 ``precision``. The threshold is Δτ = τ_c − τ_in: the shear stress (σ_xx − σ_yy)/2 of the
 free region at the last stable strain minus its value at zero strain, in N/m.
 
-The free-region stress is the virial of all pairs with at least one free atom (half of a
-free–frozen pair) over the free area π r_free². Defaults: ``max_newton`` = 12 iterations to
-``fmax`` = 1e-6 eV/Å gave the same map as 60 iterations to 1e-9 eV/Å (within 1e-4 N/m) on a
-JuMol sample; 8 iterations did not (false instabilities). Needs a pair potential that provides
-``pair_derivatives(r, code) -> (V', V'')`` (the Yukawa potential does).
+The free-region stress is the sum of the per-atom virials of the free atoms over the free
+area π r_free² (for a pair potential: the virial of all pairs with at least one free atom,
+half of a free–frozen pair). Defaults: ``max_newton`` = 12 iterations to ``fmax`` = 1e-6 eV/Å
+gave the same map as 60 iterations to 1e-9 eV/Å (within 1e-4 N/m) on a JuMol sample; 8
+iterations did not (false instabilities).
+
+Windows are evaluated through the :class:`~glassfrac.potentials.base.Potential` interface:
+forces and per-atom virials from ``potential.compute`` on a :class:`~glassfrac.potentials.batch.Batch`
+of windows (one system per window, frozen atoms marked), and the Hessian from the potential's
+declared ``"hessian"`` ability (term blocks, assembled here into one dense free-atom matrix per
+window). Monolayers (2D) and sheets (3D with z non-periodic, as the bilayer: discs in x–y through
+both layers, shear in-plane) are probed alike. The frozen shell must hold every atom that acts on
+a free atom: the cutoff for a pair potential, twice the cutoff for a many-body one (the
+Watanabe coordination z of a neighbour depends on that neighbour's own neighbours).
 
 Scheduling: all windows in flight take one Newton iteration per tick (one batched evaluation
 and Cholesky); a window whose solve ends is judged and sent to its next strain at once, and
 finished windows are replaced from the queue, so no evaluation is spent on a window that is
-waiting. Pair lists are Verlet lists per window (cutoff + ``skin``), rebuilt for the windows
-that need it in one neighbour search with the windows laid side by side. The results are
-those of the first (chunk-synchronous) implementation to 1e-14 N/m.
+waiting. Pair lists are Verlet lists per window (cutoff + ``skin``; pairs of two frozen atoms
+are left out for a pair potential), rebuilt for the windows that need it in one neighbour
+search with the windows laid side by side. The results are those of the first
+(chunk-synchronous) implementation to 1e-14 N/m.
 """
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from glassfrac.potentials.batch import EV_PER_A2_IN_N_PER_M
-from glassfrac.progress import progress
+from glassfrac.core.errors import InputError
+from glassfrac.core.progress import progress
+from glassfrac.core.threads import set_threads
+from glassfrac.core.units import EV_PER_A2_IN_N_PER_M
+from glassfrac.potentials.batch import Batch, Pairs
 from glassfrac.structure import Box, Structure, neighbor_pairs
 
 
@@ -46,14 +61,15 @@ from glassfrac.structure import Box, Structure, neighbor_pairs
 class ProbeSettings:
     """Probing settings: lengths in Å, strains dimensionless, forces in eV/Å, stress in N/m.
 
-    ``chunk``: windows in flight at once (rows of the batched Hessians; 32–128 ran equally fast
-    on one CPU core, a GPU wants more); ``predictor``: start of each Newton solve, "affine"
-    (the last stable state mapped affinely, the first implementation's choice) or "secant"
-    (linear extrapolation of the last two stable states in the reference frame: ~20 % fewer
-    Newton iterations; the same Δτ to 2e-6 N/m on most windows, but ~2 % of windows, those
-    whose first rearrangement is small (jumps of 0.05–0.25 Å), find a different event, as
-    the affine path itself does with smaller steps); ``max_step``: Newton trust radius per
-    atom, Å; ``workers``: CPU processes sharing the map; ``device``: torch device.
+    ``shell``: width of the frozen ring, Å (default :func:`default_shell`); ``chunk``: windows
+    in flight at once (rows of the batched Hessians; 32–128 ran equally fast on one CPU core, a
+    GPU wants more); ``predictor``: start of each Newton solve, "affine" (the last stable state
+    mapped affinely, the first implementation's choice) or "secant" (linear extrapolation of the
+    last two stable states in the reference frame: ~20 % fewer Newton iterations; the same Δτ
+    to 2e-6 N/m on most windows, but ~2 % of windows, those whose first rearrangement is small
+    (jumps of 0.05–0.25 Å), find a different event, as the affine path itself does with smaller
+    steps); ``max_step``: Newton trust radius per atom, Å; ``workers``: CPU processes sharing
+    the map; ``device``: torch device.
     """
 
     grid: int = 50
@@ -79,13 +95,19 @@ class ProbeSettings:
 @dataclass
 class Windows:
     """Cut discs: for window w, atoms ``atoms[w]`` of the sample with positions relative to
-    the centre ``rel[w]`` (Å) and ``free[w]`` masks."""
+    the centre ``rel[w]`` (Å, in-plane; z as in the sample) and ``free[w]`` masks."""
 
     centres: np.ndarray
     atoms: list
     rel: list
     free: list
     species: list
+
+
+def default_shell(potential) -> float:
+    """Frozen ring width, Å: the cutoff for a pair potential (``"pair_derivatives"``), twice the
+    cutoff for a many-body one (a free atom's force depends on its neighbours' neighbours)."""
+    return potential.cutoff if potential.can("pair_derivatives") else 2.0 * potential.cutoff
 
 
 def grid_centres(box: Box, n: int) -> np.ndarray:
@@ -97,17 +119,22 @@ def grid_centres(box: Box, n: int) -> np.ndarray:
 
 
 def cut_windows(structure: Structure, centres, r_free: float, shell: float) -> Windows:
-    """Discs around ``centres``: free atoms within ``r_free``, frozen out to ``r_free + shell``."""
-    if structure.dim != 2:
-        raise ValueError("local probing works on 2D structures (monolayers)")
+    """Discs around ``centres`` (x, y): free atoms within ``r_free``, frozen out to
+    ``r_free + shell`` (in-plane distances; a 3D sheet is cut through its whole thickness)."""
+    box = structure.box
+    if structure.dim == 3 and (box.pbc[2] or not box.pbc[:2].all()):
+        raise InputError("local probing works on 2D structures and on 3D sheets (periodic in x and y, "
+                         f"not in z); this box has pbc {box.pbc.tolist()}")
     radius = r_free + shell
+    if 2 * radius > np.min(box.lengths[box.pbc], initial=np.inf):
+        raise InputError(f"the sample is too small for windows of radius {radius} Å")
     atoms, rel, free, species = [], [], [], []
     for c in np.asarray(centres, float):
-        d = structure.box.minimum_image(structure.positions - c)
-        r = np.linalg.norm(d, axis=1)
+        shift = np.zeros(structure.dim)
+        shift[:2] = c
+        d = box.minimum_image(structure.positions - shift)
+        r = np.linalg.norm(d[:, :2], axis=1)
         keep = np.flatnonzero(r < radius)
-        if 2 * radius > np.min(structure.box.lengths[structure.box.pbc], initial=np.inf):
-            raise ValueError(f"the sample is too small for windows of radius {radius} Å")
         order = np.argsort(r[keep] >= r_free, kind="stable")  # free atoms first
         keep = keep[order]
         atoms.append(keep)
@@ -121,39 +148,41 @@ class _Rows:
     """Windows in flight: per-row state tensors (first axis = row) and one flat pair list.
 
     Rows are independent; a row whose window is finished is dropped and the free slot is
-    refilled from the queue, so every evaluation works on windows that still need it.
+    refilled from the queue, so every evaluation works on windows that still need it. State is
+    padded, (C, M, d) positions with the free atoms first; :meth:`evaluate` gathers the rows
+    into a flat :class:`Batch` (one system per row) for the potential.
     """
 
-    STATE = ("job", "angle", "nfree", "ref", "code", "pos", "phase", "iters", "target", "narrow", "lo_e",
-             "hi_e", "lo_tau", "lo_free", "prev_e", "prev_free", "predicted", "tau_in", "built_F", "built_free")
+    STATE = ("job", "angle", "nfree", "natoms", "ref", "code", "pos", "phase", "iters", "target", "narrow",
+             "lo_e", "hi_e", "lo_tau", "lo_free", "prev_e", "prev_free", "predicted", "tau_in", "built_F",
+             "built_free")
 
     def __init__(self, potential, windows: Windows, jobs, s: ProbeSettings):
         self.potential, self.windows, self.jobs, self.s = potential, windows, jobs, s
         self.dev = torch.device(s.device)
         self.codes = {name: k for k, name in enumerate(potential.species)}
-        self.n_species = len(potential.species)
         used = sorted({w for w, _ in jobs})
+        self.d = windows.rel[used[0]].shape[1]
         self.M = max(len(windows.atoms[w]) for w in used)
         self.NF = max(int(windows.free[w].sum()) for w in used)
-        self.D = 2 * self.NF
+        self.D = self.d * self.NF
         self.area = np.pi * s.r_free**2
         self.cutoff = float(potential.cutoff)
+        self.pairwise = potential.can("pair_derivatives")  # pairs of two frozen atoms act on no free atom
         f64, i64, dev = torch.float64, torch.int64, self.dev
-        M, NF = self.M, self.NF
-        empty = {"job": ((0,), i64), "angle": ((0,), f64), "nfree": ((0,), i64), "ref": ((0, M, 2), f64),
-                 "code": ((0, M), i64), "pos": ((0, M, 2), f64), "phase": ((0,), i64), "iters": ((0,), i64),
-                 "target": ((0,), f64), "narrow": ((0,), torch.bool), "lo_e": ((0,), f64), "hi_e": ((0,), f64),
-                 "lo_tau": ((0,), f64), "lo_free": ((0, NF, 2), f64), "prev_e": ((0,), f64),
-                 "prev_free": ((0, NF, 2), f64), "predicted": ((0, NF, 2), f64), "tau_in": ((0,), f64),
-                 "built_F": ((0, 2, 2), f64), "built_free": ((0, NF, 2), f64)}
+        M, NF, d = self.M, self.NF, self.d
+        empty = {"job": ((0,), i64), "angle": ((0,), f64), "nfree": ((0,), i64), "natoms": ((0,), i64),
+                 "ref": ((0, M, d), f64), "code": ((0, M), i64), "pos": ((0, M, d), f64), "phase": ((0,), i64),
+                 "iters": ((0,), i64), "target": ((0,), f64), "narrow": ((0,), torch.bool), "lo_e": ((0,), f64),
+                 "hi_e": ((0,), f64), "lo_tau": ((0,), f64), "lo_free": ((0, NF, d), f64), "prev_e": ((0,), f64),
+                 "prev_free": ((0, NF, d), f64), "predicted": ((0, NF, d), f64), "tau_in": ((0,), f64),
+                 "built_F": ((0, d, d), f64), "built_free": ((0, NF, d), f64)}
         for name, (shape, dtype) in empty.items():
             setattr(self, name, torch.zeros(shape, dtype=dtype, device=dev))
-        # pair list: row, a (free), b, species code, stress weight (1 free-free, 1/2 free-frozen), both free
+        # pair list: row and the two atoms (local indices, the free one first)
         self.prow = torch.zeros(0, dtype=i64, device=dev)
-        self.pa, self.pb, self.pcode = self.prow.clone(), self.prow.clone(), self.prow.clone()
-        self.pweight = torch.zeros(0, dtype=f64, device=dev)
-        self.pff = torch.zeros(0, dtype=torch.bool, device=dev)
-        self._index_of = None
+        self.pa, self.pb = self.prow.clone(), self.prow.clone()
+        self._flat = None
 
     @property
     def C(self) -> int:
@@ -162,33 +191,32 @@ class _Rows:
     # -- rows in and out --------------------------------------------------------------------
     def add(self, jobs):
         """Append rows for the job numbers ``jobs`` at zero strain and build their pairs."""
-        R, M, NF, dev = len(jobs), self.M, self.NF, self.dev
-        ref = np.zeros((R, M, 2))
+        R, M, NF, d, dev = len(jobs), self.M, self.NF, self.d, self.dev
+        ref = np.zeros((R, M, d))
         code = np.zeros((R, M), dtype=np.int64)
         nfree = np.zeros(R, dtype=np.int64)
+        natoms = np.zeros(R, dtype=np.int64)
         angle = np.zeros(R)
         for k, job in enumerate(jobs):
             w, angle[k] = self.jobs[job]
-            n = len(self.windows.atoms[w])
+            n = natoms[k] = len(self.windows.atoms[w])
             ref[k, :n] = self.windows.rel[w]
             code[k, :n] = [self.codes[x] for x in self.windows.species[w]]
             nfree[k] = self.windows.free[w].sum()
         ref = torch.as_tensor(ref, device=dev)
+        f64 = dict(dtype=torch.float64, device=dev)
         new = {"job": torch.as_tensor(np.asarray(jobs, dtype=np.int64), device=dev),
                "angle": torch.as_tensor(angle, device=dev), "nfree": torch.as_tensor(nfree, device=dev),
+               "natoms": torch.as_tensor(natoms, device=dev),
                "ref": ref, "code": torch.as_tensor(code, device=dev), "pos": ref.clone(),
                "phase": torch.zeros(R, dtype=torch.int64, device=dev),
                "iters": torch.zeros(R, dtype=torch.int64, device=dev),
-               "target": torch.zeros(R, dtype=torch.float64, device=dev),
-               "narrow": torch.zeros(R, dtype=torch.bool, device=dev),
-               "lo_e": torch.zeros(R, dtype=torch.float64, device=dev),
-               "hi_e": torch.full((R,), np.inf, dtype=torch.float64, device=dev),
-               "lo_tau": torch.zeros(R, dtype=torch.float64, device=dev),
-               "lo_free": ref[:, :NF].clone(), "prev_e": torch.full((R,), np.nan, dtype=torch.float64, device=dev),
-               "prev_free": ref[:, :NF].clone(), "predicted": ref[:, :NF].clone(),
-               "tau_in": torch.zeros(R, dtype=torch.float64, device=dev),
-               "built_F": torch.eye(2, dtype=torch.float64, device=dev).expand(R, 2, 2).clone(),
-               "built_free": ref[:, :NF].clone()}
+               "target": torch.zeros(R, **f64), "narrow": torch.zeros(R, dtype=torch.bool, device=dev),
+               "lo_e": torch.zeros(R, **f64), "hi_e": torch.full((R,), np.inf, **f64),
+               "lo_tau": torch.zeros(R, **f64), "lo_free": ref[:, :NF].clone(),
+               "prev_e": torch.full((R,), np.nan, **f64), "prev_free": ref[:, :NF].clone(),
+               "predicted": ref[:, :NF].clone(), "tau_in": torch.zeros(R, **f64),
+               "built_F": torch.eye(d, **f64).expand(R, d, d).clone(), "built_free": ref[:, :NF].clone()}
         first = self.C
         for name in self.STATE:
             setattr(self, name, torch.cat([getattr(self, name), new[name]]))
@@ -200,10 +228,10 @@ class _Rows:
         for name in self.STATE:
             setattr(self, name, getattr(self, name)[rows])
         mine = rows[self.prow]
-        for name in ("prow", "pa", "pb", "pcode", "pweight", "pff"):
+        for name in ("prow", "pa", "pb"):
             setattr(self, name, getattr(self, name)[mine])
         self.prow = renumber[self.prow]
-        self._index_of = None
+        self._flat = None
 
     # -- pair lists -------------------------------------------------------------------------
     def build(self, rows):
@@ -215,34 +243,31 @@ class _Rows:
             return
         cutoff = self.cutoff + self.s.skin
         pos = self.pos[rows].cpu().numpy()
-        code = self.code[rows].cpu().numpy()
         nfree = self.nfree[rows].cpu().numpy()
-        counts = np.array([len(self.windows.atoms[self.jobs[j][0]]) for j in self.job[rows].cpu().numpy()])
+        counts = self.natoms[rows].cpu().numpy()
         owner = np.repeat(np.arange(len(rows)), counts)
         local = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
         spacing = 2.0 * np.abs(pos).max() + cutoff + 1.0
-        xyz = pos[owner, local] + np.column_stack([owner * spacing, np.zeros(len(owner))])
-        i, j, _, _ = neighbor_pairs(xyz, Box(np.eye(2), False), cutoff)
+        xyz = pos[owner, local]
+        xyz[:, 0] += owner * spacing
+        i, j, _, _ = neighbor_pairs(xyz, Box(np.eye(self.d), False), cutoff)
         k, a, b = owner[i], local[i], local[j]
         nf = nfree[k]
-        use = (a < nf) | (b < nf)
-        k, a, b, nf = k[use], a[use], b[use], nf[use]
+        if self.pairwise:
+            use = (a < nf) | (b < nf)
+            k, a, b, nf = k[use], a[use], b[use], nf[use]
         a, b = np.where(a < nf, a, b), np.where(a < nf, b, a)  # the free atom first
-        ff = b < nf
         gone = torch.zeros(self.C, dtype=torch.bool, device=self.dev)
         gone[rows] = True
         stay = ~gone[self.prow]
         dev = self.dev
         new = {"prow": rows[torch.as_tensor(k, device=dev)], "pa": torch.as_tensor(a, device=dev),
-               "pb": torch.as_tensor(b, device=dev),
-               "pcode": torch.as_tensor(code[k, a] * self.n_species + code[k, b], device=dev),
-               "pweight": torch.as_tensor(np.where(ff, 1.0, 0.5), device=dev),
-               "pff": torch.as_tensor(ff, device=dev)}
+               "pb": torch.as_tensor(b, device=dev)}
         for name, value in new.items():
             setattr(self, name, torch.cat([getattr(self, name)[stay], value]))
         self.built_F[rows] = self.F(self.target[rows], self.angle[rows])
         self.built_free[rows] = self.pos[rows, : self.NF]
-        self._index_of = None
+        self._flat = None
 
     def refresh_pairs(self):
         """Rebuild the rows whose pairs may have moved by more than the skin since their build.
@@ -251,80 +276,111 @@ class _Rows:
         the build and w the non-affine displacement of the free atoms (frozen atoms are affine).
         """
         A = self.F(self.target, self.angle) @ torch.linalg.inv(self.built_F)
-        eye = torch.eye(2, dtype=torch.float64, device=self.dev)
+        eye = torch.eye(self.d, dtype=torch.float64, device=self.dev)
         w = self.pos[:, : self.NF] - torch.einsum("cab,cmb->cma", A, self.built_free)
         bound = torch.linalg.matrix_norm(A - eye, ord=2) * (self.cutoff + self.s.skin)
         bound = bound + 2.0 * w.norm(dim=-1).amax(dim=1)
         if (bound > self.s.skin).any():  # rows past half the skin go along: fewer, larger builds
             self.build(torch.nonzero(bound > 0.5 * self.s.skin).squeeze(1))
 
-    def _indices(self):
-        """Flat gather/scatter indices of the pair list (cached until the pairs change)."""
-        if self._index_of is not None and self._index_of[0] == self.C:
-            return self._index_of[1]
-        M, NF, D, C, dev = self.M, self.NF, self.D, self.C, self.dev
-        ff = torch.nonzero(self.pff).squeeze(1)
-        a2, b2 = 2 * self.pa[ff, None], 2 * self.pb[ff, None]
-        base = (self.prow[ff] * D * D)[:, None]
-        rr = torch.tensor([0, 0, 1, 1], device=dev)
-        cc = torch.tensor([0, 1, 0, 1], device=dev)
+    def _layout(self):
+        """The rows as one flat :class:`Batch` and its :class:`Pairs` (cached until rows or pairs
+        change), with the gather/scatter indices between the padded state and the flat atoms."""
+        if self._flat is not None:
+            return self._flat
+        C, M, NF, d, dev = self.C, self.M, self.NF, self.d, self.dev
+        slot = torch.arange(M, device=dev)[None, :]
+        real = slot < self.natoms[:, None]
+        free = slot < self.nfree[:, None]
+        padded = torch.arange(C * M, device=dev).view(C, M)
+        flat_of = torch.full((C, M), -1, dtype=torch.int64, device=dev)
+        flat_of[real] = torch.arange(int(real.sum()), device=dev)
+        system = torch.arange(C, device=dev)[:, None].expand(C, M)[real]
+        cells = torch.eye(d, dtype=torch.float64, device=dev).repeat(C, 1, 1)
+        batch = Batch(self.pos.reshape(-1, d)[padded[real]], system, cells,
+                      torch.zeros(C, d, dtype=torch.bool, device=dev), self.code[real], frozen=~free[real])
+        i, j = flat_of[self.prow, self.pa], flat_of[self.prow, self.pb]
+        pairs = Pairs(i, j, torch.zeros(len(i), d, dtype=torch.int64, device=dev), self.prow)
+        # free atoms: flat index, padded free index (row * NF + k); every flat atom's padded free index or -1
+        free_flat = flat_of[free]
+        free_slot = (torch.arange(C, device=dev)[:, None] * NF + slot[:, :NF])[free[:, :NF]]
+        free_of = torch.full((batch.n_atoms,), -1, dtype=torch.int64, device=dev)
+        free_of[free_flat] = free_slot
         atom = torch.arange(NF, device=dev)
-        diag = (torch.arange(C, device=dev)[:, None, None] * D * D + (2 * atom[None, :, None] + rr) * D
-                + 2 * atom[None, :, None] + cc)
-        out = {"ia": self.prow * M + self.pa, "ib": self.prow * M + self.pb, "fa": self.prow * NF + self.pa,
-               "ff": ff, "fb": self.prow[ff] * NF + self.pb[ff],
-               "off": torch.cat([base + (a2 + rr) * D + b2 + cc, base + (b2 + rr) * D + a2 + cc], 1).reshape(-1),
-               "diag": diag.reshape(-1),
-               "pad": (atom[None, :] >= self.nfree[:, None]).to(torch.float64).reshape(-1)}
-        self._index_of = (C, out)
-        return out
+        pad = (atom[None, :] >= self.nfree[:, None]).reshape(-1)
+        diag = (torch.arange(C * NF, device=dev) * d)[:, None] + torch.arange(d, device=dev)
+        diag = (diag // self.D) * self.D * self.D + (diag % self.D) * (self.D + 1)
+        self._flat = {"batch": batch, "pairs": pairs, "gather": padded[real], "free_flat": free_flat,
+                      "free_slot": free_slot, "free_of": free_of, "pad_diag": diag[pad].reshape(-1)}
+        return self._flat
 
     # -- geometry and physics ---------------------------------------------------------------
-    @staticmethod
-    def F(e, angle) -> torch.Tensor:
-        """(R, 2, 2) pure-shear deformation gradients at strains ``e`` along ``angle`` (rad)."""
+    def F(self, e, angle) -> torch.Tensor:
+        """(R, d, d) in-plane pure-shear deformation gradients at strains ``e`` along ``angle`` (rad)."""
         c, s = torch.cos(angle), torch.sin(angle)
         R = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
         D = torch.diag_embed(torch.stack([1.0 + e, 1.0 / (1.0 + e)], -1))
-        return R @ D @ R.transpose(1, 2)
+        F2 = R @ D @ R.transpose(1, 2)
+        if self.d == 2:
+            return F2
+        F = torch.eye(self.d, dtype=F2.dtype, device=F2.device).repeat(len(F2), 1, 1)
+        F[:, :2, :2] = F2
+        return F
 
     def evaluate(self, hessian=True):
-        """Gradient (C, D) in eV/Å, Hessian (C, D, D) in eV/Å² or None, stress (C, 3) xx, yy, xy in eV/Å²."""
-        ix = self._indices()
-        C, NF, D = self.C, self.NF, self.D
-        posf = self.pos.reshape(-1, 2)
-        rv = posf[ix["ib"]] - posf[ix["ia"]]
-        r = rv.norm(dim=1)
-        inside = r < self.cutoff
-        dv, d2v = self.potential.pair_derivatives(r, self.pcode)
-        dv = torch.where(inside, dv, 0.0)
-        u = rv / r[:, None]
-        f = dv[:, None] * u  # dE/dx_b = -dE/dx_a
-        grad = torch.zeros(C * NF, 2, dtype=torch.float64, device=self.dev)
-        grad.index_add_(0, ix["fa"], -f)
-        grad.index_add_(0, ix["fb"], f[ix["ff"]])
-        ux, uy = u[:, 0], u[:, 1]
-        sw = self.pweight * dv * r
-        stress = torch.zeros(C, 3, dtype=torch.float64, device=self.dev)
-        stress.index_add_(0, self.prow, torch.stack([sw * ux * ux, sw * uy * uy, sw * ux * uy], 1))
-        stress = stress / self.area
+        """Gradient (C, D) in eV/Å, Hessian (C, D, D) in eV/Å² or None, in-plane stress (C, 3)
+        xx, yy, xy of the free region in eV/Å² (tension positive)."""
+        lay = self._layout()
+        C, NF, D, d, dev = self.C, self.NF, self.D, self.d, self.dev
+        batch, pairs = lay["batch"], lay["pairs"]
+        batch.positions = self.pos.reshape(-1, d)[lay["gather"]]
+        res = self.potential.compute(batch, pairs, virial=False, per_atom=True)
+        grad = torch.zeros(C * NF, d, dtype=torch.float64, device=dev)
+        grad[lay["free_slot"]] = -res.forces[lay["free_flat"]]
+        w = torch.zeros(C, d, d, dtype=torch.float64, device=dev)
+        w.index_add_(0, batch.system[lay["free_flat"]], res.per_atom_virial[lay["free_flat"]])
+        stress = -torch.stack([w[:, 0, 0], w[:, 1, 1], w[:, 0, 1]], 1) / self.area
         H = None
         if hessian:
-            d2v = torch.where(inside, d2v, 0.0)
-            b = dv / r
-            a = d2v - b
-            k3 = torch.stack([a * ux * ux + b, a * ux * uy, a * uy * uy + b], 1)  # xx, xy, yy of the pair block
-            diag = torch.zeros(C * NF, 3, dtype=torch.float64, device=self.dev)
-            diag.index_add_(0, ix["fa"], k3)
-            kf = k3[ix["ff"]]
-            diag.index_add_(0, ix["fb"], kf)
-            diag[:, 0] += ix["pad"]  # padding degrees of freedom: identity
-            diag[:, 2] += ix["pad"]
-            H = torch.zeros(C * D * D, dtype=torch.float64, device=self.dev)
-            H[ix["off"]] = -kf[:, [0, 1, 1, 2, 0, 1, 1, 2]].reshape(-1)
-            H[ix["diag"]] = diag[:, [0, 1, 1, 2]].reshape(-1)
+            H = torch.zeros(C * D * D, dtype=torch.float64, device=dev)
+            for k, (atoms, blocks) in enumerate(self.potential.hessian(batch, pairs)):
+                values = blocks.reshape(-1)
+                for into, take, sign in self._placement(k, atoms, blocks.dim() == 3):
+                    H.index_add_(0, into, values[take], alpha=sign)
+            H[lay["pad_diag"]] += 1.0  # padding degrees of freedom: identity
             H = H.view(C, D, D)
         return grad.view(C, D), H, stress
+
+    def _placement(self, k, atoms, pair_form):
+        """[(into, take, sign)]: the entries ``take`` (flat indices) of the k-th term list's blocks
+        that couple two free atoms, their places ``into`` in the flat (C, D, D) Hessian and their
+        sign; kept while the potential returns the same atoms. ``pair_form``: blocks are k (P, d, d)
+        for [[k, −k], [−k, k]] (see :class:`~glassfrac.potentials.base.Potential`), else (T, m, d, m, d)."""
+        lay = self._flat
+        cached = lay.get(("placement", k))
+        if cached is not None and cached[0].shape == atoms.shape and torch.equal(cached[0], atoms):
+            return cached[1]
+        NF, D, d, dev = self.NF, self.D, self.d, self.dev
+        T, m = atoms.shape
+        loc = lay["free_of"][atoms]  # (T, m) row * NF + free index, or -1 for frozen atoms
+        span = torch.arange(d, device=dev)
+
+        def place(t, la, lb, first, stride):
+            into = (la // NF) * D * D + (la % NF) * d * D + (lb % NF) * d
+            into = (into[:, None, None] + span[:, None] * D + span[None, :]).reshape(-1)
+            return into, (first[:, None, None] + span[:, None] * stride + span[None, :]).reshape(-1)
+
+        if pair_form:
+            t, a = torch.nonzero(loc >= 0, as_tuple=True)  # diagonal blocks +k of the free ends
+            out = [(*place(t, loc[t, a], loc[t, a], t * d * d, d), 1.0)]
+            t = torch.nonzero((loc >= 0).all(dim=1)).squeeze(1)  # off-diagonal blocks −k of free pairs
+            t, la, lb = t.repeat(2), torch.cat([loc[t, 0], loc[t, 1]]), torch.cat([loc[t, 1], loc[t, 0]])
+            out.append((*place(t, la, lb, t * d * d, d), -1.0))
+        else:
+            t, a, b = torch.nonzero((loc[:, :, None] >= 0) & (loc[:, None, :] >= 0), as_tuple=True)
+            out = [(*place(t, loc[t, a], loc[t, b], ((t * m + a) * d * m + b) * d, m * d), 1.0)]
+        lay[("placement", k)] = (atoms, out)
+        return out
 
     def tau(self, stress) -> torch.Tensor:
         """Shear stress (σ'_xx − σ'_yy)/2 in the probe frame, N/m."""
@@ -372,15 +428,18 @@ class _Rows:
 
 
 def probe_map(structure: Structure, potential, settings: ProbeSettings | None = None, centres=None):
-    """Threshold map of ``structure``; returns a dict of arrays (see :func:`save_map`).
+    """Threshold map of ``structure``: a dict of arrays, ``threshold`` Δτ (N/m; (grid, grid) on the
+    grid of :func:`grid_centres`, else (n,)), per direction, ``tau_in``, ``tau_c``, ``strain_c``,
+    ``centres`` (Å), ``angles`` (rad), ``newton_iterations``, ``unit`` (the fields of
+    :class:`glassfrac.labels.probe.ThresholdMap`).
 
     With ``settings.workers`` > 1 the centres are split between that many processes (CPU).
     """
     s = settings or ProbeSettings()
-    if not hasattr(potential, "pair_derivatives"):
-        raise ValueError(f"local probing needs a pair potential with pair_derivatives(); {potential.name} has none")
+    if not potential.can("hessian"):
+        raise InputError(f"local probing needs a potential with the 'hessian' ability; {potential.name} has none")
     if s.predictor not in ("secant", "affine"):
-        raise ValueError(f"predictor must be 'secant' or 'affine', got {s.predictor!r}")
+        raise InputError(f"predictor must be 'secant' or 'affine', got {s.predictor!r}")
     if centres is None:
         centres = grid_centres(structure.box, s.grid)
     centres = np.asarray(centres, float).reshape(-1, 2)
@@ -388,15 +447,10 @@ def probe_map(structure: Structure, potential, settings: ProbeSettings | None = 
     angles = s.load_angle + np.arange(s.directions) * np.pi / max(s.directions, 1)
     workers = max(1, min(int(s.workers), n))
     if workers > 1 and torch.device(s.device).type != "cpu":
-        raise ValueError("workers > 1 splits the map between CPU processes; use workers=1 on a GPU")
+        raise InputError("workers > 1 splits the map between CPU processes; use workers=1 on a GPU")
     if workers == 1:
         tau_in, tau_c, strain, evaluations = _probe_centres(structure, potential, s, centres, angles, progress_bar=True)
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        from glassfrac.threads import set_threads
-
         parts = np.array_split(np.arange(n), workers)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=set_threads, initargs=(1,)) as pool:
@@ -429,7 +483,7 @@ def probe_map(structure: Structure, potential, settings: ProbeSettings | None = 
 
 def _probe_centres(structure, potential, s: ProbeSettings, centres, angles, progress_bar=False):
     """Thresholds of the windows at ``centres`` × ``angles`` (job order: centre-major)."""
-    shell = potential.cutoff if s.shell is None else s.shell
+    shell = default_shell(potential) if s.shell is None else s.shell
     windows = cut_windows(structure, centres, s.r_free, shell)
     jobs = [(w, a) for w in range(len(centres)) for a in angles]
     bar = progress(total=len(jobs), desc="probe windows", unit="win", disable=None if progress_bar else True)
@@ -465,7 +519,7 @@ def _track(rows: _Rows, s: ProbeSettings, bar) -> tuple:
         todo = live & ~ended
         if todo.any():
             step = -torch.cholesky_solve(grad[:, :, None], L).squeeze(-1)
-            step = torch.where(todo[:, None], step, 0.0).view(rows.C, rows.NF, 2)
+            step = torch.where(todo[:, None], step, 0.0).view(rows.C, rows.NF, rows.d)
             biggest = step.norm(dim=-1).amax(dim=1).clamp(min=1e-300)
             step = step * (s.max_step / biggest).clamp(max=1.0)[:, None, None]  # trust radius
             rows.pos[:, : rows.NF] += step
@@ -523,62 +577,3 @@ def _judge(rows: _Rows, ended, ok, tau, s: ProbeSettings) -> torch.Tensor:
     if go_on.any():
         rows.next_targets(go_on)
     return finished
-
-
-def goodness(threshold_map, centres, event_locations, box: Box) -> np.ndarray:
-    """C = 1 − 2 F(Δτ at the event site) per event; Δτ at the nearest grid point (periodic)."""
-    values = np.asarray(threshold_map, float).ravel()
-    order = np.sort(values)
-    out = []
-    for loc in np.atleast_2d(event_locations):
-        d = np.linalg.norm(box.minimum_image(np.asarray(centres) - loc[:2]), axis=1)
-        v = values[np.argmin(d)]
-        F = np.searchsorted(order, v, side="right") / len(order)
-        out.append(1.0 - 2.0 * F)
-    return np.asarray(out)
-
-
-def event_locations(path) -> np.ndarray:
-    """(k, 2) locations (Å, undeformed sample) of the events of a shear test, in order.
-
-    ``path``: the output directory of ``glassfrac load shear`` (labels.json), a dataset sample
-    folder (events.json) or either JSON file.
-    """
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-    if path.is_dir():
-        found = [path / name for name in ("labels.json", "events.json") if (path / name).is_file()]
-        if not found:
-            raise FileNotFoundError(f"{path}: no labels.json (glassfrac load shear) or events.json in this folder")
-        path = found[0]
-    try:
-        events = json.loads(path.read_text())["events"]
-        return np.array([e["location"][:2] for e in events], float).reshape(-1, 2)
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise ValueError(f"{path}: expected {{\"events\": [{{\"location\": [x, y], ...}}, ...]}} ({exc})") from exc
-
-
-def save_map(result: dict, path, settings: ProbeSettings, extra: dict | None = None) -> None:
-    """Write a probe map to ``path`` (.npz, atomic): arrays of :func:`probe_map` plus settings."""
-    import json
-    from dataclasses import asdict
-
-    from glassfrac.files import atomic_path
-
-    meta = {"settings": asdict(settings), "unit": result["unit"], **(extra or {})}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **{k: np.asarray(v) for k, v in result.items() if k != "unit"},
-                                meta=json.dumps(meta))
-
-
-def load_map(path) -> dict:
-    """Read a map written by :func:`save_map` (no code is executed: plain arrays + JSON)."""
-    import json
-
-    with np.load(path, allow_pickle=False) as data:
-        out = {k: data[k] for k in data.files if k != "meta"}
-        out["meta"] = json.loads(str(data["meta"]))
-    return out

@@ -1,33 +1,30 @@
 """Interatomic potentials behind one batched interface (see :mod:`.base`).
 
 ``get_potential(name, **parameters)`` returns a potential by its CLI name:
-``yukawa2d`` (2D silica monolayer, Roy–Heyde–Heuer) or ``watanabe`` (Si–O 2004, bilayer).
+``yukawa2d`` (2D silica monolayer, Roy–Heyde–Heuer), ``watanabe`` (Si–O 2004, bilayer) or
+``matsui`` (Al2O3 1994, 3D bulk, evaluated by LAMMPS).
 """
 
 import importlib
 
+from glassfrac.core.errors import InputError
 from glassfrac.potentials.base import Potential, Results, stress_from_virial
-from glassfrac.potentials.batch import (
-    EV_PER_A2_IN_N_PER_M,
-    EV_PER_A3_IN_GPA,
-    Batch,
-    Pairs,
-    VerletList,
-)
+from glassfrac.potentials.batch import Batch, Pairs, VerletList
 
 POTENTIALS = {
     "yukawa2d": ("glassfrac.potentials.yukawa", "Yukawa2D"),
     "watanabe": ("glassfrac.potentials.watanabe", "Watanabe"),
+    "matsui": ("glassfrac.potentials.matsui", "MatsuiPotential"),
 }
 
 
 def get_potential(name: str, **parameters) -> Potential:
     """The potential called ``name`` (one of ``POTENTIALS``) with optional parameters."""
     if name not in POTENTIALS:
-        raise ValueError(f"unknown potential {name!r}; choose one of {sorted(POTENTIALS)}")
+        raise InputError(f"unknown potential {name!r}; choose one of {sorted(POTENTIALS)}")
     module, cls = POTENTIALS[name]
     return getattr(importlib.import_module(module), cls)(**parameters)
 
 
 __all__ = ["Potential", "Results", "Batch", "Pairs", "VerletList", "get_potential",
-           "stress_from_virial", "EV_PER_A2_IN_N_PER_M", "EV_PER_A3_IN_GPA", "POTENTIALS"]
+           "stress_from_virial", "POTENTIALS"]

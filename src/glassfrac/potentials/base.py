@@ -13,13 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from glassfrac.potentials.batch import (
-    EV_PER_A2_IN_N_PER_M,
-    EV_PER_A3_IN_GPA,
-    Batch,
-    Pairs,
-    VerletList,
-)
+from glassfrac.core.units import EV_PER_A2_IN_N_PER_M, EV_PER_A3_IN_GPA
+from glassfrac.potentials.batch import Batch, Pairs, VerletList
 
 
 @dataclass
@@ -37,12 +32,42 @@ class Potential(ABC):
     """Energy, forces and virial of a batch of systems.
 
     Subclasses set ``name``, ``species`` (names in code order) and ``cutoff`` (Å, the range
-    beyond which nothing acts) and implement :meth:`compute`.
+    beyond which nothing acts) and implement :meth:`compute`. Optional abilities are declared in
+    ``abilities`` (never discovered with ``hasattr``), each one a method the potential provides:
+
+    - ``"pair_derivatives"``: a pair potential; ``pair_derivatives(r, code) -> (V', V'')``;
+    - ``"term_hessians"``: a many-body potential with per-term Hessian blocks;
+      ``term_hessians(batch, pairs) -> list``.
+    - ``"hessian"``: the Hessian of the energy as blocks of terms over a few atoms,
+      ``hessian(batch, pairs) -> [(atoms (T, m), blocks (T, m, d, m, d)), ...]`` (eV/Å², tensors on
+      the batch's device): the Hessian is the sum over terms of each block placed at its atoms'
+      coordinates. Pair terms may come in pair form, ``(atoms (P, 2), k (P, d, d))`` for the
+      block [[k, −k], [−k, k]]. The potential's docstring says where it is approximate. Local
+      probing needs it.
+    - ``"ignores_pairs"``: :meth:`compute` does not read ``pairs`` (an external engine such as
+      LAMMPS finds its own neighbours); callers may skip building a pair list for it.
     """
 
     name: str = "potential"
     species: tuple[str, ...] = ()
     cutoff: float = 0.0
+    abilities: frozenset[str] = frozenset()
+
+    caches: dict = {}
+    """Attributes that hold work arrays or handles (name -> factory of an empty one): a pickled potential (sent
+    to a worker process) carries its parameters only, and starts there with empty caches."""
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in self.caches}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for name, empty in self.caches.items():
+            setattr(self, name, empty())
+
+    def can(self, ability: str) -> bool:
+        """Whether this potential declares ``ability`` (see the class docstring)."""
+        return ability in self.abilities
 
     @abstractmethod
     def compute(self, batch: Batch, pairs: Pairs, virial: bool = True,

@@ -15,12 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from glassfrac.core.errors import InputError
 from glassfrac.structure import Box, Structure, neighbor_pairs
-
-EV_PER_A2_IN_N_PER_M = 16.02176634
-"""1 eV/Å^2 in N/m (2D stress)."""
-EV_PER_A3_IN_GPA = 160.2176634
-"""1 eV/Å^3 in GPa (3D stress)."""
 
 
 class Batch:
@@ -42,11 +38,11 @@ class Batch:
         structures = list(structures)
         dims = {s.dim for s in structures}
         if len(dims) != 1:
-            raise ValueError(f"a batch needs structures of one dimension, got {sorted(dims)}")
+            raise InputError(f"a batch needs structures of one dimension, got {sorted(dims)}")
         code = {name: k for k, name in enumerate(species_names)}
         unknown = set().union(*(set(s.species.tolist()) for s in structures)) - set(code)
         if unknown:
-            raise ValueError(f"species {sorted(unknown)} not handled (expected {list(species_names)})")
+            raise InputError(f"species {sorted(unknown)} not handled (expected {list(species_names)})")
         f64 = dict(dtype=torch.float64, device=device)
         positions = torch.tensor(np.concatenate([s.positions for s in structures]), **f64)
         system = torch.repeat_interleave(

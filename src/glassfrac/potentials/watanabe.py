@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from glassfrac.core.errors import InputError
 from glassfrac.potentials.base import Potential, Results, forces_from_pair_gradient
 from glassfrac.potentials.batch import Batch, Pairs, VerletList
 
@@ -171,6 +172,8 @@ class Watanabe(Potential):
     name = "watanabe"
     species = ("Si", "O")
     cutoff = CUTOFF
+    abilities = frozenset({"term_hessians", "hessian"})
+    caches = {"_tables": dict, "_cache": type(None)}
 
     def __init__(self, epsilon: float = EPSILON, margin: float = 0.5):
         self.epsilon = float(epsilon)
@@ -312,7 +315,7 @@ class Watanabe(Potential):
         centre, j, k, blocks (T, 3, 3, 3, 3)) of the triplet terms]. Where no Si–O distance lies
         in the coordination switch window (2.41–2.62 Å: every bond shorter, every non-bond
         longer, as in a relaxed network) z is locally constant and the blocks sum to the exact
-        Hessian. Used as a preconditioner (:class:`~glassfrac.mechanics.relax.TermHessianPreconditioner`).
+        Hessian. Used as a preconditioner (:class:`~glassfrac.mechanics.preconditioners.TermHessianPreconditioner`).
         """
         two, three, *_ = self._table(batch.device)
         topo = self._topology(batch, pairs)
@@ -349,10 +352,15 @@ class Watanabe(Potential):
         triplet_atoms = torch.stack([centre, topo.neighbour.index_select(0, la), topo.neighbour.index_select(0, lb)], 1)
         return [(pair_atoms, pair_blocks), (triplet_atoms, triplet_blocks)]
 
+    def hessian(self, batch: Batch, pairs: Pairs) -> list:
+        """The Hessian as term blocks (eV/Å²): :meth:`term_hessians`, exact where no Si–O distance
+        lies in the coordination switch window (2.41–2.62 Å; there the z-dependence is left out)."""
+        return self.term_hessians(batch, pairs)
+
     def _topology(self, batch: Batch, pairs: Pairs) -> _Topology:
         """The acting pairs and candidate triplets of ``pairs``, cached while still valid."""
         if batch.dim != 3:
-            raise ValueError(f"the Watanabe potential needs 3D positions, got a {batch.dim}D batch "
+            raise InputError(f"the Watanabe potential needs 3D positions, got a {batch.dim}D batch "
                              "(load the bilayer as a 3D structure)")
         margin = self.margin
         if self._cache is not None and self._cache.valid_for(batch, pairs, margin):

@@ -6,24 +6,15 @@ the sample's coordinates in Å (x right, y up) as in the other figures of glassf
 """
 
 import numpy as np
+from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.figure import Figure
 
-from glassfrac.files import save_png
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from glassfrac.core.files import save_png
 
 
 def _overlay(ax, image, G, pixel_map, defects=None, alpha=0.6):
     """Grey sample image with G (scaled from its minimum to its maximum) in transparent-to-yellow,
     defect rings outlined."""
-    from matplotlib.colors import LinearSegmentedColormap
-
     extent = pixel_map.extent
     ax.imshow(image, origin="lower", extent=extent, cmap="gray", interpolation="nearest")
     cmap = LinearSegmentedColormap.from_list("attention", [(1, 1, 0, 0), (1, 0.9, 0, 1)])
@@ -42,9 +33,9 @@ def plot_attention(image, maps: dict, pixel_map, path, defects=None, location=No
     """One panel per resolution r (dict r → G): the sample with its attention; defect rings
     (cyan) and the true rupture location (white square) when given; ``stats`` per r (φ, ρ) in
     the panel titles."""
-    plt = _plt()
     rs = sorted(maps, reverse=True)
-    fig, axes = plt.subplots(1, len(rs), figsize=(3.6 * len(rs), 3.8), dpi=120, squeeze=False)
+    fig = Figure(figsize=(3.6 * len(rs), 3.8), dpi=120)
+    axes = fig.subplots(1, len(rs), squeeze=False)
     for ax, r in zip(axes[0], rs, strict=True):
         _overlay(ax, image, maps[r], pixel_map, defects)
         label = f"r = {r}"
@@ -61,8 +52,8 @@ def plot_attention_field(image, gx, gy, divergence, pixel_map, path, location=No
                          step: int = 8) -> None:
     """Attention field (G_x, G_y) as arrows over the divergence (blue < 0 < red); true location
     (circle) and predicted one (star)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 5.0), dpi=120)
+    fig = Figure(figsize=(5.5, 5.0), dpi=120)
+    ax = fig.subplots()
     extent = pixel_map.extent
     ax.imshow(image, origin="lower", extent=extent, cmap="gray", interpolation="nearest", alpha=0.5)
     lim = np.abs(divergence).max() or 1.0
@@ -86,10 +77,10 @@ def plot_attention_field(image, gx, gy, divergence, pixel_map, path, location=No
 def plot_predictions(truth, predicted, path, label: str, baseline=None, metrics: dict | None = None) -> None:
     """Test-set predictions against the truth (one panel per component), diagonal, optional
     constant baseline line."""
-    plt = _plt()
     truth, predicted = np.atleast_2d(np.asarray(truth, float).T).T, np.atleast_2d(np.asarray(predicted, float).T).T
     n = truth.shape[1]
-    fig, axes = plt.subplots(1, n, figsize=(4.0 * n, 4.0), dpi=120, squeeze=False)
+    fig = Figure(figsize=(4.0 * n, 4.0), dpi=120)
+    axes = fig.subplots(1, n, squeeze=False)
     for k, ax in enumerate(axes[0]):
         t, p = truth[:, k], predicted[:, k]
         lo, hi = min(t.min(), p.min()), max(t.max(), p.max())
@@ -107,8 +98,8 @@ def plot_predictions(truth, predicted, path, label: str, baseline=None, metrics:
 
 def plot_crack(image, prediction, pixel_map, atoms_xy, labels, path, mcc: float | None = None) -> None:
     """Predicted crack intensity (green) over the sample, true crack atoms in magenta."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.0, 5.0), dpi=120)
+    fig = Figure(figsize=(5.0, 5.0), dpi=120)
+    ax = fig.subplots()
     extent = pixel_map.extent
     ax.imshow(image, origin="lower", extent=extent, cmap="gray", interpolation="nearest")
     ax.imshow(prediction, origin="lower", extent=extent, cmap="Greens", alpha=0.5)
@@ -123,9 +114,9 @@ def plot_crack(image, prediction, pixel_map, atoms_xy, labels, path, mcc: float 
 def plot_mcc(mcc, path, baseline: float | None = None, reference: str | None = None) -> None:
     """Histogram of the crack MCC per test sample, the mean marked; ``baseline`` mean MCC of a
     random ranking of the atoms."""
-    plt = _plt()
     mcc = np.asarray(mcc, float)
-    fig, ax = plt.subplots(figsize=(4, 3.5), dpi=120)
+    fig = Figure(figsize=(4, 3.5), dpi=120)
+    ax = fig.subplots()
     ax.hist(mcc, bins=24, range=(-0.2, 1.0), color="tab:blue")
     ax.axvline(mcc.mean(), color="k", lw=1, label=f"mean {mcc.mean():.2f}")
     if baseline is not None:
@@ -140,8 +131,8 @@ def plot_mcc(mcc, path, baseline: float | None = None, reference: str | None = N
 def plot_inside_probability(fractions, probability, path, reference=(0.25, 0.75)) -> None:
     """P(rupture inside the selected area) against the selected area fraction; chance = diagonal;
     FC22's point (25 %, ≈ 75 %) marked."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=120)
+    fig = Figure(figsize=(4.2, 4.0), dpi=120)
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, label="chance")
     ax.plot(fractions, probability, "o-", ms=3, label="this model")
     if reference is not None:

@@ -15,11 +15,19 @@ appear in folder-name order.
 """
 
 import html
+import json
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.image import imread
 
-from glassfrac.files import atomic_open, atomic_path, save_png
+from glassfrac.core.errors import GlassfracError
+from glassfrac.core.files import atomic_open, atomic_path, save_png
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -43,11 +51,9 @@ TABLE_COLUMNS = (
 """Columns of the sample table (key, title); a column no row has a value for is left out."""
 
 
-def write_report(store, max_samples: int = 100) -> Path:
-    """Write the report of the campaign in ``store``; returns the path of ``report.html``."""
-    from glassfrac.campaign.runner import campaign_status
-
-    status = campaign_status(store=store)
+def write_report(store, status: dict, max_samples: int = 100) -> Path:
+    """Write the report of the campaign in ``store`` (a :class:`glassfrac.campaign.store.Store`) with its
+    ``status`` (:func:`glassfrac.campaign.runner.campaign_status`); returns the path of ``report.html``."""
     rows = store.rows()
     figdir = store.directory / "report"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +88,6 @@ def write_report(store, max_samples: int = 100) -> Path:
 
 def browser() -> str | None:
     """Path of a Chromium (or Chrome) executable on ``PATH``, or None."""
-    import shutil
 
     return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 
@@ -90,11 +95,6 @@ def browser() -> str | None:
 def screenshot(page, png, width: int = 1280, height: int = 2400, timeout: float = 120) -> Path:
     """Render the HTML file ``page`` in headless Chromium to the PNG ``png`` (``width`` ×
     ``height`` pixels, the top of the page); returns ``png``."""
-    import shutil
-    import subprocess
-    import tempfile
-
-    from glassfrac.errors import GlassfracError
 
     exe = browser()
     if exe is None:
@@ -118,7 +118,6 @@ def ink(png) -> dict:
     """How much a screenshot shows: ``non_white`` (fraction of pixels darker than 95 % in some
     channel: text, lines, figures) and ``coloured`` (fraction with channels differing by more
     than 0.2: figures; text and tables are grey). A blank page has both near 0."""
-    from matplotlib.image import imread
 
     image = imread(png)[..., :3]
     spread = image.max(axis=-1) - image.min(axis=-1)
@@ -170,7 +169,6 @@ def _summary(status: dict, rows, store) -> str:
 
 def _step_section(path: Path) -> str:
     """The section a later step described in ``path`` (module docstring)."""
-    import json
 
     try:
         s = json.loads(path.read_text())
@@ -220,7 +218,6 @@ def _sample_section(row) -> str:
 
 def _summary_figures(rows, figdir: Path) -> list:
     """Overview figures as PNG files in ``figdir``; returns (file name, title) pairs."""
-    from matplotlib.figure import Figure
 
     out = []
     if not rows:
@@ -243,7 +240,6 @@ def _summary_figures(rows, figdir: Path) -> list:
         curves = [(r, r.data[test]) for r in rows if test in r.data]
         if not curves:
             continue
-        from matplotlib import colormaps
 
         cmap = colormaps["viridis"]
         fig = Figure(figsize=(5, 3.6), dpi=110)

@@ -16,8 +16,12 @@ The image is drawn as viewers show it (row 0 at the top) with axes in pixel coor
 """
 
 import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, Rectangle
 
-from glassfrac.files import atomic_path
+from glassfrac.core.files import atomic_path
 
 
 def plot_detections(image, positions, path=None, roi=None, added=None, removed=None, bonds=None,
@@ -28,8 +32,6 @@ def plot_detections(image, positions, path=None, roi=None, added=None, removed=N
     ``removed``: (K, 2) px; ``bonds``: (E, 2) index pairs into ``positions``;
     ``undercoordinated``: indices. Returns the matplotlib figure.
     """
-    from matplotlib.collections import LineCollection
-    from matplotlib.patches import Circle, Rectangle
 
     positions = np.asarray(positions, float).reshape(-1, 2)
     fig, ax = _image_axes(image)
@@ -70,7 +72,6 @@ def plot_atom_values(image, positions, values, path=None, label: str = "softness
     ``included`` (N,) bool: atoms of the summary (others drawn as grey rings); ``marked`` (N,)
     bool: atoms given a black rim. Writes a PNG to ``path`` if given; returns the figure.
     """
-    from matplotlib.colors import TwoSlopeNorm
 
     positions = np.asarray(positions, float).reshape(-1, 2)
     values = np.asarray(values, float)
@@ -104,7 +105,6 @@ def plot_field(image, field, extent, path=None, label: str = "", cmap: str = "in
     """``field`` (r, c) (NaN: transparent) over ``image``; ``extent`` (x0, x1, y0, y1): the pixel
     coordinates of the outer edges of the field's first and last columns and rows (row 0 at
     y0). ``circles`` (K, 2) px centres of circles of ``radius`` px, numbered 1..K."""
-    from matplotlib.patches import Circle
 
     fig, ax = _image_axes(image)
     field = np.ma.masked_invalid(np.asarray(field, float))
@@ -124,7 +124,6 @@ def plot_field(image, field, extent, path=None, label: str = "", cmap: str = "in
 
 def _image_axes(image):
     """Figure and axes with ``image`` in grey, pixel coordinates, row 0 at the top."""
-    from matplotlib.figure import Figure
 
     image = np.asarray(image, float)
     rows, cols = image.shape
@@ -149,3 +148,55 @@ def _finish(fig, ax, shape, path, title, dpi):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, format="png")
     return fig
+
+
+# -- figures over the original image --------------------------------------------------------------
+
+def write_image_figures(image, built, results: dict, prefix, title: str = "") -> dict:
+    """PNG figures of ``results`` (:func:`~glassfrac.imaging.build.apply_predictors` of the
+    predictors of :mod:`glassfrac.imaging.predict`) over the original ``image``, at ``PREFIX.softness.png``,
+    ``PREFIX.attention.png`` and ``PREFIX.listi.png``; returns their paths by predictor name.
+
+    Atoms are drawn at their detected pixels (``pixel_xy``); maps in Å are placed with the
+    inverse of the build's scale, pixel = x / (Å per pixel) − 0.5 (:meth:`BuiltStructure.pixel_map`).
+    """
+    to_px = built.pixel_map(np.shape(image)).to_pixels
+    prefix = str(prefix)
+    head = f"{title}\n" if title else ""
+    paths = {}
+    mu2 = built.summary()["mu2"]
+    measured = "n/a" if mu2 is None else f"{mu2:.3f}"
+    if "softness" in results:
+        r = results["softness"]
+        s = r["summary"]
+        paths["softness"] = f"{prefix}.softness.png"
+        plot_atom_values(image, built.structure.arrays["pixel_xy"], r["softness"], paths["softness"], "softness",
+                         included=r["interior"], marked=r["top"],
+                         title=f"{head}softness: mean {s['mean']:.2f} over {s['interior']} interior Si "
+                               f"({s['reach']:.1f} Å from the edge); ringed: top 10 %")
+    if "cnn" in results and results["cnn"]["prediction"] is not None:
+        r = results["cnn"]
+        pm = r["pixel_map"]
+        x0, x1, y0, y1 = pm.extent
+        (a, b), (c, d) = to_px(np.array([[x0, y0], [x1, y1]]))
+        paths["cnn"] = f"{prefix}.attention.png"
+        s = r["summary"]
+        plot_field(image, r["attention"], (a, c, b, d), paths["cnn"], f"Grad-CAM G (stage r = {s['attention_stage']})",
+                   title=f"{head}{s['task']} predicted {r['prediction']:.3f} (mean of {s['windows']} windows of "
+                         f"{s['input_side']:.1f} Å), measured mu2 {measured}"
+                         + ("" if s["rho_defects"] is None else f"; ρ(G, defects) {s['rho_defects']:.2f}"))
+    if "listi" in results and len(results["listi"]["centres"]):
+        r = results["listi"]
+        s = r["summary"]
+        centres, spacing = r["centres"], s["spacing"]
+        lo = centres.min(axis=0)
+        index = np.rint((centres - lo) / spacing).astype(int)
+        grid = np.full(index.max(axis=0)[::-1] + 1, np.nan)
+        grid[index[:, 1], index[:, 0]] = r["threshold"]
+        (a, b), (c, d) = to_px(np.array([lo - spacing / 2, lo + (index.max(axis=0) + 0.5) * spacing]))
+        paths["listi"] = f"{prefix}.listi.png"
+        plot_field(image, grid, (a, c, b, d), paths["listi"], "predicted Δτ (N/m)", cmap="viridis", alpha=0.6,
+                   circles=to_px(centres[r["lowest"]]), radius=s["radius"] / built.angstrom_per_pixel,
+                   title=f"{head}LISTI {s['kind']}: Δτ min {s['min']:.3f}, mean {s['mean']:.3f} N/m; "
+                         f"circles: the {len(r['lowest'])} lowest separate windows (r = {s['radius']:.0f} Å)")
+    return paths

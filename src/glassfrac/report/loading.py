@@ -1,22 +1,26 @@
-"""Figures of loading tests: stress–strain curve with events, sample with the failure marked."""
+"""Outputs of loading tests: the run folder (curve, labels, snapshots) and its figures (stress–strain
+curve with events, sample with the failure marked)."""
 
+import json
+from pathlib import Path
+
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
-from glassfrac.files import save_png
+from glassfrac.core.files import atomic_open, save_png
+from glassfrac.labels import LabelSet, TensionLabels
+from glassfrac.structure import write
 
 
 def _figure(width=6.0, height=4.0):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, *plt.subplots(figsize=(width, height), dpi=120)
+    fig = Figure(figsize=(width, height), dpi=120)
+    return fig, fig.add_subplot()
 
 
 def plot_stress_strain(result, path) -> None:
     """Stress measure versus strain, events marked by their kind."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     c = result.curve.arrays()
     ax.plot(c["strain"], c["stress"], "-", color="0.2", lw=1.2, marker=".", ms=3)
     colours = {"bond_break": "tab:red", "stress_drop": "tab:blue", "energy_drop": "tab:orange"}
@@ -34,19 +38,20 @@ def plot_stress_strain(result, path) -> None:
     save_png(fig, path)
 
 
-def plot_sample_with_failure(result, labels, path) -> None:
-    """Undeformed sample (top layer for sheets) with crack atoms, first break and events."""
-    plt, fig, ax = _figure(6.0, 6.0)
+def plot_sample_with_failure(result, path, crack_atoms=(), rupture_location=None) -> None:
+    """Undeformed sample (top layer for sheets) with the ``crack_atoms``, the first break at
+    ``rupture_location`` (Å) and the events."""
+    fig, ax = _figure(6.0, 6.0)
     ref = result.reference
     pos = ref.box.wrap(ref.positions)
     top = pos[:, 2] >= np.median(pos[:, 2]) if ref.dim == 3 else np.ones(ref.n_atoms, bool)
     si = (ref.species == "Si") & top
     ax.scatter(pos[si, 0], pos[si, 1], s=4, c="0.6", lw=0, label="Si")
-    crack = np.asarray(labels.get("crack_atoms", []), dtype=int)
+    crack = np.asarray(crack_atoms, dtype=int)
     if len(crack):
         ax.scatter(pos[crack, 0], pos[crack, 1], s=10, c="tab:red", lw=0, label="crack atoms")
-    if labels.get("rupture_location") is not None:
-        x, y = labels["rupture_location"][:2]
+    if rupture_location is not None:
+        x, y = rupture_location[:2]
         ax.scatter([x], [y], s=160, facecolors="none", edgecolors="k", lw=2, label="first break")
     for k, e in enumerate(result.events[:9]):
         if "bond_break" not in e.kind:
@@ -64,9 +69,9 @@ def plot_sample_with_failure(result, labels, path) -> None:
 
 def plot_curves(curves, path, xlabel: str, ylabel: str, title: str = "") -> None:
     """Several stress–strain curves, ``curves`` = [(strain, stress, group label)], one colour per group."""
-    plt, fig, ax = _figure()
+    fig, ax = _figure()
     groups = list(dict.fromkeys(label for _, _, label in curves))
-    colours = {g: plt.get_cmap("tab10")(k % 10) for k, g in enumerate(groups)}
+    colours = {g: matplotlib.colormaps["tab10"](k % 10) for k, g in enumerate(groups)}
     seen = set()
     for strain, stress, label in curves:
         ax.plot(strain, stress, "-", color=colours[label], lw=1.0, alpha=0.8, label=None if label in seen else label)
@@ -77,3 +82,29 @@ def plot_curves(curves, path, xlabel: str, ylabel: str, title: str = "") -> None
         ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)
     save_png(fig, path)
+
+
+def save_run(result, labels: LabelSet, directory) -> dict:
+    """Write curve.csv, the labels (labels.npz, :class:`~glassfrac.labels.LabelSet`; their record also as
+    labels.json, to read), snapshots (extxyz) and figures into ``directory``; returns the labels' JSON record."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    c = result.curve.arrays()
+    with atomic_open(directory / "curve.csv") as handle:
+        handle.write(f"strain,stress_{result.stress_unit.replace('/', '_per_')},energy_eV,iterations,converged\n")
+        for row in zip(c["strain"], c["stress"], c["energy"], c["iterations"], c["converged"], strict=True):
+            handle.write(f"{row[0]:.10g},{row[1]:.10g},{row[2]:.12g},{int(row[3])},{int(row[4])}\n")
+    record = labels.save(directory / "labels.npz")
+    with atomic_open(directory / "labels.json") as handle:
+        json.dump(record, handle, indent=1)
+    write(result.reference, directory / "reference.xyz")
+    write(result.final, directory / "final.xyz")
+    for k, event in enumerate(result.events):
+        if event.after is not None:
+            write(event.after, directory / f"event_{k + 1:03d}.xyz")
+    plot_stress_strain(result, directory / "stress_strain.png")
+    marks = {}
+    if isinstance(labels, TensionLabels):
+        marks = {"crack_atoms": labels.crack_atoms, "rupture_location": labels.rupture_location}
+    plot_sample_with_failure(result, directory / "sample.png", **marks)
+    return record

@@ -7,8 +7,12 @@ boundary rings (cut or closed by an open edge) are drawn faded.
 """
 
 import numpy as np
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Polygon
 
-from glassfrac.files import atomic_path
+from glassfrac.core.files import atomic_path
 
 SIZE_COLOURS = {
     4: "#6a3d9a", 5: "#1f78b4", 6: "#e6e6e6", 7: "#ffb000", 8: "#e31a1c", 9: "#33a02c", 10: "#8c510a",
@@ -26,10 +30,6 @@ def plot_rings(rings, path=None, ax=None, title: str | None = None, atoms: bool 
     new figure. ``faces=False`` draws the bonds only (no ring colours, no colour bar).
     Returns the matplotlib figure.
     """
-    from matplotlib.collections import LineCollection, PolyCollection
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Polygon
 
     network = rings.network
     box = network.box

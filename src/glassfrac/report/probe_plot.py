@@ -1,8 +1,11 @@
 """Threshold-map heatmap with the remote shear events overlaid (LISTI25's figure)."""
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patheffects import withStroke
 
-from glassfrac.files import atomic_path
+from glassfrac.core.files import atomic_path
 
 
 def plot_threshold_map(threshold, box, events=None, path=None, title=None, ax=None):
@@ -11,8 +14,6 @@ def plot_threshold_map(threshold, box, events=None, path=None, title=None, ax=No
     ``threshold`` is (n, n) on the grid of :func:`glassfrac.mechanics.probe.grid_centres`;
     ``events`` an (k, 2) array of event locations (Å) in the undeformed sample.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
 
     own = ax is None
     if own:
@@ -21,11 +22,9 @@ def plot_threshold_map(threshold, box, events=None, path=None, title=None, ax=No
     cell = box.cell[:2, :2]
     origin = box.origin[:2]
     extent = [origin[0], origin[0] + cell[0, 0], origin[1], origin[1] + cell[1, 1]]
-    image = ax.imshow(np.asarray(threshold), origin="lower", extent=extent, cmap=plt.get_cmap("RdYlBu"),
+    image = ax.imshow(np.asarray(threshold), origin="lower", extent=extent, cmap=colormaps["RdYlBu"],
                       interpolation="bicubic")
     if events is not None:
-        from matplotlib.patheffects import withStroke
-
         outline = [withStroke(linewidth=3.5, foreground="black")]  # legible on pale and dark colours alike
         for k, loc in enumerate(np.atleast_2d(events)):
             ax.plot(loc[0], loc[1], "o", ms=11, mfc="none", mec="white", mew=2, path_effects=outline)

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from glassfrac.core.errors import InputError
+
 
 class Box:
     """A periodic (or partly periodic) cell in 2 or 3 dimensions.
@@ -17,14 +19,14 @@ class Box:
         if cell.ndim == 1:
             cell = np.diag(cell)
         if cell.ndim != 2 or cell.shape[0] != cell.shape[1] or cell.shape[0] not in (2, 3):
-            raise ValueError(f"cell must be 2x2 or 3x3 (or 2 or 3 lengths), got shape {cell.shape}")
+            raise InputError(f"cell must be 2x2 or 3x3 (or 2 or 3 lengths), got shape {cell.shape}")
         dim = cell.shape[0]
         pbc = np.broadcast_to(np.asarray(pbc, dtype=bool), (dim,)).copy()
         if pbc.any() and abs(np.linalg.det(cell[np.ix_(pbc, pbc)])) < 1e-12:
-            raise ValueError("periodic cell vectors are degenerate (zero area/volume)")
+            raise InputError("periodic cell vectors are degenerate (zero area/volume)")
         origin = np.zeros(dim) if origin is None else np.array(origin, dtype=float)
         if origin.shape != (dim,):
-            raise ValueError(f"origin must have {dim} components, got shape {origin.shape}")
+            raise InputError(f"origin must have {dim} components, got shape {origin.shape}")
         self._cell = cell
         self._pbc = pbc
         self._origin = origin

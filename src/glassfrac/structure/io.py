@@ -16,10 +16,11 @@ Conventions (decisions recorded here):
 
 from pathlib import Path
 
+import ase.io
 import numpy as np
 
-from glassfrac.errors import InputError
-from glassfrac.files import atomic_open, atomic_path
+from glassfrac.core.errors import InputError
+from glassfrac.core.files import atomic_open, atomic_path
 from glassfrac.structure.box import Box
 from glassfrac.structure.structure import MASSES, Structure
 
@@ -71,14 +72,12 @@ def write(structure: Structure, path, format: str | None = None, **kwargs) -> No
     elif fmt == "lammps-dump":
         write_lammps_dump(structure, path, **kwargs)
     else:
-        raise ValueError(f"unknown format {fmt!r}")
+        raise InputError(f"unknown format {fmt!r}")
 
 
 # -- extended XYZ ----------------------------------------------------------------------------
 
 def _read_extxyz(path, index):
-    import ase.io
-
     try:
         atoms = ase.io.read(path, index=index, format="extxyz")
     except Exception as exc:  # ASE raises many types; report them uniformly
@@ -87,8 +86,6 @@ def _read_extxyz(path, index):
 
 
 def _write_extxyz(structure, path):
-    import ase.io
-
     with atomic_path(path) as tmp:
         ase.io.write(tmp, structure.to_ase(), format="extxyz")
 
@@ -327,9 +324,9 @@ def write_lammps_data(structure: Structure, path, atom_style: str = "atomic",
     in (Si, O, Al) then alphabetical. A 2D structure gets z = 0 and a -0.5..0.5 z extent.
     """
     if atom_style not in ("atomic", "charge"):
-        raise ValueError("atom_style must be 'atomic' or 'charge'")
+        raise InputError("atom_style must be 'atomic' or 'charge'")
     if atom_style == "charge" and "charge" not in structure.arrays:
-        raise ValueError("atom_style 'charge' needs arrays['charge']")
+        raise InputError("atom_style 'charge' needs arrays['charge']")
     type_map = type_map or default_type_map(structure.species)
     type_of = {s: t for t, s in type_map.items()}
     s3 = structure.to_3d(1.0) if structure.dim == 2 else structure
@@ -337,7 +334,7 @@ def write_lammps_data(structure: Structure, path, atom_style: str = "atomic",
     if structure.dim == 2:
         origin[2] = -0.5
     if not np.allclose([cell[0, 1], cell[0, 2], cell[1, 2]], 0):
-        raise ValueError("LAMMPS needs a lower-triangular cell (a along x, b in the xy plane)")
+        raise InputError("LAMMPS needs a lower-triangular cell (a along x, b in the xy plane)")
     masses = structure.masses
     lines = [f"LAMMPS data file written by glassfrac ({structure.n_atoms} atoms)", "",
              f"{structure.n_atoms} atoms", f"{len(type_map)} atom types", ""]

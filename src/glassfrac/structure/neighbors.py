@@ -7,7 +7,10 @@ brute-force loop.
 """
 
 import numpy as np
+import vesin
+from scipy.spatial import cKDTree
 
+from glassfrac.core.errors import InputError
 from glassfrac.structure.box import Box
 
 
@@ -22,10 +25,6 @@ def neighbor_pairs(positions, box: Box, cutoff: float, full: bool = False,
     positions = np.asarray(positions, float)
     if backend == "auto":
         backend = "vesin"
-        try:
-            import vesin  # noqa: F401
-        except ImportError:
-            backend = "kdtree"
     if backend == "vesin":
         i, j, images = _vesin_pairs(positions, box, cutoff)
     elif backend == "kdtree":
@@ -33,7 +32,7 @@ def neighbor_pairs(positions, box: Box, cutoff: float, full: bool = False,
     elif backend == "brute":
         i, j, images = _brute_pairs(positions, box, cutoff)
     else:
-        raise ValueError(f"unknown neighbour-list backend {backend!r}")
+        raise InputError(f"unknown neighbour-list backend {backend!r}")
     if full:
         i, j, images = np.concatenate([i, j]), np.concatenate([j, i]), np.concatenate([images, -images])
     vectors = positions[j] + box.image_shift(images) - positions[i]
@@ -71,8 +70,6 @@ def _fill_open_axes(cell, pbc):
 
 
 def _vesin_pairs(positions, box, cutoff):
-    import vesin
-
     pos3, cell3, pbc3 = _padded(positions, box)
     if not any(pbc3):
         cell3 = np.zeros((3, 3))
@@ -83,14 +80,12 @@ def _vesin_pairs(positions, box, cutoff):
 
 
 def _kdtree_pairs(positions, box, cutoff):
-    from scipy.spatial import cKDTree
-
     cell = box.cell
     if not np.allclose(cell, np.diag(np.diag(cell))):
-        raise ValueError("the cKDTree backend needs an orthogonal cell; use vesin")
+        raise InputError("the cKDTree backend needs an orthogonal cell; use vesin")
     lengths = np.diag(cell)
     if np.any(lengths[box.pbc] <= 2 * cutoff):
-        raise ValueError("the cKDTree backend needs periodic lengths > 2 x cutoff; use vesin")
+        raise InputError("the cKDTree backend needs periodic lengths > 2 x cutoff; use vesin")
     rel = positions - box.origin
     # periodic axes: wrap into [0, L) and remember the integer shift; open axes: make positive
     safe = np.where(box.pbc, lengths, 1.0)

@@ -1,7 +1,11 @@
 """Atoms in a box: positions, species, optional bonds with periodic images, per-atom arrays."""
 
+import copy
+
+import ase
 import numpy as np
 
+from glassfrac.core.errors import InputError
 from glassfrac.structure.box import Box
 
 MASSES = {"Si": 28.0855, "O": 15.9994, "Al": 26.9815}
@@ -20,14 +24,14 @@ class Structure:
                  arrays=None, info=None):
         positions = np.array(positions, dtype=float)
         if positions.ndim != 2 or positions.shape[1] != box.dim:
-            raise ValueError(
+            raise InputError(
                 f"positions must have shape (N, {box.dim}) for a {box.dim}D box, "
                 f"got {positions.shape}"
             )
         n = positions.shape[0]
         species = np.asarray(species).astype(str)
         if species.shape != (n,):
-            raise ValueError(f"species must have shape ({n},), got {species.shape}")
+            raise InputError(f"species must have shape ({n},), got {species.shape}")
         self.positions = positions
         self.species = species
         self.box = box
@@ -68,7 +72,7 @@ class Structure:
     def set_array(self, name: str, values) -> None:
         values = np.asarray(values)
         if values.shape[:1] != (self.n_atoms,):
-            raise ValueError(f"per-atom array {name!r} must have first axis {self.n_atoms}")
+            raise InputError(f"per-atom array {name!r} must have first axis {self.n_atoms}")
         self.arrays[name] = values
 
     def set_bonds(self, bonds, images=None) -> None:
@@ -78,21 +82,21 @@ class Structure:
             images = np.zeros((len(bonds), self.dim), dtype=np.int64)
         images = np.asarray(images, dtype=np.int64).reshape(len(bonds), self.dim)
         if len(bonds) and (bonds.min() < 0 or bonds.max() >= self.n_atoms):
-            raise ValueError("bond indices out of range")
+            raise InputError("bond indices out of range")
         self.bonds, self.bond_images = bonds, images
 
     # -- geometry -------------------------------------------------------------------------
     def bond_vectors(self) -> np.ndarray:
         """Vectors from atom i to its bonded partner j (with image), Å, shape (M, dim)."""
         if self.bonds is None:
-            raise ValueError("structure has no bonds")
+            raise InputError("structure has no bonds")
         i, j = self.bonds.T
         return self.positions[j] + self.box.image_shift(self.bond_images) - self.positions[i]
 
     def coordination(self) -> np.ndarray:
         """Number of bonds per atom (from the bond list)."""
         if self.bonds is None:
-            raise ValueError("structure has no bonds")
+            raise InputError("structure has no bonds")
         return np.bincount(self.bonds.ravel(), minlength=self.n_atoms)
 
     def copy(self) -> "Structure":
@@ -157,7 +161,6 @@ class Structure:
         Bonds travel in ``atoms.info['bonds']`` as rows ``i j n_x n_y [n_z]``; ``info['dim']``
         records the dimension so :meth:`from_ase` restores a 2D structure.
         """
-        import ase
 
         s = self.to_3d(0.0) if self.dim == 2 else self
         atoms = ase.Atoms(
@@ -208,6 +211,4 @@ class Structure:
 
 
 def _deepcopy_info(info: dict) -> dict:
-    import copy
-
     return copy.deepcopy(info)

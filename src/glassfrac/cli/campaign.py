@@ -1,0 +1,105 @@
+"""Commands: ``campaign run|status``, ``dataset export``, ``report`` and ``demo``."""
+
+from pathlib import Path
+
+from glassfrac.cli import add_command
+
+
+def register(subparsers) -> None:
+    campaign = subparsers.add_parser("campaign", help="run a campaign of samples, or show its status",
+                                     description="Run a campaign (many samples through generate, relax and "
+                                                 "the tests) or show its status.")
+    sub = campaign.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    run = add_command(sub, "run", "run the pending samples of a campaign config (resumable)", _run)
+    run.add_argument("config", help="campaign config (TOML)")
+    run.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="attach to a running Dask scheduler (tcp://host:port) instead of a local cluster")
+    run.add_argument("--workers", type=int, default=None,
+                     help="local worker processes (default: cores / threads per worker; 0: serial, "
+                          "in this process)")
+    run.add_argument("--retry-failed", action="store_true", help="run the failed samples again")
+    run.add_argument("--output", metavar="DIR", default=None, help="campaign directory (overrides the config)")
+    run.add_argument("--database", metavar="URL", default=None,
+                     help="store (postgresql://user@host:port/db or FILE.db; overrides the config)")
+    status = add_command(sub, "status", "counts of done, failed and pending samples of a campaign", _status)
+    status.add_argument("directory", help="campaign directory")
+    status.add_argument("--database", metavar="URL", default=None, help="store, if not the directory's SQLite")
+    status.add_argument("--check", action="store_true",
+                        help="also re-read every row and file and verify the recorded checksums")
+
+    dataset = subparsers.add_parser("dataset", help="export a campaign as arrays for learning",
+                                    description="Export a campaign as arrays for the learning stages.")
+    dsub = dataset.add_subparsers(dest="action", metavar="ACTION")
+    dsub.required = True
+    export = add_command(dsub, "export", "write a campaign's samples as one .npz or a folder of .npz files",
+                         _export)
+    export.add_argument("directory", help="campaign directory")
+    export.add_argument("-o", "--output", required=True,
+                        help="DATASET.npz (one file) or a folder (one .npz per sample plus manifest.json)")
+    export.add_argument("--database", metavar="URL", default=None, help="store, if not the directory's SQLite")
+
+    report = add_command(subparsers, "report", "write the HTML report of a campaign (DIR/report.html)", _report)
+    report.add_argument("directory", help="campaign directory")
+    report.add_argument("--database", metavar="URL", default=None, help="store, if not the directory's SQLite")
+
+    demo = add_command(subparsers, "demo", "the main job on built-in defaults: a small campaign (tension, "
+                                           "shear, a probe map), a quick predictor and the HTML report", _demo)
+    demo.add_argument("-o", "--output", default="glassfrac-demo", help="output folder (default ./glassfrac-demo)")
+    demo.add_argument("--workers", type=int, default=None, help="local worker processes (0: serial)")
+
+
+def _config(args):
+    from dataclasses import replace
+
+    from glassfrac.campaign.config import load_config
+
+    config = load_config(args.config)
+    if args.output:
+        config = replace(config, directory=Path(args.output))
+    if args.database:
+        config = replace(config, database=args.database)
+    if args.threads:
+        config = replace(config, threads_per_worker=args.threads)
+    return config
+
+
+def _run(args) -> dict:
+    from glassfrac.campaign.runner import run_campaign
+
+    return run_campaign(_config(args), workers=args.workers, scheduler=args.scheduler,
+                        retry_failed=args.retry_failed)
+
+
+def _store(args):
+    from glassfrac.campaign.store import CampaignStore
+
+    return CampaignStore.open(args.directory, args.database)
+
+
+def _status(args) -> dict:
+    from glassfrac.campaign.runner import campaign_status
+
+    store = _store(args)
+    out = campaign_status(store=store)
+    if args.check:
+        out["check"] = store.verify()
+    return out
+
+
+def _export(args) -> dict:
+    from glassfrac.campaign.export import export_dataset
+
+    return export_dataset(_store(args), args.output)
+
+
+def _report(args) -> dict:
+    from glassfrac.campaign.runner import report_campaign
+
+    return {"report": str(report_campaign(_store(args)))}
+
+
+def _demo(args) -> dict:
+    from glassfrac.cli.demo import run_demo
+
+    return run_demo(args.output, workers=args.workers)

@@ -57,18 +57,23 @@ def test_window_forces_on_free_atoms_equal_the_full_sample(sample, potential):
 
 def test_window_hessian_is_the_derivative_of_the_gradient(sample, potential):
     rows, _ = rows_for(sample, potential, n=1)
-    g0, H, _ = rows.evaluate()
+    _, H, _ = rows.evaluate()
+    _assert_hessian_is_the_gradient_derivative(rows, H, dim=2, columns=6, atol=1e-6)
+
+
+def _assert_hessian_is_the_gradient_derivative(rows, H, dim: int, columns: int, atol: float):
+    """Random columns of the first window's Hessian ``H`` against central differences (h = 1e-5 Å) of its
+    gradient."""
     rng = np.random.default_rng(0)
-    for dof in rng.choice(2 * int(rows.nfree[0]), size=6, replace=False):
-        atom, axis = divmod(int(dof), 2)
+    for dof in rng.choice(dim * int(rows.nfree[0]), size=columns, replace=False):
+        atom, axis = divmod(int(dof), dim)
         h = 1e-5
         rows.pos[0, atom, axis] += h
         gp, _, _ = rows.evaluate(hessian=False)
         rows.pos[0, atom, axis] -= 2 * h
         gm, _, _ = rows.evaluate(hessian=False)
         rows.pos[0, atom, axis] += h
-        column = (gp - gm)[0] / (2 * h)
-        assert torch.allclose(H[0, :, dof], column, atol=1e-6)
+        assert torch.allclose(H[0, :, dof], (gp - gm)[0] / (2 * h), atol=atol)
 
 
 CENTRES = [0, 5, 10, 15]
@@ -191,16 +196,7 @@ def test_bilayer_window_forces_and_hessian(bilayer, watanabe):
     for k in range(2):  # the frozen shell holds every atom that acts on a free atom
         nf = int(rows.nfree[k])
         assert np.allclose(-grad[k, : 3 * nf].view(nf, 3).numpy(), forces[windows.atoms[k][:nf]], atol=1e-10)
-    rng = np.random.default_rng(0)
-    for dof in rng.choice(3 * int(rows.nfree[0]), size=4, replace=False):
-        atom, axis = divmod(int(dof), 3)
-        h = 1e-5
-        rows.pos[0, atom, axis] += h
-        gp, _, _ = rows.evaluate(hessian=False)
-        rows.pos[0, atom, axis] -= 2 * h
-        gm, _, _ = rows.evaluate(hessian=False)
-        rows.pos[0, atom, axis] += h
-        assert torch.allclose(H[0, :, dof], (gp - gm)[0] / (2 * h), atol=1e-5)
+    _assert_hessian_is_the_gradient_derivative(rows, H, dim=3, columns=4, atol=1e-5)
 
 
 def _relaxed_window(potential, window, frozen, strain, start):

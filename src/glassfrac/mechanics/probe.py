@@ -308,10 +308,10 @@ class _Rows:
         free_of[free_flat] = free_slot
         atom = torch.arange(NF, device=dev)
         pad = (atom[None, :] >= self.nfree[:, None]).reshape(-1)
-        diag = (torch.arange(C * NF, device=dev) * d)[:, None] + torch.arange(d, device=dev)
-        diag = (diag // self.D) * self.D * self.D + (diag % self.D) * (self.D + 1)
         self._flat = {"batch": batch, "pairs": pairs, "gather": padded[real], "free_flat": free_flat,
-                      "free_slot": free_slot, "free_of": free_of, "pad_diag": diag[pad].reshape(-1)}
+                      "free_slot": free_slot, "free_of": free_of, "pad_slots": torch.nonzero(pad).squeeze(1)}
+        every = torch.arange(C * NF, device=dev)
+        self._flat["diag_into"] = self._block_into(every, every)
         return self._flat
 
     # -- geometry and physics ---------------------------------------------------------------
@@ -343,44 +343,67 @@ class _Rows:
         H = None
         if hessian:
             H = torch.zeros(C * D * D, dtype=torch.float64, device=dev)
+            # diagonal d × d blocks of the free atoms, summed compactly first (one per padded free slot)
+            diag = torch.zeros(C * NF, d, d, dtype=torch.float64, device=dev)
+            diag[lay["pad_slots"]] = torch.eye(d, dtype=torch.float64, device=dev)  # padding: identity
             for k, (atoms, blocks) in enumerate(self.potential.hessian(batch, pairs)):
-                values = blocks.reshape(-1)
-                for into, take, sign in self._placement(k, atoms, blocks.dim() == 3):
-                    H.index_add_(0, into, values[take], alpha=sign)
-            H[lay["pad_diag"]] += 1.0  # padding degrees of freedom: identity
+                if blocks.dim() == 3:  # pair form: +k on both diagonal blocks, −k off the diagonal
+                    ends, off = self._pair_placement(k, atoms)
+                    for slots, take in ends:
+                        diag.index_add_(0, slots, blocks[take])
+                    H.index_add_(0, off[0], blocks[off[1]].reshape(-1), alpha=-1.0)
+                else:
+                    into, take = self._term_placement(k, atoms)
+                    H.index_add_(0, into, blocks.reshape(-1)[take])
+            H[lay["diag_into"]] += diag.reshape(-1)
             H = H.view(C, D, D)
         return grad.view(C, D), H, stress
 
-    def _placement(self, k, atoms, pair_form):
-        """[(into, take, sign)]: the entries ``take`` (flat indices) of the k-th term list's blocks
-        that couple two free atoms, their places ``into`` in the flat (C, D, D) Hessian and their
-        sign; kept while the potential returns the same atoms. ``pair_form``: blocks are k (P, d, d)
-        for [[k, −k], [−k, k]] (see :class:`~glassfrac.potentials.base.Potential`), else (T, m, d, m, d)."""
+    def _cached(self, key, atoms, make):
+        """``make(loc)`` for the k-th term list, kept while the potential returns the same ``atoms``;
+        ``loc`` (T, m): each atom's padded free slot (row * NF + free index), or −1 for a frozen atom."""
         lay = self._flat
-        cached = lay.get(("placement", k))
+        cached = lay.get(key)
         if cached is not None and cached[0].shape == atoms.shape and torch.equal(cached[0], atoms):
             return cached[1]
-        NF, D, d, dev = self.NF, self.D, self.d, self.dev
-        T, m = atoms.shape
-        loc = lay["free_of"][atoms]  # (T, m) row * NF + free index, or -1 for frozen atoms
-        span = torch.arange(d, device=dev)
-
-        def place(t, la, lb, first, stride):
-            into = (la // NF) * D * D + (la % NF) * d * D + (lb % NF) * d
-            into = (into[:, None, None] + span[:, None] * D + span[None, :]).reshape(-1)
-            return into, (first[:, None, None] + span[:, None] * stride + span[None, :]).reshape(-1)
-
-        if pair_form:
-            t, a = torch.nonzero(loc >= 0, as_tuple=True)  # diagonal blocks +k of the free ends
-            out = [(*place(t, loc[t, a], loc[t, a], t * d * d, d), 1.0)]
-            t = torch.nonzero((loc >= 0).all(dim=1)).squeeze(1)  # off-diagonal blocks −k of free pairs
-            t, la, lb = t.repeat(2), torch.cat([loc[t, 0], loc[t, 1]]), torch.cat([loc[t, 1], loc[t, 0]])
-            out.append((*place(t, la, lb, t * d * d, d), -1.0))
-        else:
-            t, a, b = torch.nonzero((loc[:, :, None] >= 0) & (loc[:, None, :] >= 0), as_tuple=True)
-            out = [(*place(t, loc[t, a], loc[t, b], ((t * m + a) * d * m + b) * d, m * d), 1.0)]
-        lay[("placement", k)] = (atoms, out)
+        out = make(lay["free_of"][atoms])
+        lay[key] = (atoms, out)
         return out
+
+    def _block_into(self, la, lb):
+        """Flat indices (n · d · d) of the d × d Hessian blocks of padded free slots ``la`` (rows) and ``lb``."""
+        NF, D, d = self.NF, self.D, self.d
+        span = torch.arange(d, device=self.dev)
+        into = (la // NF) * D * D + (la % NF) * d * D + (lb % NF) * d
+        return (into[:, None, None] + span[:, None] * D + span[None, :]).reshape(-1)
+
+    def _pair_placement(self, k, atoms):
+        """Pair-form blocks k (P, d, d) of ``atoms`` (P, 2) (see :class:`~glassfrac.potentials.base.Potential`):
+        ``ends`` [(free slots, pairs)] for the +k diagonal blocks of each free end, and ``off`` (into, pairs)
+        for the −k blocks between two free atoms (both orders)."""
+        def make(loc):
+            ends = []
+            for end in range(2):
+                take = torch.nonzero(loc[:, end] >= 0).squeeze(1)
+                ends.append((loc[take, end], take))
+            both = torch.nonzero((loc >= 0).all(dim=1)).squeeze(1)
+            la, lb = loc[both, 0], loc[both, 1]
+            return ends, (self._block_into(torch.cat([la, lb]), torch.cat([lb, la])), both.repeat(2))
+        return self._cached(("pairs", k), atoms, make)
+
+    def _term_placement(self, k, atoms):
+        """Term blocks (T, m, d, m, d) of ``atoms`` (T, m): (into, take), the flat places in the (C, D, D)
+        Hessian of the entries ``take`` that couple two free atoms."""
+        d = self.d
+        span = torch.arange(d, device=self.dev)
+
+        def make(loc):
+            T, m = loc.shape
+            t, a, b = torch.nonzero((loc[:, :, None] >= 0) & (loc[:, None, :] >= 0), as_tuple=True)
+            first = ((t * m + a) * d * m + b) * d
+            take = (first[:, None, None] + span[:, None] * (m * d) + span[None, :]).reshape(-1)
+            return self._block_into(loc[t, a], loc[t, b]), take
+        return self._cached(("terms", k), atoms, make)
 
     def tau(self, stress) -> torch.Tensor:
         """Shear stress (σ'_xx − σ'_yy)/2 in the probe frame, N/m."""

@@ -13,7 +13,7 @@ published ones.
 
 from glassfrac.cli import add_command
 from glassfrac.core.errors import InputError
-from glassfrac.learn.listi import KINDS
+from glassfrac.learn.windows import KINDS
 
 
 def register(subparsers) -> None:

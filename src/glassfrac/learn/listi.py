@@ -57,12 +57,12 @@ from torch import nn
 from glassfrac.core.errors import InputError
 from glassfrac.labels.probe import goodness
 from glassfrac.learn import model_file
-from glassfrac.learn.gnn import ListiGNN
 from glassfrac.learn.trainer import fit
 from glassfrac.learn.training import split_samples
 from glassfrac.learn.windows import (
     BASELINE_FEATURES,
     EDGE_FEATURES,
+    KINDS,
     NODE_FEATURES,
     GraphSet,
     SiNetwork,
@@ -73,7 +73,6 @@ from glassfrac.learn.windows import (
 )
 from glassfrac.mechanics.probe import grid_centres
 
-KINDS = ("gnn", "cnn", "lstm", "baseline")
 MODEL_FORMAT = "glassfrac-listi-1"
 EVENTS = 6
 """Shear events scored by the goodness (LISTI25: the first six)."""
@@ -224,7 +223,11 @@ def inputs(kind: str, prepared, index, flips) -> tuple:
 
 def build_network(kind: str, architecture: dict) -> nn.Module:
     """The network of ``kind`` with ``architecture`` parameters."""
-    return {"gnn": ListiGNN, "cnn": ListiCNN, "lstm": ListiLSTM}[kind](**architecture)
+    if kind == "gnn":
+        from glassfrac.learn.gnn import ListiGNN  # here: PyTorch Geometric takes ~1.4 s to import
+
+        return ListiGNN(**architecture)
+    return {"cnn": ListiCNN, "lstm": ListiLSTM}[kind](**architecture)
 
 
 def default_architecture(kind: str, spec: WindowSpec) -> dict:

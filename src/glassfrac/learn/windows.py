@@ -52,12 +52,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch_geometric.data import Data
 
 from glassfrac.analysis.rings import RingAnalysis
 from glassfrac.core.errors import InputError
 from glassfrac.labels.probe import ThresholdMap
 from glassfrac.structure import Box, Structure, neighbor_pairs, read
+
+KINDS = ("gnn", "cnn", "lstm", "baseline")
+"""The LISTI window models (:mod:`glassfrac.learn.listi`): graph, image and sequence networks, and a
+gradient-boosted baseline on ring statistics."""
 
 NODE_FEATURES = ("x/R", "y/R", "r/R", "ring_1", "ring_2", "ring_3", "degree", "angle_min", "angle_max")
 EDGE_FEATURES = ("ux", "uy", "cos2theta", "sin2theta", "dlength")
@@ -209,6 +212,8 @@ class GraphSet:
 
     def data(self, g: int):
         """Window ``g`` as a PyTorch Geometric ``Data`` (x, pos, edge_index, edge_attr, y)."""
+        from torch_geometric.data import Data  # here: PyTorch Geometric takes ~1.4 s to import
+
         n = slice(self.node_ptr[g], self.node_ptr[g + 1])
         e = slice(self.edge_ptr[g], self.edge_ptr[g + 1])
         return Data(x=torch.as_tensor(self.x[n]), pos=torch.as_tensor(self.pos[n]),

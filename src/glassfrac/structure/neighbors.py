@@ -7,7 +7,6 @@ brute-force loop.
 """
 
 import numpy as np
-import vesin
 from scipy.spatial import cKDTree
 
 from glassfrac.core.errors import InputError
@@ -70,6 +69,8 @@ def _fill_open_axes(cell, pbc):
 
 
 def _vesin_pairs(positions, box, cutoff):
+    import vesin  # here, not at the top: vesin imports torch (~1 s), which `import glassfrac` need not pay
+
     pos3, cell3, pbc3 = _padded(positions, box)
     if not any(pbc3):
         cell3 = np.zeros((3, 3))

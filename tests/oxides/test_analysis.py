@@ -1,10 +1,13 @@
 """Oxide analyses on structures whose answers are known by construction."""
 
+import json
+
 import numpy as np
 import pytest
 
 from glassfrac.analysis import oxide as an
-from glassfrac.structure import Box, Structure
+from glassfrac.cli import main
+from glassfrac.structure import Box, Structure, write
 
 
 def _rock_salt(n=3, a=2.0):
@@ -142,3 +145,11 @@ def test_high_value_clusters():
     assert len(set(out["labels"][:3])) == 1 and out["labels"][0] != out["labels"][3]
     with pytest.raises(ValueError, match="one entry per atom"):
         an.high_value_clusters(s, values[:5])
+
+
+def test_analyse_command_names_a_missing_field_as_bad_input(tmp_path, capsys):
+    path = tmp_path / "rock_salt.xyz"
+    write(_rock_salt(), path)
+    assert main(["oxide", "analyse", str(path), "--field", "softness", "--json"]) == 2  # input error, not a bug
+    message = json.loads(capsys.readouterr().out)["error"]
+    assert "no per-atom array 'softness'" in message and "internal error" not in message

@@ -12,6 +12,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull, Voronoi
 
 from glassfrac.analysis.nonaffine import d2min
+from glassfrac.core.errors import InputError
 from glassfrac.structure import Structure, neighbor_pairs
 
 AL_O_CUTOFF = 2.25
@@ -130,7 +131,7 @@ def voronoi_volumes(structure: Structure, margin: float = 6.0) -> np.ndarray:
     freud's voro++ takes single-precision positions, and its volumes differ by ~1e-6 relative."""
     box = structure.box
     if box.dim != 3 or not box.pbc.all():
-        raise ValueError("voronoi_volumes needs a 3D structure periodic on every axis")
+        raise InputError("voronoi_volumes needs a 3D structure periodic on every axis")
     frac = box.fractional(structure.positions)
     frac -= np.floor(frac)
     spacing = 1.0 / np.linalg.norm(np.linalg.inv(box.cell), axis=0)
@@ -153,7 +154,7 @@ def per_atom_stress(structure: Structure, volumes=None) -> np.ndarray:
     """Per-atom stress (N, 6) in GPa: ``arrays['stress_volume']`` (GPa·Å³, the per-atom virial
     from :meth:`LammpsMD.structure`) over the atom's Voronoi volume."""
     if "stress_volume" not in structure.arrays:
-        raise ValueError("structure has no arrays['stress_volume']; take it with LammpsMD.structure(per_atom=True)")
+        raise InputError("structure has no arrays['stress_volume']; take it with LammpsMD.structure(per_atom=True)")
     volumes = voronoi_volumes(structure) if volumes is None else np.asarray(volumes, float)
     return structure.arrays["stress_volume"] / volumes[:, None]
 
@@ -176,7 +177,7 @@ def phop(positions, dt: float, t_r: float = 6.0) -> np.ndarray:
     x = np.asarray(positions, float)
     h = int(round(t_r / (2 * dt)))
     if h < 1 or x.shape[0] < 2 * h + 1:
-        raise ValueError(f"need at least {2 * h + 1} frames for t_R = {t_r} ps at dt = {dt} ps")
+        raise InputError(f"need at least {2 * h + 1} frames for t_R = {t_r} ps at dt = {dt} ps")
     w = h + 1  # frames per half window, the centre frame in both
     c1 = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)])
     c2 = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(np.sum(x**2, axis=-1), axis=0)])
@@ -208,7 +209,7 @@ def high_value_clusters(structure: Structure, values, fraction: float = 0.1, cut
     atom (−1 for atoms not selected)."""
     values = np.asarray(values, float)
     if values.shape != (structure.n_atoms,):
-        raise ValueError(f"values must have one entry per atom ({structure.n_atoms}), got {values.shape}")
+        raise InputError(f"values must have one entry per atom ({structure.n_atoms}), got {values.shape}")
     pool = np.flatnonzero(structure.species == species) if species else np.arange(structure.n_atoms)
     n_top = int(round(fraction * len(pool)))
     chosen = pool[np.argsort(-values[pool], kind="stable")[:n_top]]

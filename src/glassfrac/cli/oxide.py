@@ -219,7 +219,7 @@ def _analyse(args) -> dict:
                               "left_out": int((labels == -1).sum())}
     if args.field:
         if args.field not in structure.arrays:
-            raise ValueError(f"{args.file} has no per-atom array {args.field!r} "
+            raise InputError(f"{args.file} has no per-atom array {args.field!r} "
                              f"(has {sorted(structure.arrays)})")
         clusters = an.high_value_clusters(structure, structure.arrays[args.field])
         result["clusters"] = {k: clusters[k] for k in ("n_selected", "n_clusters", "largest")}

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from glassfrac.analysis.oxide import coordination_fractions
+from glassfrac.core.errors import InputError
 from glassfrac.mechanics.md import AMU_PER_A3_IN_G_CM3, LammpsMD, MDSettings, Stage
 from glassfrac.structure import MASSES, Box, Structure
 
@@ -43,7 +44,7 @@ def random_alumina(n_units: int, density: float = 2.75, seed: int = 0, min_dista
             if placed == n:
                 break
     else:
-        raise ValueError(f"could not place {n} atoms {min_distance} Å apart at {density} g/cm³")
+        raise InputError(f"could not place {n} atoms {min_distance} Å apart at {density} g/cm³")
     species = np.array(["Al"] * (2 * n_units) + ["O"] * (3 * n_units))
     return Structure(positions, species, Box([length] * 3), info={"seed": seed})
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from glassfrac.analysis.oxide import phop
+from glassfrac.core.errors import InputError
 from glassfrac.labels.base import LabelSet
 
 REARRANGING, NON_REARRANGING, UNLABELLED = 1, 0, -1
@@ -67,7 +68,7 @@ class PhopLabels(LabelSet):
         out = cls(**{k: arrays[k] for k in ("labels", "frames", "times_ps", "species", "peak_A2")},
                   **{k: record[k] for k in ("high_A2", "low_A2", "t_r_ps", "dt_ps", "mode")})
         if out.labels.shape != (len(out.frames), len(out.species)):
-            raise ValueError(f"labels must be ({len(out.frames)}, {len(out.species)}), got {out.labels.shape}")
+            raise InputError(f"labels must be ({len(out.frames)}, {len(out.species)}), got {out.labels.shape}")
         return out
 
 
@@ -77,7 +78,7 @@ def phop_labels(positions, dt_ps: float, species, t_r_ps: float = 6.0, high_A2: 
     """Labels of a trajectory: unwrapped ``positions`` (T, N, 3) Å, ``dt_ps`` apart, of atoms
     ``species`` (N,); see the module docstring for ``mode`` and the thresholds."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise InputError(f"mode must be one of {MODES}, got {mode!r}")
     positions = np.asarray(positions, float)
     p = phop(positions, dt_ps, t_r_ps)
     h = (len(positions) - len(p)) // 2
@@ -106,7 +107,7 @@ def snapshot_labels(phop_values, origins, horizon: int, high: float = 0.2, low: 
     out = np.empty((len(origins), p.shape[1]), dtype=np.int8)
     for k, t0 in enumerate(origins):
         if not 0 <= t0 < len(p):
-            raise ValueError(f"snapshot frame {t0} outside the {len(p)} p_hop frames")
+            raise InputError(f"snapshot frame {t0} outside the {len(p)} p_hop frames")
         out[k] = np.where(crossing[t0:t0 + horizon].any(axis=0), 1, np.where(quiet, 0, -1))
     return out
 
@@ -118,6 +119,6 @@ def frame_labels(phop_values, frames, high: float = 0.2, low: float = 0.05) -> n
     p = np.asarray(phop_values, float)
     frames = np.asarray(frames, int)
     if frames.size and not (0 <= frames.min() and frames.max() < len(p)):
-        raise ValueError(f"label frames outside the {len(p)} p_hop frames")
+        raise InputError(f"label frames outside the {len(p)} p_hop frames")
     quiet = p.max(axis=0) < low
     return np.where(p[frames] > high, 1, np.where(quiet, 0, -1)).astype(np.int8)

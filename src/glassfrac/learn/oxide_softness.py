@@ -90,16 +90,16 @@ class SoftnessSettings:
         self.species = tuple(self.species)
         self.C = tuple(float(c) for c in self.C) if np.ndim(self.C) else float(self.C)
         if not 0 <= self.low_A2 < self.high_A2:
-            raise ValueError(f"need 0 <= low_A2 < high_A2, got {self.low_A2} and {self.high_A2}")
+            raise InputError(f"need 0 <= low_A2 < high_A2, got {self.low_A2} and {self.high_A2}")
         if self.trajectory_ps < self.t_r_ps + self.horizon_ps:
-            raise ValueError(f"trajectory_ps ({self.trajectory_ps}) must cover t_r_ps + horizon_ps "
+            raise InputError(f"trajectory_ps ({self.trajectory_ps}) must cover t_r_ps + horizon_ps "
                              f"({self.t_r_ps} + {self.horizon_ps})")
         if self.frame_every_ps <= 0 or self.horizon_ps < self.frame_every_ps:
-            raise ValueError("need 0 < frame_every_ps <= horizon_ps")
+            raise InputError("need 0 < frame_every_ps <= horizon_ps")
         if self.labels not in ("frames", "snapshots"):
-            raise ValueError(f"labels must be 'frames' or 'snapshots', got {self.labels!r}")
+            raise InputError(f"labels must be 'frames' or 'snapshots', got {self.labels!r}")
         if self.label_every_ps < self.frame_every_ps:
-            raise ValueError("need label_every_ps >= frame_every_ps")
+            raise InputError("need label_every_ps >= frame_every_ps")
 
 
 # -- trajectories -----------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def hop_dataset(trajectories: dict, settings: SoftnessSettings | None = None, gr
     structures, names, group_of, counts = [], [], [], []
     for name, traj in trajectories.items():
         if not np.isclose(traj.dt_ps, settings.frame_every_ps):
-            raise ValueError(f"trajectory {name}: frames {traj.dt_ps} ps apart, settings say {settings.frame_every_ps}")
+            raise InputError(f"trajectory {name}: frames {traj.dt_ps} ps apart, settings say {settings.frame_every_ps}")
         hops = trajectory_labels(traj, settings)
         centre = np.isin(traj.structure.species, settings.species)
         n_pos = n_neg = 0

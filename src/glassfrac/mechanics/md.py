@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from glassfrac.core.errors import GlassfracError
+from glassfrac.core.errors import GlassfracError, InputError
 from glassfrac.core.progress import progress
 from glassfrac.core.units import BAR_IN_GPA
 from glassfrac.potentials.lammps import box_lines, create_atoms, lammps_frame, mass_lines, open_lammps
@@ -58,13 +58,13 @@ class Stage:
 
     def __post_init__(self):
         if self.ensemble not in ("nve", "nvt", "npt"):
-            raise ValueError(f"stage {self.name!r}: ensemble must be nve, nvt or npt, not {self.ensemble!r}")
+            raise InputError(f"stage {self.name!r}: ensemble must be nve, nvt or npt, not {self.ensemble!r}")
         if self.ensemble in ("nvt", "npt") and self.T is None:
-            raise ValueError(f"stage {self.name!r}: {self.ensemble} needs a temperature T")
+            raise InputError(f"stage {self.name!r}: {self.ensemble} needs a temperature T")
         if self.ensemble == "npt" and self.P is None:
-            raise ValueError(f"stage {self.name!r}: npt needs a pressure P (GPa)")
+            raise InputError(f"stage {self.name!r}: npt needs a pressure P (GPa)")
         if self.time_ps < 0:
-            raise ValueError(f"stage {self.name!r}: time_ps must be >= 0")
+            raise InputError(f"stage {self.name!r}: time_ps must be >= 0")
 
 
 @dataclass
@@ -105,12 +105,12 @@ class LammpsMD:
     def __init__(self, structure: Structure, potential=None, settings: MDSettings | None = None,
                  lammps_args=None):
         if structure.dim != 3 or not structure.box.pbc.all():
-            raise ValueError("LammpsMD needs a 3D structure periodic along x, y and z")
+            raise InputError("LammpsMD needs a 3D structure periodic along x, y and z")
         self.potential = potential or MatsuiPotential()
         self.settings = settings or MDSettings()
         missing = sorted(set(structure.species) - set(self.potential.species))
         if missing:
-            raise ValueError(f"species {missing} are not in the potential {self.potential.name} "
+            raise InputError(f"species {missing} are not in the potential {self.potential.name} "
                              f"({list(self.potential.species)})")
         self.species = structure.species.copy()
         self.mass = float(structure.masses.sum())
@@ -151,7 +151,7 @@ class LammpsMD:
         s = self.settings
         cell = structure.box.cell
         if not np.allclose([cell[0, 1], cell[0, 2], cell[1, 2]], 0.0):
-            raise ValueError("LAMMPS needs a lower-triangular cell (a along x, b in the xy plane)")
+            raise InputError("LAMMPS needs a lower-triangular cell (a along x, b in the xy plane)")
         frame = lammps_frame(structure)
         types = self.potential.species
         for line in [*box_lines(frame, 3, structure.box.pbc, len(types), "charge"), *mass_lines(structure, types)]:
@@ -306,9 +306,9 @@ class LammpsMD:
             else:
                 axes = stage.barostat.split()
                 if not axes or set(axes) - {"x", "y", "z"}:
-                    raise ValueError(f"barostat must be iso, aniso, tri or axes like 'y z', got {stage.barostat!r}")
+                    raise InputError(f"barostat must be iso, aniso, tri or axes like 'y z', got {stage.barostat!r}")
                 if stage.erate is not None and "x" in axes:
-                    raise ValueError("the barostat cannot act on x while x is strained")
+                    raise InputError("the barostat cannot act on x while x is strained")
                 baro = " ".join(f"{a} {p0:.10g} {p1:.10g} {s.pdamp_ps:g}" for a in axes) + " couple none"
             self.command(f"fix glassfrac_int all npt {temp} {baro}")
         if stage.erate is not None:

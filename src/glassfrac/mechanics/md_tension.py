@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from glassfrac.core.errors import InputError
 from glassfrac.mechanics.md import LammpsMD, MDSettings, Stage
 from glassfrac.structure import Structure
 
@@ -88,7 +89,7 @@ def tension(structure: Structure, mode: str = "plane_stress", settings: TensionS
             potential=None, md_settings: MDSettings | None = None) -> TensionResult:
     """Replicate, equilibrate and load ``structure`` in ``mode`` ``plane_stress`` or ``plane_strain``."""
     if mode not in ("plane_stress", "plane_strain"):
-        raise ValueError(f"mode must be 'plane_stress' or 'plane_strain', got {mode!r}")
+        raise InputError(f"mode must be 'plane_stress' or 'plane_strain', got {mode!r}")
     settings = settings or TensionSettings()
     sample = replicate(structure, settings.replicate)
     with LammpsMD(sample, potential, md_settings) as md:

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 from ase.calculators.lammps import Prism
 
+from glassfrac.core.errors import InputError
 from glassfrac.potentials.base import Potential
 from glassfrac.potentials.yukawa import Yukawa2D
 from glassfrac.structure import MASSES, Structure
@@ -107,7 +108,7 @@ def lammps_input_lines(potential: Potential, species=None) -> list[str]:
     species = list(potential.species if species is None else species)
     unknown = set(species) - set(potential.species)
     if unknown:
-        raise ValueError(f"species {sorted(unknown)} not handled by {potential.name}")
+        raise InputError(f"species {sorted(unknown)} not handled by {potential.name}")
     lines = [f"pair_style lepton {potential.rc!r}"]
     for a in range(len(species)):
         for b in range(a, len(species)):
@@ -324,7 +325,7 @@ def evaluate_with_lammps(structure: Structure, potential: Potential) -> dict:
     """
     unknown = set(structure.species.tolist()) - set(potential.species)
     if unknown:
-        raise ValueError(f"species {sorted(unknown)} not handled by {potential.name}")
+        raise InputError(f"species {sorted(unknown)} not handled by {potential.name}")
     evaluator = LammpsEvaluator(structure, potential.species, lammps_input_lines(potential))
     try:
         return evaluator.evaluate(structure, per_atom=True)

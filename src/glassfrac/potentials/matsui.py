@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from scipy.special import erfc
 
+from glassfrac.core.errors import InputError
 from glassfrac.potentials.base import Potential, Results
 from glassfrac.potentials.batch import Batch, Pairs
 from glassfrac.potentials.lammps import LammpsEvaluator
@@ -160,7 +161,7 @@ class MatsuiPotential(Potential):
         """``pair_style``/``pair_coeff``/``kspace_style`` lines; types 1 = Al, 2 = O, charges set
         separately (``set type``)."""
         if self.kspace not in ("pppm", "ewald"):
-            raise ValueError(f"kspace must be 'pppm' or 'ewald', got {self.kspace!r}")
+            raise InputError(f"kspace must be 'pppm' or 'ewald', got {self.kspace!r}")
         radii = self.wall_radii() if wall else {}
         eps = self.wall_epsilons() if wall else {}
         style = f"born/coul/long {self.cutoff:g}"
@@ -207,7 +208,7 @@ class MatsuiPotential(Potential):
     def _evaluator(self, k: int, structure: Structure) -> LammpsEvaluator:
         """The LAMMPS instance of system ``k``, made anew when the atoms or parameters changed."""
         if structure.dim != 3 or not structure.box.pbc.all():
-            raise ValueError("the Matsui potential needs 3D systems periodic along x, y and z")
+            raise InputError("the Matsui potential needs 3D systems periodic along x, y and z")
         commands = [*(f"set type {t} charge {self.charge(s):.10g}" for t, s in enumerate(SPECIES, start=1)),
                     *self.lammps_commands(wall=self.wall)]
         held = self._lammps.get(k)
@@ -247,7 +248,7 @@ def ewald_energy(positions, charges, cell, accuracy: float = 1e-12) -> float:
     q = np.asarray(charges, float)
     cell = np.asarray(cell, float)
     if abs(q.sum()) > 1e-8:
-        raise ValueError(f"the system must be neutral (total charge {q.sum():.3g} e)")
+        raise InputError(f"the system must be neutral (total charge {q.sum():.3g} e)")
     volume = abs(np.linalg.det(cell))
     alpha = np.sqrt(np.pi) * (len(q) / volume**2) ** (1 / 6)
     s = np.sqrt(-np.log(accuracy))

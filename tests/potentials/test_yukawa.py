@@ -162,6 +162,19 @@ def test_forces_without_energy_and_virial(cases):
     assert torch.equal(bare.forces, full.forces)
 
 
+def test_forces_and_hessian_in_one_pass_equal_the_separate_calls(cases):
+    pot = Yukawa2D()
+    batch = pot.batch([cases["periodic"], cases["cluster"], cases["triclinic"]])
+    pairs = VerletList(pot.cutoff, skin=1.0).update(batch)
+    full = pot.compute(batch, pairs, virial=True, per_atom=True)
+    fused, terms = pot.forces_and_hessian(batch, pairs)
+    for a, b in ((fused.forces, full.forces), (fused.per_atom_virial, full.per_atom_virial)):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12 * b.abs().max())
+    (atoms, k), = terms
+    (atoms_alone, k_alone), = pot.hessian(batch, pairs)
+    assert torch.equal(atoms, atoms_alone) and torch.equal(k, k_alone)
+
+
 def test_parameters_and_overrides(cases):
     pot = get_potential("yukawa2d")
     p = pot.parameters()

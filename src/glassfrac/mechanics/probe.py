@@ -334,7 +334,10 @@ class _Rows:
         C, NF, D, d, dev = self.C, self.NF, self.D, self.d, self.dev
         batch, pairs = lay["batch"], lay["pairs"]
         batch.positions = self.pos.reshape(-1, d)[lay["gather"]]
-        res = self.potential.compute(batch, pairs, virial=False, per_atom=True)
+        if hessian:
+            res, terms = self.potential.forces_and_hessian(batch, pairs)
+        else:
+            res = self.potential.compute(batch, pairs, virial=False, per_atom=True)
         grad = torch.zeros(C * NF, d, dtype=torch.float64, device=dev)
         grad[lay["free_slot"]] = -res.forces[lay["free_flat"]]
         w = torch.zeros(C, d, d, dtype=torch.float64, device=dev)
@@ -346,7 +349,7 @@ class _Rows:
             # diagonal d × d blocks of the free atoms, summed compactly first (one per padded free slot)
             diag = torch.zeros(C * NF, d, d, dtype=torch.float64, device=dev)
             diag[lay["pad_slots"]] = torch.eye(d, dtype=torch.float64, device=dev)  # padding: identity
-            for k, (atoms, blocks) in enumerate(self.potential.hessian(batch, pairs)):
+            for k, (atoms, blocks) in enumerate(terms):
                 if blocks.dim() == 3:  # pair form: +k on both diagonal blocks, −k off the diagonal
                     ends, off = self._pair_placement(k, atoms)
                     for slots, take in ends:

@@ -74,6 +74,12 @@ class Potential(ABC):
                 per_atom: bool = False) -> Results:
         """Evaluate the batch; ``pairs`` is a half list covering at least ``cutoff``."""
 
+    def forces_and_hessian(self, batch: Batch, pairs: Pairs):
+        """For potentials with the ``"hessian"`` ability: ``(results, hessian)``, the results with forces
+        and per-atom virials (energies may be None) and :meth:`hessian`'s blocks, at the same positions.
+        A potential that shares work between the two overrides this."""
+        return self.compute(batch, pairs, virial=False, per_atom=True), self.hessian(batch, pairs)
+
     def parameters(self) -> dict:
         """The parameters that define this potential (recorded next to every output)."""
         return {"name": self.name}

@@ -123,16 +123,37 @@ class Yukawa2D(Potential):
         """The exact Hessian in pair form (eV/Å², see :class:`Potential`): [(atoms (P, 2), k (P, d, d))],
         k = V'' u uᵀ + (V'/r)(1 − u uᵀ) per pair (0 beyond rc), the pair's block [[k, −k], [−k, k]]."""
         plan = self._plan(batch, pairs)
-        v = plan.vectors(batch).T  # (P, d)
+        v, tangential, radial = self._pair_curvatures(plan, batch)
+        return [(torch.stack([pairs.i, pairs.j], 1), self._pair_blocks(v, tangential, radial))]
+
+    def forces_and_hessian(self, batch: Batch, pairs: Pairs):
+        """Forces, per-atom virials and :meth:`hessian` from one pass over the pairs (see
+        :meth:`Potential.forces_and_hessian`)."""
+        plan = self._plan(batch, pairs)
+        v, tangential, radial = self._pair_curvatures(plan, batch)
+        grad = v * tangential[:, None]  # dE/dr_ij = (V'/r) r_ij, (P, d)
+        dim = batch.dim
+        w_pair = torch.mul(grad[:, :, None], v[:, None, :]).neg_().view(-1, dim * dim)
+        results = Results(None, plan.incidence @ grad, None, None, (plan.halves @ w_pair).view(-1, dim, dim))
+        return results, [(torch.stack([pairs.i, pairs.j], 1), self._pair_blocks(v, tangential, radial))]
+
+    def _pair_curvatures(self, plan: "_Plan", batch: Batch):
+        """Pair vectors r_ij (P, d) Å, V'/r (P,) eV/Å² and (V'' − V'/r)/r² (P,) eV/Å⁴, both 0 beyond rc."""
+        v = plan.vectors(batch).T
         r = torch.sqrt((v * v).sum(dim=1))
         s12, q, _, b = plan.params
         dv, d2v = self._derivatives(r, s12, q, b)
         inside = r < self.rc
         tangential = torch.where(inside, dv / r, 0.0)
         radial = torch.where(inside, d2v, 0.0).sub_(tangential).div_(r * r)
+        return v, tangential, radial
+
+    @staticmethod
+    def _pair_blocks(v, tangential, radial):
+        """k = radial · r rᵀ + tangential · 1 per pair, (P, d, d) eV/Å²."""
         k = torch.mul(v[:, :, None], v[:, None, :]).mul_(radial[:, None, None])
         k.diagonal(dim1=1, dim2=2).add_(tangential[:, None])
-        return [(torch.stack([pairs.i, pairs.j], 1), k)]
+        return k
 
     def parameters(self) -> dict:
         """sigma (Å), q (eV·Å) per pair, kappa (1/Å), rc (Å) and the functional form."""

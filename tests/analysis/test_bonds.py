@@ -1,8 +1,7 @@
-"""Bond breaks, network wrapping and crack clusters on the FC22 reference bilayer."""
+"""Bond breaks, network wrapping and crack clusters on a generated, relaxed bilayer."""
 
 import numpy as np
 
-from glassfrac import read
 from glassfrac.analysis.bonds import (
     broken_bonds,
     crack_atoms,
@@ -11,8 +10,8 @@ from glassfrac.analysis.bonds import (
 )
 
 
-def test_reference_bonds_of_the_bilayer(fc22_bilayer_path):
-    s = read(fc22_bilayer_path)
+def test_reference_bonds_of_the_bilayer(generated):
+    s = generated.bilayer()
     pairs, images = reference_bonds(s)
     count = np.bincount(pairs.ravel(), minlength=s.n_atoms)
     assert np.all(count[s.species == "Si"] == 4)
@@ -20,8 +19,8 @@ def test_reference_bonds_of_the_bilayer(fc22_bilayer_path):
     assert wrapping_axes(s.n_atoms, pairs, images, 3).tolist() == [True, True, False]
 
 
-def test_cut_through_the_sample_stops_wrapping_and_is_one_crack(fc22_bilayer_path):
-    s = read(fc22_bilayer_path).wrapped()
+def test_cut_through_the_sample_stops_wrapping_and_is_one_crack(generated):
+    s = generated.bilayer().wrapped()
     pairs, images = reference_bonds(s)
     # open a gap at x = L/2: atoms right of it and the cell's right edge move 3 Å along x
     moved = s.copy()
@@ -42,8 +41,8 @@ def test_cut_through_the_sample_stops_wrapping_and_is_one_crack(fc22_bilayer_pat
     assert 0 < len(crack) <= len(breaks.atoms())
 
 
-def test_affine_strain_breaks_nothing(fc22_bilayer_path):
-    s = read(fc22_bilayer_path)
+def test_affine_strain_breaks_nothing(generated):
+    s = generated.bilayer()
     pairs, images = reference_bonds(s)
     strained = s.deformed(np.diag([1.2, 1.0, 1.0]))
     assert broken_bonds(strained, pairs, images).count == 0

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from glassfrac import Box, Structure, read
+from glassfrac import Box, Structure
 from glassfrac.analysis.structure_functions import (
     GAUSSIAN_REACH,
     StructureFunctions,
@@ -85,8 +85,8 @@ def rotated(structure, R):
 
 
 @pytest.fixture(scope="module")
-def silica(jumol_files):
-    return read(jumol_files[0])
+def silica(generated):
+    return generated.monolayer("sig_0.70")
 
 
 def test_equal_brute_force_2d_small_periodic_cell():

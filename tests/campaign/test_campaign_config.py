@@ -1,5 +1,7 @@
 """Campaign configs: validation errors name the file and key; samples and seeds are fixed by the config."""
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +47,8 @@ def test_shipped_configs_are_valid():
     (BASE + '[tests]\nrun = ["probes"]\n', "key 'tests.run[0]'"),
     (BASE + '[tests]\nrun = ["probe"]\n[tests.probe]\ngridd = 8\n', "unknown key 'tests.probe.gridd'"),
     (BASE + '[tests]\nrun = ["probe"]\n[tests.probe]\ngrid = 0\n', "key 'tests.probe.grid': expected a positive"),
-    (BASE + '[tests]\nrun = ["probe"]\n[tests.probe]\nsamples = 1.5\n', "key 'tests.probe.samples': expected int"),
+    (BASE + '[tests]\nrun = ["probe"]\n[tests.probe]\nsamples = 1.5\n',
+     "key 'tests.probe.samples': expected a positive int, got 1.5"),
     (BASE + '[potential]\nmonolayer = "matsui"\n[tests]\nrun = ["probe"]\n',
      "key 'potential.monolayer': expected a potential with the 'hessian' ability"),
     (BASE + '[tests]\nrun = ["tension"]\n[tests.shear]\nstep = 1e-4\n', "key 'tests.shear'"),
@@ -53,7 +56,7 @@ def test_shipped_configs_are_valid():
     (BASE + '[relax]\nmethod = "newton"\n', "key 'relax.method'"),
     (BASE + '[output]\ndatabase = "mysql://x"\n', "key 'output.database'"),
     (BASE + '[potential]\nmonolayer = "lj"\n', "key 'potential.monolayer.name'"),
-    (BASE.replace('seed = 3', 'seed = "3"'), "key 'campaign.seed': expected int"),
+    (BASE.replace('seed = 3', 'seed = "3"'), "key 'campaign.seed': expected an int >= 0, got '3'"),
     ("[campaign\n", "not valid TOML"),
 ])
 def test_errors_name_file_and_key(text, message):
@@ -103,3 +106,57 @@ def test_fingerprint_follows_the_definition_not_the_runner():
     a = parse_config(BASE)
     assert parse_config(BASE + "[runner]\nworkers = 2\n[output]\ndirectory = 'x'\n").fingerprint() == a.fingerprint()
     assert parse_config(BASE.replace("seed = 3", "seed = 4")).fingerprint() != a.fingerprint()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("step = 0", "key 'tests.tension.step': expected a positive float (strain), got 0.0"),
+    ('step = "fast"', "key 'tests.tension.step': expected a positive float (strain), got 'fast'"),
+    ("max_strain = -0.3", "key 'tests.tension.max_strain': expected a positive float (strain), got -0.3"),
+    ("precision = 0.1", "key 'tests.tension.precision': expected precision <= step (0.005), got 0.1"),
+    ("step = nan", "key 'tests.tension.step': expected a finite number"),
+    ("stepp = 0.01", "unknown key 'tests.tension.stepp'; did you mean 'step'?"),
+])
+def test_impossible_test_settings_stop_the_run_before_any_sample(tmp_path, capsys, setting, message):
+    """Before: every sample failed and the run exited 0. Now: exit 2 naming the file and key, nothing written."""
+    from glassfrac.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text(BASE + f'[tests]\nrun = ["tension"]\n[tests.tension]\n{setting}\n'
+                    f'[output]\ndirectory = "{tmp_path / "out"}"\n')
+    assert main(["campaign", "run", str(path), "--workers", "0", "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error.startswith(f"{path}: ") and message in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
+
+
+def test_potential_parameters_are_checked_by_the_potential_schema():
+    for params, message in (("{rc = -1.0}", "key 'potential.monolayer.parameters.rc': expected a positive float"),
+                            ("{sigma = {Si-C = 1.0}}", "key 'potential.monolayer.parameters.sigma': expected keys "
+                                                       "that are pairs among ['Si-Si', 'Si-O', 'O-O']"),
+                            ("{kappaa = 0.1}", "did you mean 'kappa'?")):
+        text = BASE + f'[potential]\nmonolayer = {{name = "yukawa2d", parameters = {params}}}\n'
+        with pytest.raises(InputError, match=re.escape(message)):
+            parse_config(text, "my.toml")
+    config = parse_config(BASE + '[potential]\nmonolayer = {name = "yukawa2d", parameters = {rc = 9}}\n', "c")
+    assert config.potentials["monolayer"] == {"name": "yukawa2d", "parameters": {"rc": 9}}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"fingerprint": "x"}', "key 'definition': expected a table (required"),
+    ('{"fingerprint": "x", "definition": {"seed": 1}}',
+     "key 'definition': expected a table with the campaign's name, got {'seed': 1}"),
+    ("[1, 2]", "expected a table of keys at the top level"),
+    ("{", "not a campaign record (JSON with 'fingerprint' and 'definition')"),
+])
+def test_a_campaign_json_without_its_definition_is_named(tmp_path, capsys, text, message):
+    """Before: KeyError, exit 1 with a traceback. Now: exit 2 naming campaign.json, for every reader."""
+    from glassfrac.campaign.store import CampaignStore
+    from glassfrac.cli import main
+
+    CampaignStore(tmp_path / "c", "c")  # the database
+    record = tmp_path / "c" / "campaign.json"
+    record.write_text(text)
+    for argv in (["campaign", "status"], ["report"]):
+        assert main([*argv, str(tmp_path / "c"), "--json"]) == 2
+        error = json.loads(capsys.readouterr().out)["error"]
+        assert error.startswith(f"{record}: ") and message in error

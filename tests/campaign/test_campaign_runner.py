@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,11 +90,15 @@ def test_debris_of_killed_runs_is_removed(write_config, tmp_path):
     samples = tmp_path / "campaign/samples"
     (samples / ".tmp-dead0000-s000001").mkdir()
     (samples / ".tmp-dead0000-s000001/generated.xyz").write_text("half")
-    (samples / "s000007").mkdir()  # a folder whose row was never inserted
+    store = CampaignStore.open(tmp_path / "campaign")  # s000001: a folder whose row was never inserted
+    store.db.delete([row.id for row in store.db.select(campaign=store.name, sample_id="s000001")])
+    (samples / "s000007").mkdir()  # not a sample of this campaign: not its debris, stays
     (samples / "s000000/.curve.csv.abc.part").write_text("half")
     (tmp_path / "campaign/campaign.db.lock").touch()  # ASE's lock file of a writer killed mid-write
     out = run(path)
     assert out["cleaned"] == {"temporary": 1, "partial_files": 1, "orphan_samples": 1}
+    assert (samples / "s000007").is_dir()
+    shutil.rmtree(samples / "s000007")
     assert_complete(tmp_path / "campaign", 2)
 
 

@@ -35,3 +35,31 @@ def test_typed_getters_and_ranges():
         r.keys(a, "a", ("x", "flag", "name", "values"))
     with pytest.raises(InputError, match="key 'b': expected a table"):
         r.table(raw, "b", required=True)
+
+
+def test_a_folder_undecodable_bytes_or_an_unreadable_file_is_named(tmp_path, monkeypatch):
+    """Before: a folder was 'not found', bytes that are not UTF-8 a UnicodeDecodeError (exit 1)."""
+    import pathlib
+
+    (tmp_path / "d").mkdir()
+    with pytest.raises(InputError, match=f"{tmp_path / 'd'}: campaign config is a folder, expected a TOML file"):
+        read_toml(tmp_path / "d", "campaign config")
+    (tmp_path / "b.toml").write_bytes(b"[md]\nseed = 1\n\xff\xfe")
+    with pytest.raises(InputError, match=r"b.toml: config file is not UTF-8 text \(byte 14: b'\\xff'\)"):
+        read_toml(tmp_path / "b.toml")
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
+    with pytest.raises(InputError, match="b.toml: cannot read the config file: Permission denied"):
+        read_toml(tmp_path / "b.toml")
+
+
+def test_non_finite_numbers_and_unknown_keys_get_a_suggestion():
+    raw = parse_toml("[a]\nx = nan\nstpe = 1\n", "c.toml")
+    r = TomlReader("c.toml")
+    with pytest.raises(InputError, match="key 'a.x': expected a finite float, got nan"):
+        r.number(raw["a"], "a.x")
+    with pytest.raises(InputError, match="unknown key 'a.stpe'; did you mean 'step'?"):
+        r.keys(raw["a"], "a", ("x", "step"))

@@ -25,16 +25,30 @@ def ring_sets(rings, index):
 
 
 @pytest.fixture(scope="module")
-def samples(jumol_files):
-    return [glassfrac.read(p) for p in jumol_files]
+def samples(generated):
+    """Generated monolayers (1350 atoms, 78 x 81 Å) by disorder level. Image builds join Si
+    by the points-only rule, which is exact on these at sig_0.70 only (tests/analysis/test_rings.py):
+    the tests that need an exact build use that one, and the JuMol samples for all levels."""
+    return generated.networks()
 
 
 # -- rings recovered ----------------------------------------------------------------------------
 
 def test_interior_rings_recovered_exactly_when_detection_is_complete(samples):
+    check_rings_recovered(samples["sig_0.70"])
+
+
+@pytest.mark.shared_data
+def test_interior_rings_of_the_jumol_samples_recovered_exactly(jumol_files):
+    """The same for all three disorder levels of relaxed, third-party samples."""
+    for path in jumol_files:
+        check_rings_recovered(glassfrac.read(path))
+
+
+def check_rings_recovered(*structures):
     """Every ring not flagged as a boundary ring is a true ring (same atoms, so same size), and
-    every true ring lying 3 Si–Si inside the image is found, for all three disorder levels."""
-    for structure in samples:
+    every true ring lying 3 Si–Si inside the image is found."""
+    for structure in structures:
         truth = RingAnalysis().compute(structure)
         true_rings = {frozenset(r.tolist()) for r in truth.rings}
         rendered = render(structure, seed=1)
@@ -142,7 +156,7 @@ def test_corrections_round_trip(tmp_path):
 def test_corrections_fix_a_missed_and_a_spurious_atom(samples, tmp_path):
     """A missed Si (taken out of the detections) and a spurious one (added) leave interior
     under-coordination and wrong rings; the corrections file restores the complete build."""
-    structure = samples[1]
+    structure = samples["sig_0.70"]
     rendered = render(structure, seed=1)
     ps = rendered.pixel_map.pixel_size
     found = detect(rendered.image, ps)
@@ -150,7 +164,9 @@ def test_corrections_fix_a_missed_and_a_spurious_atom(samples, tmp_path):
     centre = np.array([64.0, 64.0])
     k = int(np.argmin(np.linalg.norm(found.positions - centre, axis=1)))
     missed = found.positions[k]
-    spurious = found.positions[k] + [2.0, 30.0]  # in a ring interior 30 px away
+    # in a ring interior about 30 px away: the grid point there farthest from every detection
+    grid = found.positions[k] + [0.0, 30.0] + np.stack(np.meshgrid(*[np.arange(-6.0, 6.5, 0.5)] * 2), -1).reshape(-1, 2)
+    spurious = grid[np.argmax(np.min(np.linalg.norm(grid[:, None] - found.positions[None], axis=-1), axis=1))]
     damaged = np.concatenate([np.delete(found.positions, k, axis=0), [spurious]])
     broken = build_structure(damaged, ps)
     assert len(broken.interior) > 0
@@ -238,7 +254,7 @@ def test_unreadable_images_give_clear_errors(tmp_path, monkeypatch):
 # -- overlay and command line -------------------------------------------------------------------
 
 def test_overlay_figure(tmp_path, samples):
-    rendered = render(samples[0], seed=1)
+    rendered = render(samples["sig_0.70"], seed=1)
     analysis = analyse_image(rendered.image, rendered.pixel_map.pixel_size)
     fig = plot_detections(rendered.image, analysis.corrected.positions, tmp_path / "o.png",
                           bonds=analysis.built.si_bonds, undercoordinated=analysis.built.undercoordinated)
@@ -246,9 +262,9 @@ def test_overlay_figure(tmp_path, samples):
     assert len(fig.axes[0].collections) == 3  # bonds, detections, under-coordinated
 
 
-def test_cli_render_then_image(tmp_path, capsys, jumol_files):
+def test_cli_render_then_image(tmp_path, capsys, generated):
     image = tmp_path / "s.tif"
-    assert main(["render", str(jumol_files[0]), "-o", str(image), "--seed", "4", "--json"]) == 0
+    assert main(["render", str(generated.path("network", "sig_0.70")), "-o", str(image), "--seed", "4", "--json"]) == 0
     rendered = json.loads(capsys.readouterr().out)
     assert rendered["shape"] == [128, 128]
     corrections = tmp_path / "c.csv"
@@ -265,7 +281,7 @@ def test_cli_render_then_image(tmp_path, capsys, jumol_files):
     assert structure.count("Si") == result["atoms"] - result["isolated"] and structure.bonds is not None
     assert structure.arrays["frozen"].sum() == result["frozen"] > 0
     assert (tmp_path / "s.overlay.png").is_file() and result["overlay"] == str(tmp_path / "s.overlay.png")
-    assert main(["image", str(tmp_path / "none.tif"), "-o", str(out), "--json"]) == 2
+    assert main(["image", str(tmp_path / "none.tif"), "-o", str(out), "--overwrite", "--json"]) == 2
     assert "none.tif: image file not found" in json.loads(capsys.readouterr().out)["error"]
 
 
@@ -273,7 +289,7 @@ def test_cli_render_then_image(tmp_path, capsys, jumol_files):
 def test_cli_detectors_without_pixel_size(tmp_path, capsys, samples, detector):
     if detector == "trackpy":
         pytest.importorskip("trackpy")
-    rendered = render(samples[2], seed=5)
+    rendered = render(samples["sig_0.70"], seed=5)
     np.save(tmp_path / "s.npy", rendered.image)
     assert main(["image", str(tmp_path / "s.npy"), "-o", str(tmp_path / "s.data"), "--detector", detector,
                  "--json"]) == 0
@@ -288,7 +304,7 @@ def test_relaxed_image_patch_with_frozen_rim(samples):
     """A circular patch of an image, relaxed with free boundaries: the network survives (same
     interior rings), Si–O bonds stay near the Yukawa length, the outer rim is frozen."""
     pytest.importorskip("glassfrac.mechanics.relax")
-    rendered = render(samples[1], seed=1)
+    rendered = render(samples["sig_1.00"], seed=1)
     ps = rendered.pixel_map.pixel_size
     found = detect(rendered.image, ps, roi=Roi("circle", (64, 64, 25)))
     plain = build_structure(found.positions, ps)

@@ -1,4 +1,4 @@
-"""Rendering (FC22 photon model) and Si detection on synthetic images of the external samples."""
+"""Rendering (FC22 photon model) and Si detection on synthetic images of generated samples."""
 
 import numpy as np
 import pytest
@@ -13,8 +13,8 @@ from glassfrac.learn.render import PixelMap, RenderSettings, imaged_atoms, rebin
 
 
 @pytest.fixture(scope="module")
-def sample(jumol_files):
-    return glassfrac.read(jumol_files[1])  # sig 1.00: the measured disorder of 2D silica
+def sample(generated):
+    return generated.network("sig_1.00")  # the measured disorder of 2D silica; 1350 atoms, 78 x 81 Å
 
 
 def one_atom(species="Si", box=20.0):
@@ -83,11 +83,12 @@ def test_noise_options():
         RenderSettings(noise="salt")
 
 
-def test_bilayer_renders_the_top_layer_only(fc22_bilayer_path):
-    bilayer = glassfrac.read(fc22_bilayer_path)
+def test_bilayer_renders_the_top_layer_only(generated):
+    bilayer = generated.bilayer()
     atoms = imaged_atoms(bilayer)
     species = bilayer.species[atoms]
-    assert np.count_nonzero(species == "Si") == 576 and np.count_nonzero(species == "O") == 864
+    top_si = bilayer.count("Si") // 2  # and 3/2 O per Si in its plane
+    assert np.count_nonzero(species == "Si") == top_si and np.count_nonzero(species == "O") == 3 * top_si // 2
     assert bilayer.positions[atoms, 2].min() > 0.8  # no bridging O (z = 0), no bottom layer
     assert render(bilayer, seed=0).image.shape == (128, 128)
 
@@ -165,13 +166,12 @@ def test_matching_takes_the_most_pairs_then_the_least_squared_distance():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("level", ["fc22", "low_dose"])
-def test_detection_on_every_sample_and_seed(jumol_files, level):
+def test_detection_on_every_sample_and_seed(generated, level):
     """LoG with the pixel size given, 3 samples x 3 seeds: recall and precision >= 99 % on every image."""
-    for path in jumol_files:
-        structure = glassfrac.read(path)
+    for name, structure in generated.networks().items():
         for seed in (1, 2, 3):
             rendered = render(structure, seed=seed, **(LOW_DOSE if level == "low_dose" else {}))
             found = detect(rendered.image, rendered.pixel_map.pixel_size)
             match, _ = score(structure, rendered, found.positions)
-            assert match.recall >= 0.99 and match.precision >= 0.99, (path.name, seed)
+            assert match.recall >= 0.99 and match.precision >= 0.99, (name, seed)
             assert match.rms < (0.1 if level == "fc22" else 0.3)

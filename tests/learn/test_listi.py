@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from glassfrac import Box, Structure, read, write
+from glassfrac import Box, Structure, write
 from glassfrac.cli import listi as listi_commands
 from glassfrac.labels.probe import ThresholdMap, goodness
 from glassfrac.learn.listi import KINDS, BoostedTrees, ListiModel, Trainer, TrainSettings, evaluate
@@ -36,8 +36,8 @@ def fake_threshold(graphs: GraphSet) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def sample(jumol_files):
-    return read(jumol_files[1])
+def sample(generated):
+    return generated.network("sig_1.00")  # a valid network: every Si bonded to three
 
 
 @pytest.fixture(scope="module")
@@ -206,8 +206,8 @@ def test_lstm_reads_angstrom_and_then_fits_a_few_windows(graphs):
             optimizer.step()
         losses[scale] = loss.item()
     # the standardised target has variance 1: after 100 full-batch steps the LSTM has barely left the
-    # mean at x/R (0.98 when written) and is fitting in Å (0.83)
-    assert losses[1.0] > 0.95 and losses[SPEC.radius] < 0.9
+    # mean at x/R (0.94 on this generated sample; 0.98 on JuMol's) and is fitting in Å (0.58; 0.83)
+    assert losses[1.0] > 0.9 and losses[SPEC.radius] < 0.7
 
 
 def test_training_resumes_from_its_checkpoint_exactly(graphs, tmp_path):
@@ -258,10 +258,9 @@ def run_cli(argv) -> dict:
     return args.handler(args)
 
 
-def test_command_line_trains_on_a_dataset_folder_and_maps(jumol_files, tmp_path):
+def test_command_line_trains_on_a_dataset_folder_and_maps(generated, tmp_path):
     data = tmp_path / "data"
-    for k, f in enumerate(jumol_files):
-        s = read(f)
+    for k, s in enumerate(generated.networks().values()):
         folder = data / f"s{k}"
         folder.mkdir(parents=True)
         write(s, folder / "structure.xyz")

@@ -1,12 +1,15 @@
 """The model-file module (round trip, refusals), the shared training loop (resume after a kill,
 early stopping) and the GNN's attention convolution against its formula."""
 
+import json
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from glassfrac.core.errors import InputError
 from glassfrac.learn import model_file
@@ -120,3 +123,71 @@ def test_attention_convolution_is_its_formula():
         msg = sum((a * (v[edge_index[0, m]] + ev[m]) for a, m in zip(alpha, into, strict=True)), torch.zeros(4))
         expected = torch.relu(conv.update(torch.cat([h[i], msg])))
         assert torch.allclose(out[i], expected, atol=1e-6), i
+
+
+def _tiny_models(root):
+    from glassfrac.analysis.structure_functions import StructureFunctions
+    from glassfrac.learn.images import ImageSettings
+    from glassfrac.learn.listi import ListiModel
+    from glassfrac.learn.resnet import ResNetConfig
+    from glassfrac.learn.svm import SoftnessModel
+    from glassfrac.learn.training import ImageModel
+    from glassfrac.learn.windows import WindowSpec
+
+    torch.manual_seed(0)
+    ImageModel("mu2", ResNetConfig.preset("small"), ImageSettings(size=32, pixels=64), 1.0, 2.0).save(root / "image")
+    ListiModel("cnn", WindowSpec(image_size=16), {"size": 16}).save(root / "listi")
+    descriptor = StructureFunctions(species=("Si", "O"), radial_centers=(1.0, 2.0)).fit()
+    n = descriptor.n_features_out_
+    SoftnessModel(descriptor, np.zeros(n), np.ones(n), 0.1, weights=np.ones(n)).save(root / "softness")
+    return {"image": ImageModel.load, "listi": ListiModel.load, "softness": SoftnessModel.load}
+
+
+@pytest.mark.parametrize("kind, key, value, message", [
+    ("image", "task", None, "key 'metadata.task': expected a string among"),
+    ("image", "input_std", "big", "key 'metadata.input_std': expected a positive float (photons), got 'big'"),
+    ("image", ("architecture", "stem"), None, "key 'metadata.architecture.stem': expected a positive int"),
+    ("image", ("architecture", "widths"), [8, 8], "key 'metadata.architecture': blocks and widths need one entry"),
+    ("image", ("image", "size"), "64", "key 'metadata.image.size'"),
+    ("listi", "kind", "tree", "key 'metadata.kind': expected one of"),
+    ("listi", "spec", None, "key 'metadata.spec': expected a table (required"),
+    ("listi", ("architecture", "size"), 24, "weights do not fit the model"),
+    ("softness", "kernel", None, "key 'metadata.kernel'"),
+    ("softness", ("descriptor", "params", "cutoff"), "far", "key 'metadata.descriptor.params.cutoff'"),
+    ("softness", ("descriptor", "feature_names"), ["a"], "other features than the saved ones"),
+])
+def test_model_metadata_is_checked_before_the_model_is_built(tmp_path, kind, key, value, message):
+    """A missing key (value None) or a wrong one: an InputError naming the file and the key."""
+    loaders = _tiny_models(tmp_path)
+    with safe_open(str(tmp_path / kind), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["glassfrac"])
+    path = (key,) if isinstance(key, str) else key
+    target = meta
+    for part in path[:-1]:
+        target = target[part]
+    if value is None:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    bad = tmp_path / "bad.safetensors"
+    save_file(load_file(str(tmp_path / kind)), str(bad), metadata={"glassfrac": json.dumps(meta)})
+    with pytest.raises(InputError, match=re.escape(message)) as err:
+        loaders[kind](bad)
+    assert str(err.value).startswith(str(bad))
+
+
+@pytest.mark.parametrize("kind", ["image", "listi", "softness"])
+def test_weights_that_do_not_fit_are_named(tmp_path, kind):
+    loaders = _tiny_models(tmp_path)
+    with safe_open(str(tmp_path / kind), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(tmp_path / kind))
+    first = sorted(tensors)[0]
+    tensors[first] = torch.zeros(2, 3, dtype=tensors[first].dtype)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=metadata)
+    with pytest.raises(InputError, match=f"wrong shape: {first} \\(2, 3\\)"):
+        loaders[kind](tmp_path / "bad.safetensors")
+    del tensors[first]
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=metadata)
+    with pytest.raises(InputError, match=f"missing tensors: {first}"):
+        loaders[kind](tmp_path / "bad.safetensors")

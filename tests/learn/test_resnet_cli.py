@@ -46,7 +46,7 @@ def test_train_predict_explain_strain(dataset, tmp_path):
     assert out["epochs_run"] == 2 and set(out["test"]) == {"model", "baseline"}
     assert model.is_file() and (tmp_path / "test.png").is_file()
     assert (tmp_path / "strain.safetensors.checkpoint").is_file()
-    again = _run(["cnn", "train", str(dataset), "--target", "strain", "-o", str(model), *COMMON])
+    again = _run(["cnn", "train", str(dataset), "--target", "strain", "-o", str(model), *COMMON, "--overwrite"])
     assert again["test"] == out["test"]  # resumed from the finished checkpoint: same model
     pred = _run(["cnn", "predict", str(model), str(dataset / "s03.xyz")])
     assert pred["target"] == "strain" and np.isfinite(pred["prediction"])

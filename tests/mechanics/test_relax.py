@@ -218,17 +218,17 @@ def test_verlet_list_survives_small_affine_steps(minima):
     assert verlet.builds == 2
 
 
-def test_yukawa_monolayer_relaxes(jumol_files):
-    sample = read(jumol_files[0])
+def test_yukawa_monolayer_relaxes(generated):
+    sample = generated.monolayer("sig_0.70")
     (out, info), = relax(get_potential("yukawa2d"), [perturbed(sample, 0.03, seed=1)], method="lbfgs")
     assert info["converged"] and info["max_force"] <= FMAX
     assert -0.33 < info["energy"] / sample.n_atoms < -0.32
 
 
-def test_cli_relax(tmp_path, jumol_files, capsys, monkeypatch):
+def test_cli_relax(tmp_path, generated, capsys, monkeypatch):
     monkeypatch.setattr("glassfrac.cli.COMMAND_MODULES", ["glassfrac.cli.mechanics"])
     path = tmp_path / "in.xyz"
-    write(perturbed(read(jumol_files[0]), 0.02, seed=2), path)
+    write(perturbed(read(generated.path("monolayer", "sig_0.70")), 0.02, seed=2), path)
     out = tmp_path / "out.xyz"
     code = main(["relax", str(path), "--potential", "yukawa2d", "--method", "lbfgs", "--fmax", "1e-6",
                  "-o", str(out), "--json"])
@@ -237,7 +237,8 @@ def test_cli_relax(tmp_path, jumol_files, capsys, monkeypatch):
     assert result["stress_unit"] == "N/m" and result["method"] == "lbfgs"
     assert -0.33 < result["energy_per_atom"] < -0.32 and result["iterations"] > 0
     assert read(out).n_atoms == 1350
-    code = main(["relax", str(path), "--potential", "yukawa2d", "--max-steps", "3", "-o", str(out), "--json"])
+    code = main(["relax", str(path), "--potential", "yukawa2d", "--max-steps", "3", "-o", str(out), "--overwrite",
+                 "--json"])
     captured = capsys.readouterr()
     assert code == 0 and json.loads(captured.out)["converged"] is False
     assert "did not converge" in captured.err
@@ -257,8 +258,8 @@ def test_repeated_runs_after_affine_steps_keep_the_neighbour_list(minima):
     assert stats.neighbor_builds == 0 and relaxer.neighbor_list(batch).builds == 1
 
 
-def test_watanabe_window_relaxes_back_to_the_reference_minimum(fc22_bilayer_path):
-    bilayer = read(fc22_bilayer_path)  # relaxed by LAMMPS to 1e-8 eV/Å
+def test_watanabe_window_relaxes_back_to_the_reference_minimum(generated):
+    bilayer = generated.bilayer()  # relaxed to 1e-9 eV/Å (cell lengths too)
     lengths = np.diag(bilayer.box.cell)[:2]
     d = bilayer.positions.copy()
     d[:, :2] -= bilayer.positions[0, :2]
@@ -284,9 +285,9 @@ def test_non_finite_energy_stops_only_that_system(minima, method):
 
 
 @pytest.mark.parametrize("kind", ["bonds", "hessian"])
-def test_preconditioners_give_the_same_minimum_in_fewer_evaluations(jumol_files, kind):
+def test_preconditioners_give_the_same_minimum_in_fewer_evaluations(generated, kind):
     yukawa = get_potential("yukawa2d")
-    start = perturbed(read(jumol_files[0]), 0.05, seed=0)
+    start = perturbed(generated.monolayer("sig_0.70"), 0.05, seed=0)
     out = {}
     for precondition in (None, kind):
         batch = yukawa.batch([start])
@@ -442,13 +443,13 @@ def test_stop_beyond_stops_only_the_system_that_leaves_its_start(minima):
     assert np.max(np.abs(together - reference.positions.numpy())) < 1e-9
 
 
-def test_preconditioned_lbfgs_solves_once_per_accepted_point(jumol_files):
+def test_preconditioned_lbfgs_solves_once_per_accepted_point(generated):
     yukawa = get_potential("yukawa2d")
     relaxer = Relaxer(yukawa, fmax=FMAX, precondition="hessian")
     solves = []
     solve = relaxer.precon.solve
     relaxer.precon.solve = lambda q: solves.append(1) or solve(q)
-    stats = relaxer.run(yukawa.batch([perturbed(read(jumol_files[0]), 0.05, seed=0)]))
+    stats = relaxer.run(yukawa.batch([perturbed(generated.monolayer("sig_0.70"), 0.05, seed=0)]))
     assert stats.converged.all() and stats.iterations[0] > 20
     # one solve per accepted point (P^-1 y = P^-1 g_new - P^-1 g_old), plus the start and
     # the odd line-search restart

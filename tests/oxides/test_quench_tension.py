@@ -200,3 +200,23 @@ def test_densified_glass_has_more_high_coordinated_al(needs_lammps):
     p = phop(np.stack([f.positions for f in frames]), dt=0.1, t_r=6.0)
     assert p.shape == (71 - 60, 300)
     assert np.median(p) < 0.05 and (hop_labels(p) == 0).mean() > 0.5
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[md]\nseed = "x"\n', "key 'md.seed': expected an int between 1 and 900000000, got 'x'"),
+    ('[quench]\npressures_GPa = "abc"\n', "key 'quench.pressures_GPa': expected a list of floats (GPa), got 'abc'"),
+    ("[tension]\nreplicate = 3\n", "key 'tension.replicate': expected a list of positive ints of length 3, got 3"),
+    ("[tension]\nmodes = []\n", "key 'tension.modes': expected a list of strings"),
+    ('[softness]\nC = "big"\n', "key 'softness.C': expected a positive float or list of positive floats, got 'big'"),
+    ('[potential]\nkspace = "pme"\n', "key 'potential.kspace': expected one of ['pppm', 'ewald'], got 'pme'"),
+    ("[quench]\nquench_ps = 0\n", "key 'quench.quench_ps': expected a positive float (ps), got 0.0"),
+    ("[tension]\nstep_strain = 0.6\n", "key 'tension.step_strain': expected step_strain <= max_strain (0.5)"),
+    ("[mdd]\nseed = 1\n", "unknown key 'mdd'; did you mean 'md'?"),
+])
+def test_config_keys_are_checked_by_their_schema(tmp_path, text, message):
+    """Before: wrong types reached the dataclasses or LAMMPS (TypeError, ValueError: exit 1)."""
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)

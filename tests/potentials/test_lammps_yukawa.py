@@ -29,8 +29,8 @@ def deviations(ours: dict, theirs: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cases(jumol_files):
-    return yukawa_cases(jumol_files[1])
+def cases(generated):
+    return yukawa_cases(generated.monolayer("sig_1.00"))
 
 
 @pytest.mark.lammps
@@ -48,6 +48,16 @@ def test_matches_lammps(cases, name):
 
 @pytest.mark.lammps
 @needs_lammps
+def test_relaxed_samples_match_lammps(generated):
+    pot = Yukawa2D()
+    for level, s in generated.monolayers().items():  # relaxed: max |F| below 1e-3 eV/Å, so ΔF <= 1e-11 eV/Å
+        dev = deviations(pot.evaluate([s], per_atom=True)[0], evaluate_with_lammps(s, pot))
+        assert max(dev.values()) <= TOLERANCE, (level, dev)
+
+
+@pytest.mark.lammps
+@needs_lammps
+@pytest.mark.shared_data
 def test_jumol_samples_match_lammps(jumol_files):
     pot = Yukawa2D()
     for path in jumol_files:  # relaxed: max |F| is about 1e-3 eV/Å, so ΔF <= 1e-11 eV/Å

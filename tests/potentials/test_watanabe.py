@@ -1,6 +1,7 @@
 """Watanabe 2004 Si–O potential: the FC22 reference bilayer, an independent loop
 implementation written from reference/potentials.md §2, finite differences (including
-coordinations inside the switching window), conventions and batching."""
+coordinations inside the switching window; on a generated, relaxed bilayer), conventions and
+batching."""
 
 import itertools
 import math
@@ -131,8 +132,8 @@ def lambda2_cluster():
     return Structure(np.array(pos, float) + jitter, ["Si", "Si", "Si", "O"], Box(np.eye(3) * 30.0, False))
 
 
-def strained_bilayer(path, seed=0):
-    s = read(path).deformed([[1.03, 0.01, 0.0], [0.0, 0.99, 0.0], [0.0, 0.0, 1.0]])
+def strained_bilayer(bilayer, seed=0):
+    s = bilayer.deformed([[1.03, 0.01, 0.0], [0.0, 0.99, 0.0], [0.0, 0.0, 1.0]])
     s.positions += np.random.default_rng(seed).normal(0, 0.05, s.positions.shape)
     return s
 
@@ -180,6 +181,7 @@ def test_parameters_and_cutoff():
     assert get_potential("watanabe", epsilon=2.1683).parameters()["epsilon_eV"] == 2.1683
 
 
+@pytest.mark.shared_data
 def test_fc22_reference_bilayer(fc22_bilayer_path):
     s = read(fc22_bilayer_path)
     res = Watanabe().evaluate([s], per_atom=True)[0]
@@ -190,9 +192,10 @@ def test_fc22_reference_bilayer(fc22_bilayer_path):
     assert np.allclose(res["per_atom_virial"].sum(axis=0), res["virial"], atol=1e-9)
 
 
-def test_energy_equals_loop_implementation(fc22_bilayer_path):
-    piece = read(fc22_bilayer_path)  # 64 atoms cut out, open boundaries: broken bonds at the edges
+def test_energy_equals_loop_implementation(generated):
+    piece = generated.bilayer()  # atoms of a 12 Å x 12 Å corner, open boundaries: broken bonds at the edges
     piece = piece.select((piece.positions[:, 0] < 12) & (piece.positions[:, 1] < 12))
+    assert piece.n_atoms > 50
     piece.box = Box(piece.box.cell, False)
     pot = Watanabe()
     for s in (open_cluster(), periodic_cluster(), tiny_cell_cluster(), lambda2_cluster(), piece):
@@ -238,8 +241,8 @@ def test_forces_and_virial_match_finite_differences(make):
     assert np.abs(res["forces"]).max() > 1.0  # not a trivial configuration
 
 
-def test_strained_bilayer_matches_finite_differences(fc22_bilayer_path):
-    s = strained_bilayer(fc22_bilayer_path)
+def test_strained_bilayer_matches_finite_differences(generated):
+    s = strained_bilayer(generated.bilayer())
     pot = Watanabe()
     res = pot.evaluate([s])[0]
     atoms = np.random.default_rng(1).choice(s.n_atoms, 6, replace=False)
@@ -299,8 +302,8 @@ def test_batch_equals_each_alone_and_per_atom_parts_sum_up():
         assert np.allclose(res["per_atom_virial"].sum(axis=0), res["virial"], rtol=1e-13, atol=1e-12)
 
 
-def test_cached_triplets_follow_moves_and_cell_changes(fc22_bilayer_path):
-    s = strained_bilayer(fc22_bilayer_path, seed=2)
+def test_cached_triplets_follow_moves_and_cell_changes(generated):
+    s = strained_bilayer(generated.bilayer(), seed=2)
     pot = Watanabe(margin=0.5)
     verlet = VerletList(pot.cutoff, skin=1.0)
     rng = np.random.default_rng(4)

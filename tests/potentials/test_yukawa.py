@@ -1,5 +1,5 @@
 """Yukawa-type 2D silica: the pair form, finite differences of forces and virials, per-atom
-sums, the external JuMol samples, batching, parameters."""
+sums (on a generated, relaxed monolayer), the external JuMol samples, batching, parameters."""
 
 import math
 
@@ -20,8 +20,8 @@ JUMOL_ENERGY_PER_ATOM = {"sig_0.60": -0.327024381199694, "sig_1.00": -0.32582905
 
 
 @pytest.fixture(scope="module")
-def cases(jumol_files):
-    return yukawa_cases(jumol_files[1])
+def cases(generated):
+    return yukawa_cases(generated.monolayer("sig_1.00"))
 
 
 def v_sf(r, sigma, q, kappa=1 / 5.649, rc=10.0):
@@ -111,6 +111,7 @@ def test_per_atom_parts_sum_to_totals(cases, name):
                        atol=1e-12 * np.abs(res["virial"]).max())
 
 
+@pytest.mark.shared_data
 def test_jumol_samples(jumol_files):
     pot = get_potential("yukawa2d")
     structures = [read(path) for path in jumol_files]

@@ -1,15 +1,15 @@
 """Structures on which the Yukawa potential is checked (finite differences, LAMMPS), built
-from one external JuMol monolayer: periodic, open cluster, triclinic, mixed periodicity, 3D."""
+from one relaxed 2D silica monolayer: periodic, open cluster, triclinic, mixed periodicity, 3D."""
 
 import numpy as np
 
-from glassfrac import Box, Structure, read
+from glassfrac import Box, Structure
 
 
-def yukawa_cases(jumol_path, seed: int = 0) -> dict[str, Structure]:
-    """Named test structures; every one is perturbed (0.05 Å) so that forces are not small."""
+def yukawa_cases(base: Structure, seed: int = 0) -> dict[str, Structure]:
+    """Named test structures from ``base`` (a periodic 2D monolayer at least 40 Å across); every
+    one is perturbed (0.05 Å) so that forces are not small."""
     rng = np.random.default_rng(seed)
-    base = read(jumol_path)
     periodic = base.copy()
     periodic.positions = base.positions + rng.normal(0.0, 0.05, base.positions.shape)
     centre = periodic.positions.mean(axis=0)

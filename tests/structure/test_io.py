@@ -9,6 +9,7 @@ from glassfrac.structure import Box, Structure, read, write
 from glassfrac.structure.io import read_lammps_dump
 
 
+@pytest.mark.shared_data
 def test_external_jumol_samples(jumol_files):
     for path in jumol_files:
         s = read(path)
@@ -24,6 +25,7 @@ def test_external_jumol_samples(jumol_files):
         assert np.all(np.bincount(si, minlength=s.n_atoms)[s.species == "Si"] == 3)
 
 
+@pytest.mark.shared_data
 def test_fc22_bilayer_dump(fc22_bilayer_path):
     s = read(fc22_bilayer_path)
     assert s.dim == 3 and s.n_atoms == 3456

@@ -31,19 +31,25 @@ expected. Layout (see ``configs/quickstart.toml`` for a commented example)::
                           the SQLite file ``<directory>/campaign.db``), figures (bool)
     [runner]              workers (int; 0 = serial in this process), threads_per_worker (int)
 
-Method and fmax of ``[relax]`` are also those of the AQS tests unless a test table sets its
-own. The parts that define the samples (campaign, samples, potential, relax, tests) form the
-campaign's fingerprint: rerunning into a directory made by a different fingerprint is refused.
+Every key is checked by its schema (:mod:`glassfrac.core.schema`: the tables below, and
+:mod:`glassfrac.campaign.schemas` for the test settings and the potentials' parameters) before
+any sample runs: type, range, choices, cross-key rules (precision <= step <= max_strain), unknown
+keys with the closest known one suggested. Method and fmax of ``[relax]`` are also those of the
+AQS tests unless a test table sets its own. The parts that define the samples (campaign,
+samples, potential, relax, tests) form the campaign's fingerprint: rerunning into a directory
+made by a different fingerprint is refused.
 """
 
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
+from difflib import get_close_matches
 from pathlib import Path
 
+from glassfrac.campaign import schemas
 from glassfrac.core.config import TomlReader, parse_toml, read_toml
-from glassfrac.mechanics.aqs import AQSSettings
-from glassfrac.mechanics.probe import ProbeSettings
+from glassfrac.core.schema import Key, Schema
+from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS
 from glassfrac.potentials import POTENTIALS, get_potential
 
 KINDS = ("monolayer", "bilayer")
@@ -54,8 +60,6 @@ DEFAULT_POTENTIALS = {"monolayer": "yukawa2d", "bilayer": "watanabe"}
 DEFAULT_RELAX = {"method": "fire", "fmax": 1e-8, "max_steps": 100_000, "cell": True}
 
 _TOP = ("campaign", "samples", "potential", "relax", "tests", "output", "runner")
-_GROUP = ("kind", "rings", "distribution", "mu2", "mu2_range", "sigma_factor", "count",
-          "generator", "options")
 
 
 @dataclass(frozen=True)
@@ -131,19 +135,82 @@ def load_config(path) -> CampaignConfig:
     return parse_config(text, source=str(path))
 
 
+def _name(value):
+    return None if value and not any(c in value for c in "/\\ ") else "a non-empty name without spaces or slashes"
+
+
+def _database(value):
+    ok = value.startswith(("postgresql://", "postgres://")) or value.endswith(".db")
+    return None if ok else "a postgresql:// URL or an SQLite file ending in .db"
+
+
+def _rings(value):
+    return None if value[0] >= 4 and value[1] >= 4 and value[1] % 2 == 0 else \
+        "NX >= 4 and an even NY >= 4 (periodic honeycomb)"
+
+
+def _generator(value):
+    return None if value.count(":") == 1 else "'module:function'"
+
+
+def _one_disorder(values):
+    given = [k for k in ("mu2", "mu2_range", "sigma_factor") if values.get(k) is not None]
+    if len(given) != 1:
+        return (given[-1] if given else "mu2"), f"exactly one of mu2, mu2_range, sigma_factor, got {given or 'none'}"
+    if values.get("mu2_range") is not None and not values["mu2_range"][0] < values["mu2_range"][1]:
+        return "mu2_range", f"[lo, hi] with lo < hi, got {values['mu2_range']}"
+    if values.get("sigma_factor") is not None and values["distribution"] != "lognormal":
+        return "sigma_factor", 'distribution = "lognormal" (sigma_factor is its parameter)'
+    return None
+
+
+CAMPAIGN = Schema((
+    Key("name", str, help="campaign name (also the default output folder)", check=_name),
+    Key("seed", int, help="seed of every sample (sample i: seeded from (seed, i))", lo=0),
+))
+GROUP = Schema((
+    Key("kind", str, help="sheet kind", choices=KINDS),
+    Key("rings", list, help="NX, NY rings of the starting honeycomb", items=int, length=2, check=_rings),
+    Key("distribution", str, "gamma", "target ring-size distribution", choices=DISTRIBUTIONS),
+    Key("mu2", list, None, "target ring-size variances", items=float, positive=True, nonempty=True),
+    Key("mu2_range", list, None, "mu2 drawn uniformly in [lo, hi]", items=float, length=2, positive=True),
+    Key("sigma_factor", list, None, "lognormal: SD = f x 0.9576", items=float, positive=True, nonempty=True),
+    Key("count", int, help="samples per value (or in all, for a range)", positive=True),
+    Key("generator", str, None, "'module:function' replacing the built-in generator", check=_generator),
+    Key("options", dict, {}, "keyword arguments of the generator"),
+), rules=(_one_disorder,))
+POTENTIAL_SPEC = Schema((
+    Key("name", str, help="potential", choices=tuple(POTENTIALS)),
+    Key("parameters", dict, {}, "the potential's parameters"),
+))
+RELAX = Schema((
+    Key("method", str, DEFAULT_RELAX["method"], "minimiser", choices=RELAX_METHODS),
+    Key("fmax", float, DEFAULT_RELAX["fmax"], "force tolerance", "eV/Å", positive=True),
+    Key("max_steps", int, DEFAULT_RELAX["max_steps"], "force evaluations", positive=True),
+    Key("cell", bool, DEFAULT_RELAX["cell"], "relax the lengths of the periodic axes"),
+))
+TESTS = Schema((Key("run", list, ["tension", "shear"], "tests in order", items=str),))
+PROBE_TEST = Schema((*schemas.PROBE.keys, Key("samples", int, None, "probe only the first samples of "
+                                                  "each disorder value", positive=True)), schemas.PROBE.rules)
+OUTPUT = Schema((
+    Key("directory", str, None, "campaign folder (default: the campaign's name)",
+        check=lambda v: None if v.strip() else "a folder name"),
+    Key("database", str, None, "store: postgresql:// URL or SQLite .db file", check=_database),
+    Key("figures", bool, True, "draw each sample's figures"),
+))
+RUNNER = Schema((
+    Key("workers", int, None, "worker processes (0: serial)", lo=0),
+    Key("threads_per_worker", int, 1, "threads of each worker", positive=True),
+))
+
+
 def parse_config(text: str, source: str = "<config>") -> CampaignConfig:
     """Validate a campaign config given as TOML text; ``source`` names it in errors."""
     raw = parse_toml(text, source)
     r = TomlReader(source)
-    r.keys(raw, "", _TOP)
-    camp = r.table(raw, "campaign", required=True)
-    r.keys(camp, "campaign", ("name", "seed"))
-    name = r.value(camp, "campaign.name", str, required=True)
-    if not name or any(c in name for c in "/\\ "):
-        r.fail("campaign.name", f"a non-empty name without spaces or slashes, got {name!r}")
-    seed = r.value(camp, "campaign.seed", int, required=True)
-    if seed < 0:
-        r.fail("campaign.seed", f"a non-negative integer, got {seed}")
+    Schema(tuple(Key(t, (dict, list) if t == "samples" else dict, None) for t in _TOP)).read(r, raw)
+    camp = CAMPAIGN.read(r, r.table(raw, "campaign", required=True), "campaign")
+    name, seed = camp["name"], camp["seed"]
 
     groups_raw = raw.get("samples")
     if not isinstance(groups_raw, list) or not groups_raw:
@@ -156,95 +223,48 @@ def parse_config(text: str, source: str = "<config>") -> CampaignConfig:
     for kind in KINDS:
         potentials[kind] = _potential(r, pot.get(kind, DEFAULT_POTENTIALS[kind]), f"potential.{kind}")
 
-    relax_raw = r.table(raw, "relax")
-    r.keys(relax_raw, "relax", tuple(DEFAULT_RELAX))
-    relax = dict(DEFAULT_RELAX)
-    relax["method"] = r.choice(relax_raw, "relax.method", RELAX_METHODS, relax["method"])
-    relax["fmax"] = r.positive(relax_raw, "relax.fmax", float, relax["fmax"])
-    relax["max_steps"] = r.positive(relax_raw, "relax.max_steps", int, relax["max_steps"])
-    relax["cell"] = r.value(relax_raw, "relax.cell", bool, relax["cell"])
+    relax = RELAX.read(r, r.table(raw, "relax"), "relax", fill=True)
 
     tests_raw = r.table(raw, "tests")
-    tests = tuple(r.value(tests_raw, "tests.run", list, ["tension", "shear"]))
+    r.keys(tests_raw, "tests", ("run", *BUILTIN_TESTS))
+    tests = tuple(TESTS.read(r, {"run": tests_raw.get("run", ["tension", "shear"])}, "tests")["run"])
     for k, test in enumerate(tests):
-        if not isinstance(test, str) or not (test in BUILTIN_TESTS or ":" in test):
-            r.fail(f"tests.run[{k}]", f"one of {list(BUILTIN_TESTS)} or 'module:function', got {test!r}")
+        if not (test in BUILTIN_TESTS or ":" in test):
+            close = get_close_matches(test, BUILTIN_TESTS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            r.fail(f"tests.run[{k}]", f"one of {list(BUILTIN_TESTS)} or 'module:function', got {test!r}{hint}")
     if len(set(tests)) != len(tests):
         r.fail("tests.run", f"each test once, got {list(tests)}")
-    r.keys(tests_raw, "tests", ("run", *BUILTIN_TESTS))
     test_settings = {}
+    relaxed = {} if relax["method"] == "none" else {"method": relax["method"], "fmax": relax["fmax"]}
     for test in BUILTIN_TESTS:
         table = r.table(tests_raw, test, prefix="tests")
         if table and test not in tests:
             r.fail(f"tests.{test}", f"settings only for a test listed in tests.run ({list(tests)})")
-        test_settings[test] = (_probe_settings if test == "probe" else _aqs_overrides)(r, table, f"tests.{test}")
+        if test == "probe":
+            PROBE_TEST.read(r, table, "tests.probe")
+        else:
+            defaults = TENSION_DEFAULTS if test == "tension" else SHEAR_DEFAULTS
+            schemas.AQS.read(r, table, f"tests.{test}", base={**asdict(defaults), **relaxed})
+        test_settings[test] = dict(table)  # as written: the campaign's fingerprint hashes these
     if "probe" in tests:
         _check_probe(r, groups, potentials)
 
-    out = r.table(raw, "output")
-    r.keys(out, "output", ("directory", "database", "figures"))
-    directory = Path(r.value(out, "output.directory", str, name))
-    database = r.value(out, "output.database", str, None)
-    if database is not None and not database.startswith(("postgresql://", "postgres://")) \
-            and not database.endswith(".db"):
-        r.fail("output.database", f"a postgresql:// URL or an SQLite file ending in .db, got {database!r}")
-    figures = r.value(out, "output.figures", bool, True)
-
-    run = r.table(raw, "runner")
-    r.keys(run, "runner", ("workers", "threads_per_worker"))
-    workers = r.value(run, "runner.workers", int, None)
-    if workers is not None and workers < 0:
-        r.fail("runner.workers", f"an integer >= 0, got {workers}")
-    threads = r.positive(run, "runner.threads_per_worker", int, 1)
+    out = OUTPUT.read(r, r.table(raw, "output"), "output", fill=True)
+    run = RUNNER.read(r, r.table(raw, "runner"), "runner", fill=True)
 
     return CampaignConfig(
         name=name, seed=seed, groups=groups, tests=tests, test_settings=test_settings,
-        potentials=potentials, relax=relax, directory=directory, database=database,
-        figures=figures, workers=workers, threads_per_worker=threads, source=source, text=text,
+        potentials=potentials, relax=relax, directory=Path(out["directory"] or name),
+        database=out["database"], figures=out["figures"], workers=run["workers"],
+        threads_per_worker=run["threads_per_worker"], source=source, text=text,
     )
 
 
 def _group(r, g, where) -> SampleGroup:
-    if not isinstance(g, dict):
-        r.fail(where, "a table")
-    r.keys(g, where, _GROUP)
-    kind = r.choice(g, f"{where}.kind", KINDS, None, required=True)
-    rings = r.value(g, f"{where}.rings", list, required=True)
-    if len(rings) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) for n in rings):
-        r.fail(f"{where}.rings", f"[NX, NY], two integers, got {rings!r}")
-    if rings[0] < 4 or rings[1] < 4 or rings[1] % 2:
-        r.fail(f"{where}.rings", f"NX >= 4 and an even NY >= 4 (periodic honeycomb), got {rings}")
-    distribution = r.choice(g, f"{where}.distribution", DISTRIBUTIONS, "gamma")
-    given = [k for k in ("mu2", "mu2_range", "sigma_factor") if k in g]
-    if len(given) != 1:
-        r.fail(where, f"exactly one of mu2, mu2_range, sigma_factor, got {given or 'none'}")
-    mu2 = mu2_range = sigma = None
-    if "mu2" in g:
-        mu2 = _numbers(r, g, f"{where}.mu2", positive=True)
-    elif "mu2_range" in g:
-        mu2_range = _numbers(r, g, f"{where}.mu2_range", positive=True)
-        if len(mu2_range) != 2 or not mu2_range[0] < mu2_range[1]:
-            r.fail(f"{where}.mu2_range", f"[lo, hi] with lo < hi, got {list(mu2_range)}")
-    else:
-        if distribution != "lognormal":
-            r.fail(f"{where}.sigma_factor", "distribution = \"lognormal\" (sigma_factor is its parameter)")
-        sigma = _numbers(r, g, f"{where}.sigma_factor", positive=True)
-    count = r.positive(g, f"{where}.count", int, None, required=True)
-    generator = r.value(g, f"{where}.generator", str, None)
-    if generator is not None and generator.count(":") != 1:
-        r.fail(f"{where}.generator", f"'module:function', got {generator!r}")
-    options = r.value(g, f"{where}.options", dict, {})
-    return SampleGroup(kind=kind, rings=tuple(rings), distribution=distribution, count=count, mu2=mu2,
-                       mu2_range=mu2_range, sigma_factor=sigma, generator=generator, options=options)
-
-
-def _numbers(r, table, key, positive=False) -> tuple:
-    values = r.value(table, key, list, required=True)
-    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        r.fail(key, f"a non-empty list of numbers, got {values!r}")
-    if positive and min(values) <= 0:
-        r.fail(key, f"positive numbers, got {values}")
-    return tuple(float(v) for v in values)
+    values = GROUP.read(r, g, where, fill=True)
+    tupled = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return SampleGroup(**tupled)
 
 
 def _potential(r, value, key) -> dict:
@@ -252,32 +272,9 @@ def _potential(r, value, key) -> dict:
         value = {"name": value}
     if not isinstance(value, dict):
         r.fail(key, f"a potential name or a table {{name = ..., parameters = {{...}}}}, got {value!r}")
-    r.keys(value, key, ("name", "parameters"))
-    name = r.choice(value, f"{key}.name", tuple(POTENTIALS), None, required=True)
-    params = r.value(value, f"{key}.parameters", dict, {})
-    return {"name": name, "parameters": params}
-
-
-def _aqs_overrides(r, table: dict, key: str) -> dict:
-    r.keys(table, key, tuple(f.name for f in fields(AQSSettings)))
-    return _scalars(r, table, key)
-
-
-def _probe_settings(r, table: dict, key: str) -> dict:
-    r.keys(table, key, ("samples", *(f.name for f in fields(ProbeSettings))))
-    out = _scalars(r, table, key)
-    for name in ("samples", "grid", "directions"):
-        r.positive(out, f"{key}.{name}", int, None)
-    return out
-
-
-def _scalars(r, table: dict, key: str) -> dict:
-    out = {}
-    for name, value in table.items():
-        if not isinstance(value, (bool, int, float, str)):
-            r.fail(f"{key}.{name}", f"a number, string or boolean, got {value!r}")
-        out[name] = value
-    return out
+    spec = POTENTIAL_SPEC.read(r, value, key, fill=True)
+    schemas.POTENTIALS[spec["name"]].read(r, spec["parameters"], f"{key}.parameters")
+    return {"name": spec["name"], "parameters": value.get("parameters", {})}
 
 
 def _check_probe(r, groups, potentials) -> None:

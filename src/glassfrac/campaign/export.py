@@ -46,9 +46,6 @@ and ``events.json`` in each sample folder, which :func:`glassfrac.learn.windows.
 """
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +53,7 @@ import numpy as np
 from glassfrac.campaign.store import CampaignStore, row_structure
 from glassfrac.core.errors import InputError
 from glassfrac.core.files import atomic_open
+from glassfrac.core.outputs import OutputFolder, check_file
 from glassfrac.core.provenance import now
 
 FORMAT = "glassfrac-dataset-1"
@@ -145,46 +143,51 @@ def concatenate(samples: list) -> dict:
     return out
 
 
-def export_dataset(store: CampaignStore, output) -> dict:
-    """Write the campaign in ``store`` to ``output`` (``.npz``: one file; else a folder)."""
+def export_dataset(store: CampaignStore, output, overwrite: bool = False) -> dict:
+    """Write the campaign in ``store`` to ``output`` (``.npz``: one file; else a folder).
+
+    The rule of :mod:`glassfrac.core.outputs`, checked before anything is read: an existing ``.npz`` is
+    replaced only with ``overwrite``; a folder is used if it is new, empty or made by an earlier export
+    (whose sample files that this export does not write again are removed), any other folder only with
+    ``overwrite`` (then the export's files go beside its files, none of which is deleted); the campaign's
+    own folder is refused.
+    """
+    output = Path(output)
+    if output.resolve() == store.directory.resolve():
+        raise InputError("this is the campaign's own folder; export into another folder or a .npz file", output)
+    folder = None
+    if output.suffix == ".npz":
+        check_file(output, overwrite)
+    else:
+        folder = OutputFolder(output, "dataset export", overwrite, names=("manifest.json",))
     rows = store.rows()
     if not rows:
         raise InputError("no complete samples to export", store.directory)
+    if folder is not None:
+        folder.check(f"{row.sample_id}.npz" for row in rows)
     samples = [sample_arrays(row) for row in rows]
     metadata = {"format": FORMAT, "campaign": store.name, "definition": store.definition(),
                 "units": rows[0].data.get("units", {}), "n_samples": len(rows), "exported": now()}
     head = {"format": np.array(FORMAT), "metadata": np.array(json.dumps(metadata, default=str))}
-    output = Path(output)
-    if output.suffix == ".npz":
+    if folder is None:
         with atomic_open(output, "wb") as handle:
             np.savez_compressed(handle, **head, **concatenate(samples))
     else:
-        _write_folder(output, samples, metadata, head)
+        _write_folder(folder, samples, metadata, head)
     return {"output": str(output), "samples": len(samples), "atoms": int(sum(len(s["positions"]) for s in samples)),
             "events": int(sum(len(s["event_test"]) for s in samples)), "form": "npz" if output.suffix == ".npz"
             else "folder"}
 
 
-def _write_folder(output: Path, samples, metadata, head) -> None:
-    """One .npz per sample plus manifest.json, built beside ``output`` and renamed into place."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent))
-    try:
-        files = []
-        for s in samples:
-            name = f"{s['sample_id'][0]}.npz"
-            with open(tmp / name, "wb") as handle:
-                np.savez_compressed(handle, **head, **s)
-            files.append({"sample_id": str(s["sample_id"][0]), "file": name})
-        with open(tmp / "manifest.json", "w") as handle:
-            json.dump({**metadata, "samples": files}, handle, indent=1, default=str)
-        old = None
-        if output.exists():
-            old = output.with_name(f".{output.name}.old-{os.getpid()}")
-            os.replace(output, old)
-        os.replace(tmp, output)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def _write_folder(folder: OutputFolder, samples, metadata, head) -> None:
+    """One .npz per sample plus manifest.json (written last), each atomically, into ``folder``; stale sample
+    files of an earlier export into it are removed."""
+    files = []
+    for s in samples:
+        name = f"{s['sample_id'][0]}.npz"
+        with atomic_open(folder.file(name), "wb") as handle:
+            np.savez_compressed(handle, **head, **s)
+        files.append({"sample_id": str(s["sample_id"][0]), "file": name})
+    with atomic_open(folder.file("manifest.json")) as handle:
+        json.dump({**metadata, "samples": files}, handle, indent=1, default=str)
+    folder.finish()

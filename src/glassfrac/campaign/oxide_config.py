@@ -10,11 +10,13 @@ configs/oxide-quick.toml and configs/oxide-paper.toml.
 
 import importlib.metadata
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
+from glassfrac.campaign import schemas
 from glassfrac.core.config import TomlReader, read_toml
 from glassfrac.core.errors import InputError
 from glassfrac.core.provenance import collect
+from glassfrac.core.schema import Key, Schema
 from glassfrac.generate.quench import QuenchSchedule
 from glassfrac.learn.oxide_softness import SoftnessSettings
 from glassfrac.mechanics.md import MDSettings
@@ -47,37 +49,39 @@ class OxideConfig:
 
 
 def load_config(path=None) -> OxideConfig:
-    """Read a TOML config (None: the defaults)."""
+    """Read a TOML config (None: the defaults); every key is checked by its schema
+    (:mod:`glassfrac.campaign.schemas`) before anything runs."""
     if path is None:
         return OxideConfig()
     data, _ = read_toml(path)
     r = TomlReader(path)
-    r.keys(data, "", TABLES)
-    quench = dict(r.table(data, "quench"))
-    tension = dict(r.table(data, "tension"))
-    pressures = tuple(float(p) for p in quench.pop("pressures_GPa", DEFAULT_PRESSURES))
-    modes = tuple(tension.pop("modes", MODES))
-    if set(modes) - set(MODES):
-        r.fail("tension.modes", f"modes among {MODES}, got {list(modes)}")
+    Schema(tuple(Key(t, dict, None) for t in TABLES)).read(r, data)
+    quench = schemas.QUENCH.read(r, r.table(data, "quench"), "quench", extra=(schemas.PRESSURES.name,))
+    tension = schemas.TENSION.read(r, r.table(data, "tension"), "tension", extra=(schemas.MODES.name,))
+    pressures = schemas.PRESSURES.validate(quench.pop("pressures_GPa"), "quench.pressures_GPa", r) \
+        if "pressures_GPa" in quench else DEFAULT_PRESSURES
+    modes = schemas.MODES.validate(tension.pop("modes"), "tension.modes", r) if "modes" in tension else MODES
     if "replicate" in tension:
         tension["replicate"] = tuple(tension["replicate"])
+    softness = schemas.SOFTNESS.read(r, r.table(data, "softness"), "softness")
     return OxideConfig(
-        potential=_build(r, MatsuiPotential, r.table(data, "potential"), "potential"),
-        md=_build(r, MDSettings, r.table(data, "md"), "md"),
+        potential=_build(r, MatsuiPotential, schemas.MATSUI.read(r, r.table(data, "potential"), "potential"),
+                         "potential"),
+        md=_build(r, MDSettings, schemas.MD.read(r, r.table(data, "md"), "md"), "md"),
         quench=_build(r, QuenchSchedule, quench, "quench"),
-        pressures_GPa=pressures,
+        pressures_GPa=tuple(pressures),
         tension=_build(r, TensionSettings, tension, "tension"),
-        modes=modes,
-        softness=_build(r, SoftnessSettings, r.table(data, "softness"), "softness"),
+        modes=tuple(modes),
+        softness=_build(r, SoftnessSettings, softness, "softness"),
     )
 
 
 def _build(r: TomlReader, cls, values: dict, table: str):
-    """``cls(**values)``; unknown keys and values the dataclass refuses name ``table``."""
-    r.keys(values, table, [f.name for f in fields(cls)])
+    """``cls(**values)`` of checked ``values``; a rule the dataclass itself enforces (an
+    InputError) is reported with the file and ``table``."""
     try:
         return cls(**values)
-    except (TypeError, ValueError) as exc:
+    except InputError as exc:
         raise InputError(f"[{table}]: {exc}", r.source) from exc
 
 

@@ -1,7 +1,8 @@
 """One sample through the stages, on a worker: generate → relax → tests (tension, shear, probe).
 
 :func:`run_sample` runs the stages of one :class:`~glassfrac.campaign.samples.SampleSpec`
-into a private temporary directory ``<out>/samples/.tmp-<run>-<sample_id>/`` and returns a
+into a private temporary directory ``<out>/samples/.tmp-<run>-<sample_id>-<attempt>/`` (one per
+attempt: a worker the scheduler gave up for lost may still be writing into its own) and returns a
 :class:`SampleResult` (the row to store: structure, key-value pairs, data) or a
 :class:`SampleFailure` (stage, error text, traceback). It never raises for a failing sample
 and never touches the store: the runner moves the directory into place and inserts the row.
@@ -31,13 +32,15 @@ import hashlib
 import importlib
 import json
 import os
-import shutil
 import socket
 import time
 import traceback
+import uuid
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import ase.db.core
 import numpy as np
 
 from glassfrac.analysis.rings import RingAnalysis
@@ -162,8 +165,7 @@ def run_sample(spec: SampleSpec, plan: Plan):
     set_threads(plan.threads)
     start = time.perf_counter()
     started = now()
-    directory = Path(plan.samples_dir) / f".tmp-{plan.run_id}-{spec.sample_id}"
-    shutil.rmtree(directory, ignore_errors=True)
+    directory = Path(plan.samples_dir) / f".tmp-{plan.run_id}-{spec.sample_id}-{uuid.uuid4().hex[:8]}"
     directory.mkdir(parents=True)
     ctx = SampleContext(spec, plan, directory)
     timings = {}
@@ -352,6 +354,7 @@ def _row(ctx: SampleContext, timings: dict, started: str, seconds: float):
     keys = {"campaign": ctx.plan.campaign, **spec.keys(), "dim": s.dim, "seconds": round(seconds, 3)}
     keys.update(ctx.keys)
     keys = clean_keys(keys)
+    check_keys(keys)  # here, so a label the store refuses fails this sample, not the runner
     arrays = {name: np.asarray(v) for name, v in s.arrays.items() if name != "mass"}
     arrays.update(ctx.arrays)
     data = {k: v for k, v in ctx.data.items()}
@@ -395,6 +398,17 @@ def clean_keys(keys: dict) -> dict:
             raise TypeError(f"label {key!r} must be a scalar, got {type(value).__name__}")
         out[key] = value
     return out
+
+
+def check_keys(keys: dict) -> None:
+    """Refuse labels that the ASE store would refuse on insert (reserved names, strings that read as
+    numbers); ValueError names the label."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # keys that are also chemical formulas: allowed
+            ase.db.core.check(keys)
+    except ValueError as exc:
+        raise ValueError(f"the store refuses these labels: {exc}") from None
 
 
 def file_manifest(directory: Path) -> list:

@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from glassfrac.cli import add_command
+from glassfrac.cli import add_command, add_overwrite
+from glassfrac.cli.options import non_negative_float, non_negative_int, positive_int
+from glassfrac.core.errors import CheckError
 
 
 def register(subparsers) -> None:
@@ -15,18 +17,26 @@ def register(subparsers) -> None:
     run.add_argument("config", help="campaign config (TOML)")
     run.add_argument("--scheduler", metavar="ADDRESS", default=None,
                      help="attach to a running Dask scheduler (tcp://host:port) instead of a local cluster")
-    run.add_argument("--workers", type=int, default=None,
+    run.add_argument("--slurm-jobs", metavar="N", type=positive_int, default=None,
+                     help="submit N SLURM jobs, one Dask worker each, through dask-jobqueue (settings from "
+                          "Dask's jobqueue.slurm config; see README, Running campaigns on a cluster)")
+    run.add_argument("--store-wait", metavar="SECONDS", type=non_negative_float, default=None,
+                     help="how long to wait for a database server that stops answering before the run "
+                          "stops (default 120; a rerun resumes)")
+    run.add_argument("--workers", type=non_negative_int, default=None,
                      help="local worker processes (default: cores / threads per worker; 0: serial, "
                           "in this process)")
     run.add_argument("--retry-failed", action="store_true", help="run the failed samples again")
     run.add_argument("--output", metavar="DIR", default=None, help="campaign directory (overrides the config)")
+    add_overwrite(run)
     run.add_argument("--database", metavar="URL", default=None,
                      help="store (postgresql://user@host:port/db or FILE.db; overrides the config)")
     status = add_command(sub, "status", "counts of done, failed and pending samples of a campaign", _status)
     status.add_argument("directory", help="campaign directory")
     status.add_argument("--database", metavar="URL", default=None, help="store, if not the directory's SQLite")
     status.add_argument("--check", action="store_true",
-                        help="also re-read every row and file and verify the recorded checksums")
+                        help="also re-read every row and file and verify the recorded checksums; problems "
+                             "found make the exit status 2 (the report is printed as usual, with 'error')")
 
     dataset = subparsers.add_parser("dataset", help="export a campaign as arrays for learning",
                                     description="Export a campaign as arrays for the learning stages.")
@@ -37,6 +47,7 @@ def register(subparsers) -> None:
     export.add_argument("directory", help="campaign directory")
     export.add_argument("-o", "--output", required=True,
                         help="DATASET.npz (one file) or a folder (one .npz per sample plus manifest.json)")
+    add_overwrite(export)
     export.add_argument("--database", metavar="URL", default=None, help="store, if not the directory's SQLite")
 
     report = add_command(subparsers, "report", "write the HTML report of a campaign (DIR/report.html)", _report)
@@ -46,7 +57,8 @@ def register(subparsers) -> None:
     demo = add_command(subparsers, "demo", "the main job on built-in defaults: a small campaign (tension, "
                                            "shear, a probe map), a quick predictor and the HTML report", _demo)
     demo.add_argument("-o", "--output", default="glassfrac-demo", help="output folder (default ./glassfrac-demo)")
-    demo.add_argument("--workers", type=int, default=None, help="local worker processes (0: serial)")
+    demo.add_argument("--workers", type=non_negative_int, default=None, help="local worker processes (0: serial)")
+    add_overwrite(demo)
 
 
 def _config(args):
@@ -68,7 +80,8 @@ def _run(args) -> dict:
     from glassfrac.campaign.runner import run_campaign
 
     return run_campaign(_config(args), workers=args.workers, scheduler=args.scheduler,
-                        retry_failed=args.retry_failed)
+                        retry_failed=args.retry_failed, slurm_jobs=args.slurm_jobs, store_wait=args.store_wait,
+                        overwrite=args.overwrite)
 
 
 def _store(args):
@@ -84,13 +97,18 @@ def _status(args) -> dict:
     out = campaign_status(store=store)
     if args.check:
         out["check"] = store.verify()
+        problems = out["check"]["problems"]
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise CheckError(f"{args.directory}: {len(problems)} problem(s) found: {'; '.join(problems[:3])}{more}",
+                             out)
     return out
 
 
 def _export(args) -> dict:
     from glassfrac.campaign.export import export_dataset
 
-    return export_dataset(_store(args), args.output)
+    return export_dataset(_store(args), args.output, overwrite=args.overwrite)
 
 
 def _report(args) -> dict:
@@ -102,4 +120,4 @@ def _report(args) -> dict:
 def _demo(args) -> dict:
     from glassfrac.cli.demo import run_demo
 
-    return run_demo(args.output, workers=args.workers)
+    return run_demo(args.output, workers=args.workers, overwrite=args.overwrite)

@@ -10,7 +10,7 @@ ResNet trained with Adam keeping the best validation epoch, and evaluated on the
 with 64 augmented copies each (R², MAE for scalars; periodic distance in Å for locations; MCC
 per sample for cracks), next to a trivial baseline. A checkpoint ``MODEL.checkpoint`` is
 written after every epoch; running the same command again resumes from it (a larger
-``--epochs`` trains on).
+``--epochs`` trains on, with ``--overwrite`` to replace the finished model file).
 
 ``cnn predict MODEL FILE``: the prediction for one structure (value; location in Å; for crack
 the per-atom intensity, written as the array ``crack_score`` with ``-o``). ``predict`` and
@@ -41,9 +41,19 @@ from pathlib import Path
 
 import numpy as np
 
-from glassfrac.cli import add_command
+from glassfrac.cli import add_command, add_overwrite
+from glassfrac.cli.options import (
+    MODEL,
+    PNG,
+    STRUCTURE_OUTPUT,
+    add_format,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from glassfrac.core.errors import InputError
 from glassfrac.core.jsonable import to_jsonable
+from glassfrac.core.outputs import OutputFolder, check_file, check_files
 
 
 def register(subparsers) -> None:
@@ -54,19 +64,22 @@ def register(subparsers) -> None:
     train = add_command(sub, "train", "train a ResNet on rendered images of a dataset, with test metrics", _train)
     train.add_argument("dataset", help="folder of .xyz files with targets in info, or a campaign export")
     train.add_argument("--target", required=True, choices=("mu2", "strain", "location", "crack"))
-    train.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    train.add_argument("-o", "--output", required=True, type=MODEL, help="model file to write (.safetensors)")
     train.add_argument("--arch", default="small", choices=("small", "resnet18", "resnet50"),
                        help="network (default small, for CPU; FC22: resnet50)")
-    train.add_argument("--epochs", type=int, default=100)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    train.add_argument("--patience", type=int, default=None, help="stop after this many epochs without improvement")
-    train.add_argument("--seed", type=int, default=0, help="seed of split, augmentation, initial weights")
-    train.add_argument("--shifts", type=int, default=16, help="random translations per sample (x 4 flips)")
-    train.add_argument("--copies-per-epoch", type=int, default=1, help="augmented copies of each sample per epoch")
-    train.add_argument("--val-copies", type=int, default=8, help="copies of each validation sample per epoch")
-    train.add_argument("--size", type=int, default=128, help="input image side, px (FC22: 128)")
-    train.add_argument("--pixels", type=int, default=256, help="pixels across the box before rebinning (FC22: 256)")
+    train.add_argument("--epochs", type=positive_int, default=100)
+    train.add_argument("--batch-size", type=positive_int, default=32)
+    train.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    train.add_argument("--patience", type=positive_int, default=None,
+                       help="stop after this many epochs without improvement")
+    train.add_argument("--seed", type=non_negative_int, default=0, help="seed of split, augmentation, initial weights")
+    train.add_argument("--shifts", type=non_negative_int, default=16, help="random translations per sample (x 4 flips)")
+    train.add_argument("--copies-per-epoch", type=positive_int, default=1,
+                       help="augmented copies of each sample per epoch")
+    train.add_argument("--val-copies", type=positive_int, default=8, help="copies of each validation sample per epoch")
+    train.add_argument("--size", type=positive_int, default=128, help="input image side, px (FC22: 128)")
+    train.add_argument("--pixels", type=positive_int, default=256,
+                       help="pixels across the box before rebinning (FC22: 256)")
     train.add_argument("--crop", default="square", choices=("square", "cell"),
                        help="image of the square at the cell corner (FC22) or of the whole cell resampled to a "
                             "square (non-square cells: every atom and rupture site inside)")
@@ -75,17 +88,21 @@ def register(subparsers) -> None:
                             "regression; heatmap locates, the pooled head is blind to stride shifts)")
     train.add_argument("--location-loss", default="fc22", choices=("fc22", "heatmap"),
                        help="location: FC22 periodic loss on x, y, or cross-entropy of the heat map (--head heatmap)")
-    train.add_argument("--heatmap-sigma", type=float, default=2.0, help="σ of the heat-map target, px")
+    train.add_argument("--heatmap-sigma", type=positive_float, default=2.0, help="σ of the heat-map target, px")
     train.add_argument("--crack-loss", default="mse", choices=("mse", "distribution"),
                        help="crack: MSE on the noisy target (FC22) or cross-entropy against it as a distribution")
     train.add_argument("--skips", action="store_true",
                        help="crack: U-Net decoder that concatenates the encoder stage maps")
-    train.add_argument("--figure", metavar="PNG", default=None, help="test-set predictions figure")
+    train.add_argument("--figure", metavar="PNG", type=PNG, default=None, help="test-set predictions figure")
+    add_overwrite(train)
 
     predict = add_command(sub, "predict", "predict the target of one structure with a trained model", _predict)
     predict.add_argument("model", help="model file written by 'cnn train'")
     predict.add_argument("file", help="structure file (extended XYZ, LAMMPS data or dump)")
-    predict.add_argument("-o", "--output", default=None, help="crack models: structure file with 'crack_score'")
+    add_format(predict)
+    predict.add_argument("-o", "--output", default=None, type=STRUCTURE_OUTPUT,
+                         help="crack models: structure file with 'crack_score'")
+    add_overwrite(predict)
 
     scan_cmd = add_command(sub, "scan", "strain model slid over (or heat-map location model applied to) larger "
                                         "samples: P(rupture inside) vs area",
@@ -93,16 +110,19 @@ def register(subparsers) -> None:
     scan_cmd.add_argument("model", help="strain or heat-map location model written by 'cnn train'")
     scan_cmd.add_argument("dataset", nargs="+", help="larger samples with rupture_location in info (folders or "
                                                      "exports)")
-    scan_cmd.add_argument("--stride", type=int, default=16, help="window step, px")
-    scan_cmd.add_argument("--figure", metavar="PNG", default=None, help="P(inside) against the area fraction")
+    scan_cmd.add_argument("--stride", type=positive_int, default=16, help="window step, px")
+    scan_cmd.add_argument("--figure", metavar="PNG", type=PNG, default=None, help="P(inside) against the area fraction")
+    add_overwrite(scan_cmd)
 
     explain = add_command(subparsers, "explain", "Grad-CAM attention of an image model on one structure",
                           _explain)
     explain.add_argument("model", help="model file written by 'cnn train' (mu2, strain or location)")
     explain.add_argument("file", help="structure file")
+    add_format(explain)
     explain.add_argument("-o", "--output", required=True, help="folder for figures, maps and explain.json")
     explain.add_argument("--potential", default=None,
                          help="potential for the per-atom energy U (yukawa2d, watanabe): correlation of G with U")
+    add_overwrite(explain)
 
 
 def _train(args) -> dict:
@@ -110,6 +130,8 @@ def _train(args) -> dict:
     from glassfrac.learn.resnet import ResNetConfig
     from glassfrac.learn.training import TrainSettings, train_and_evaluate
 
+    check_file(args.output, args.overwrite)
+    check_files([args.figure], args.overwrite, "--figure")
     image_settings = ImageSettings(size=args.size, pixels=args.pixels, render_seed=args.seed, crack_seed=args.seed,
                                    crop=args.crop)
     data = load_images(args.dataset, args.target, image_settings)
@@ -159,8 +181,9 @@ def _predict(args) -> dict:
     from glassfrac.learn.training import ImageModel, atom_values
     from glassfrac.structure import read, write
 
+    check_files([args.output], args.overwrite)
     model = ImageModel.load(args.model)
-    structure = read(args.file)
+    structure = read(args.file, format=args.format)
     rendered = render_for_model(model, structure)
     prediction = model.predict(rendered.image[None])[0]
     out = {"model": args.model, "file": args.file, "target": model.task}
@@ -190,9 +213,10 @@ def _scan(args) -> dict:
     from glassfrac.learn.images import location_fraction, read_structures
     from glassfrac.learn.training import ImageModel
 
+    check_files([args.figure], args.overwrite, "--figure")
     model = ImageModel.load(args.model)
     if "pixel_size" not in model.info:
-        raise InputError("the model file does not record its training pixel size")
+        raise InputError("the model file does not record its training pixel size", args.model)
     structures, names = [], []
     for path in args.dataset:
         more, more_names = read_structures(path)
@@ -215,7 +239,8 @@ def _scan(args) -> dict:
         locations.append(u * rendered.image.shape[0] / side)
         used.append(name)
     if not maps:
-        raise InputError("no sample with a rupture_location inside its image and at least the model's size")
+        raise InputError(f"no sample of {', '.join(map(str, args.dataset))} with a rupture_location inside its "
+                         f"image and at least the model's size")
     fractions = np.linspace(0.05, 1.0, 20)
     p = inside_probability(maps, locations, fractions)
     if args.figure:
@@ -234,8 +259,9 @@ def _explain(args) -> dict:
     from glassfrac.report.attention import plot_attention, plot_attention_field
     from glassfrac.structure import read
 
+    folder = OutputFolder(args.output, "explain", args.overwrite, names=("attention.npz", "explain.json"))
     model = ImageModel.load(args.model)
-    structure = read(args.file)
+    structure = read(args.file, format=args.format)
     energies = None
     if args.potential:
         from glassfrac.potentials import get_potential
@@ -243,19 +269,17 @@ def _explain(args) -> dict:
         energies = get_potential(args.potential).evaluate([structure], per_atom=True)[0]["per_atom_energy"]
         energies = np.asarray(energies, float)
     result = explain(model, structure, energies)
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
     location = structure.info.get("rupture_location")
     figures = []
     for name, maps in result["maps"].items():
-        path = out_dir / ("attention.png" if name == "t" else f"attention_{name}.png")
+        path = folder.file("attention.png" if name == "t" else f"attention_{name}.png")
         plot_attention(result["image"], maps, result["pixel_map"], path, result["defects"], location,
                        {r: {"φ": s["phi"], "ρ(G,D)": s["rho_defects"]} for r, s in result["stats"][name].items()},
                        title=f"{model.task} model, prediction {np.round(result['prediction'], 3)}")
         figures.append(str(path))
     if "divergence" in result:
         r = max(result["maps"]["x"])
-        path = out_dir / "attention_field.png"
+        path = folder.file("attention_field.png")
         plot_attention_field(result["image"], result["maps"]["x"][r], result["maps"]["y"][r], result["divergence"],
                              result["pixel_map"], path, location, result["prediction"])
         figures.append(str(path))
@@ -264,10 +288,11 @@ def _explain(args) -> dict:
         arrays.update({f"G_{name}_r{r}": g for r, g in maps.items()})
     if result["defects"] is not None:
         arrays["defects"] = result["defects"]
-    with atomic_path(out_dir / "attention.npz") as tmp, open(tmp, "wb") as handle:
+    with atomic_path(folder.file("attention.npz")) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, **arrays)
     summary = {"model": args.model, "file": args.file, "target": model.task, "prediction": result["prediction"],
                "pixel_size": result["pixel_map"].pixel_size, "stats": result["stats"], "figures": figures}
-    with atomic_open(out_dir / "explain.json") as handle:
+    with atomic_open(folder.file("explain.json")) as handle:
         json.dump(to_jsonable(summary), handle, indent=1)
+    summary["removed_stale"] = folder.finish()
     return summary

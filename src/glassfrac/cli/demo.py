@@ -13,7 +13,8 @@ locally on an 8 × 8 grid), then the post-campaign steps of :data:`STEPS` in ord
 - ``report``: the HTML report (``report.html``) with the figures of every stage.
 
 Everything is written into one folder (default ``./glassfrac-demo``); running the demo again
-resumes or reuses the finished samples.
+resumes or reuses the finished samples. A non-empty folder that is not a demo's is refused unless
+``--overwrite`` (then the demo writes beside its files: :mod:`glassfrac.core.outputs`).
 """
 
 import json
@@ -66,7 +67,7 @@ def _dataset(store, results: dict) -> None:
     from glassfrac.campaign.export import export_dataset
 
     results["dataset"] = str((store.directory / "dataset.npz").resolve())
-    export_dataset(store, results["dataset"])
+    export_dataset(store, results["dataset"], overwrite=True)  # the demo's own file in its own folder
 
 
 def _predictor(store, results: dict) -> None:
@@ -149,10 +150,11 @@ STEPS = [("dataset", _dataset), ("predictor", _predictor), ("report", _report)]
 """Steps after the campaign: ``(name, step(store, results))``, each adding to ``results``."""
 
 
-def run_demo(output="glassfrac-demo", workers: int | None = None) -> dict:
+def run_demo(output="glassfrac-demo", workers: int | None = None, overwrite: bool = False) -> dict:
     """Run the demo campaign into ``output`` and the :data:`STEPS`; returns paths, counts,
     the predictor's held-out metrics, wall seconds and CPU seconds (this process and its
-    finished worker processes)."""
+    finished worker processes). ``output`` must be new, empty or a demo's folder, or any folder
+    with ``overwrite`` (whose files are kept: :mod:`glassfrac.core.outputs`)."""
     import resource
     import time
 
@@ -166,7 +168,7 @@ def run_demo(output="glassfrac-demo", workers: int | None = None) -> dict:
     start, cpu_start = time.perf_counter(), cpu()
     directory = Path(output)
     config = replace(parse_config(DEMO_CONFIG, source="glassfrac demo (built-in config)"), directory=directory)
-    summary = run_campaign(config, workers=workers)
+    summary = run_campaign(config, workers=workers, overwrite=overwrite, command="demo")
     store = open_store(config)
     results = {"samples": summary["done"], "failed": summary["failed"], "campaign_seconds": summary["run_seconds"]}
     for name, step in STEPS:

@@ -20,56 +20,77 @@ from pathlib import Path
 
 import numpy as np
 
-from glassfrac.cli import add_command
+from glassfrac.cli import add_command, add_overwrite
+from glassfrac.cli.options import (
+    PNG,
+    STRUCTURE_OUTPUT,
+    add_format,
+    finite_float,
+    non_negative_float,
+    non_negative_int,
+    output_file,
+    positive_float,
+    positive_int,
+)
+from glassfrac.core.outputs import check_file, check_files
 
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "image", "Si positions from a microscope image, bonds, rings, structure", _image)
     p.add_argument("file", help="image: TIFF, PNG/JPEG, MRC, DM3/DM4 (with ncempy) or .npy")
-    p.add_argument("-o", "--output", required=True, help="structure file to write (.xyz extended XYZ, .data LAMMPS)")
-    p.add_argument("--pixel-size", type=float, default=None,
+    p.add_argument("-o", "--output", required=True, type=STRUCTURE_OUTPUT,
+                   help="structure file to write (.xyz extended XYZ, .data LAMMPS)")
+    p.add_argument("--pixel-size", type=positive_float, default=None,
                    help="Å per pixel (default: from the file if it states one, else estimated from Si–Si = 3.05 Å)")
     roi = p.add_mutually_exclusive_group()
-    roi.add_argument("--roi", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="rectangle, pixels")
-    roi.add_argument("--roi-circle", type=float, nargs=3, metavar=("CX", "CY", "R"), help="circle, pixels")
+    roi.add_argument("--roi", type=finite_float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="rectangle, pixels")
+    roi.add_argument("--roi-circle", type=finite_float, nargs=3, metavar=("CX", "CY", "R"), help="circle, pixels")
     p.add_argument("--corrections", default=None, help="CSV of manual edits: action,x,y[,unit] (add|remove)")
-    p.add_argument("--tolerance", type=float, default=None,
+    p.add_argument("--tolerance", type=positive_float, default=None,
                    help="largest distance (px) of a 'remove' row from its detection (default 0.5 Si–Si)")
     p.add_argument("--detector", choices=("log", "trackpy"), default="log", help="default log (Marr–Hildreth)")
-    p.add_argument("--sigma", type=float, default=None, help="LoG scale in Å (default 0.2 × 3.05)")
-    p.add_argument("--threshold", type=float, default=0.35,
+    p.add_argument("--sigma", type=positive_float, default=None, help="LoG scale in Å (default 0.2 × 3.05)")
+    p.add_argument("--threshold", type=non_negative_float, default=0.35,
                    help="keep spots at least this fraction of the 90th-percentile strength (default 0.35)")
-    p.add_argument("--diameter", type=int, default=None, help="trackpy feature diameter, odd, pixels")
+    p.add_argument("--diameter", type=positive_int, default=None, help="trackpy feature diameter, odd, pixels")
     p.add_argument("--invert", action="store_true", help="atoms are dark on a bright background")
     p.add_argument("--no-rescale", action="store_true", help="keep the pixel size; do not rescale to Si–Si = 3.05 Å")
     p.add_argument("--relax", action="store_true", help="relax with free boundaries (Yukawa 2D silica)")
-    p.add_argument("--fmax", type=float, default=1e-3, help="force tolerance of --relax, eV/Å (default 1e-3)")
-    p.add_argument("--frozen-radius", type=float, default=None,
+    p.add_argument("--fmax", type=positive_float, default=1e-3, help="force tolerance of --relax, eV/Å (default 1e-3)")
+    p.add_argument("--frozen-radius", type=non_negative_float, default=None,
                    help="Å: atoms farther than this from the mean Si position get frozen = True")
-    p.add_argument("--overlay", default=None, help="PNG of detections on the image (default OUTPUT.overlay.png)")
-    p.add_argument("--max-bond", type=float, default=1.5,
+    p.add_argument("--overlay", type=PNG, default=None,
+                   help="PNG of detections on the image (default OUTPUT.overlay.png)")
+    p.add_argument("--max-bond", type=positive_float, default=1.5,
                    help="drop Si–Si bonds longer than this multiple of the median bond (default 1.5)")
     m = p.add_argument_group("trained predictors (figures OUTPUT.softness.png, .attention.png, .listi.png)")
     m.add_argument("--softness", metavar="MODEL", default=None, help="softness SVM (file or its folder)")
     m.add_argument("--cnn", metavar="MODEL", default=None, help="ResNet mu2 or strain model ('glassfrac cnn train')")
     m.add_argument("--listi", metavar="MODEL", default=None, help="LISTI threshold model ('glassfrac listi train')")
-    m.add_argument("--stride", type=int, default=None, help="ResNet window step, px of the model (default side / 4)")
-    m.add_argument("--listi-spacing", type=float, default=None, help="Å between LISTI windows (default radius / 4)")
-    m.add_argument("--load-angle", type=float, default=0.0, help="LISTI stretch direction, degrees (default 0)")
+    m.add_argument("--stride", type=positive_int, default=None,
+                   help="ResNet window step, px of the model (default side / 4)")
+    m.add_argument("--listi-spacing", type=positive_float, default=None,
+                   help="Å between LISTI windows (default radius / 4)")
+    m.add_argument("--load-angle", type=finite_float, default=0.0, help="LISTI stretch direction, degrees (default 0)")
+    add_overwrite(p)
 
     r = add_command(subparsers, "render", "microscope-like image of a structure (FC22 photon model)", _render)
     r.add_argument("file", help="structure file")
-    r.add_argument("-o", "--output", required=True, help="image to write (.tif, float32, pixel size stored)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--pixels", type=int, default=256, help="pixels across the box along x (default 256)")
-    r.add_argument("--size", type=int, default=128, help="final side in pixels, 0 = keep the crop (default 128)")
-    r.add_argument("--photons-si", type=float, default=800)
-    r.add_argument("--photons-o", type=float, default=100)
-    r.add_argument("--background", type=float, default=4e5, help="uniform photons over the box")
-    r.add_argument("--blur", type=float, default=0.0, help="PSF sigma, Å")
+    add_format(r)
+    r.add_argument("-o", "--output", required=True, type=output_file(".tif", ".tiff", what="TIFF image"),
+                   help="image to write (.tif, float32, pixel size stored)")
+    r.add_argument("--seed", type=non_negative_int, default=0)
+    r.add_argument("--pixels", type=positive_int, default=256, help="pixels across the box along x (default 256)")
+    r.add_argument("--size", type=non_negative_int, default=128,
+                   help="final side in pixels, 0 = keep the crop (default 128)")
+    r.add_argument("--photons-si", type=non_negative_float, default=800)
+    r.add_argument("--photons-o", type=non_negative_float, default=100)
+    r.add_argument("--background", type=non_negative_float, default=4e5, help="uniform photons over the box")
+    r.add_argument("--blur", type=non_negative_float, default=0.0, help="PSF sigma, Å")
     r.add_argument("--noise", choices=("poisson", "gaussian"), default=None)
-    r.add_argument("--noise-level", type=float, default=0.0, help="Gaussian noise sigma / mean count")
+    r.add_argument("--noise-level", type=non_negative_float, default=0.0, help="Gaussian noise sigma / mean count")
     r.add_argument("--expected", action="store_true", help="expected counts instead of random photons")
+    add_overwrite(r)
 
 
 def _image(args) -> dict:
@@ -79,6 +100,13 @@ def _image(args) -> dict:
     from glassfrac.report.image_overlay import plot_detections
     from glassfrac.structure import write
 
+    stem = str(Path(args.output).with_suffix(""))
+    figures = {"softness": ".softness.png", "cnn": ".attention.png", "listi": ".listi.png"}
+    models = {"softness": args.softness, "cnn": args.cnn, "listi": args.listi}
+    check_file(args.output, args.overwrite)
+    check_files([args.overlay or stem + ".overlay.png"], args.overwrite, "--overlay")
+    check_files([stem + ".predictions.npz" if any(models.values()) else None]
+                + [stem + suffix for name, suffix in figures.items() if models[name]], args.overwrite)
     predictors = load_predictors(args.softness, args.cnn, args.listi, args.stride, args.listi_spacing,
                                  np.radians(args.load_angle))  # bad model files fail before the work
     loaded = read_image(args.file)
@@ -94,9 +122,9 @@ def _image(args) -> dict:
                         "diameter": args.diameter},
         build_options={"rescale": not args.no_rescale, "relax": args.relax, "fmax": args.fmax,
                        "frozen_radius": args.frozen_radius, "max_bond": args.max_bond},
+        source=args.file,
     )
     built = analysis.built
-    stem = str(Path(args.output).with_suffix(""))
     predicted = _predict(loaded.image, built, predictors, stem, Path(args.file).name) if predictors else {}
     write(built.structure, args.output)
     overlay = args.overlay or stem + ".overlay.png"
@@ -152,7 +180,8 @@ def _render(args) -> dict:
     from glassfrac.learn.render import RenderSettings, render
     from glassfrac.structure import read
 
-    structure = read(args.file)
+    check_file(args.output, args.overwrite)
+    structure = read(args.file, format=args.format)
     settings = RenderSettings(
         photons={"Si": args.photons_si, "O": args.photons_o}, background=args.background, pixels=args.pixels,
         output=args.size or None, blur=args.blur, photon_noise=not args.expected, noise=args.noise,

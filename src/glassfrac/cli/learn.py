@@ -12,8 +12,10 @@ per-sample figures, and ``published`` figures for the label where a paper gives 
 metrics on it are reported too.
 """
 
-from glassfrac.cli import add_command
+from glassfrac.cli import add_command, add_overwrite
+from glassfrac.cli.options import MODEL, PNG, STRUCTURE_OUTPUT, add_format, at_least, non_negative_int, positive_float
 from glassfrac.core.errors import InputError
+from glassfrac.core.outputs import check_file, check_files
 
 DESCRIPTORS = ("fc22", "du21", "fc22-unloaded")
 
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
     sub.required = True
     train = add_command(sub, "train", "train descriptor + SVM on per-atom labels, with held-out metrics", _train)
     train.add_argument("dataset", help="folder of .xyz files with the label array, or a campaign export")
-    train.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    train.add_argument("-o", "--output", required=True, type=MODEL, help="model file to write (.safetensors)")
     train.add_argument("--label", default="first_break", help="per-atom 0/1 array to learn (default first_break)")
     train.add_argument("--descriptor", choices=DESCRIPTORS, default="fc22",
                        help="fc22: radial, strained copy (148 features for Si/O); du21: radial + angular; "
@@ -35,18 +37,23 @@ def register(subparsers) -> None:
     train.add_argument("--kernel", choices=("linear", "rbf"), default="linear")
     train.add_argument("--C", default="0.01,0.1,1,10", help="comma-separated grid of C (default 0.01,0.1,1,10)")
     train.add_argument("--gamma", default="scale", help="comma-separated grid of gamma for rbf ('scale' or numbers)")
-    train.add_argument("--folds", type=int, default=5, help="GroupKFold splits over samples (default 5)")
+    train.add_argument("--folds", type=at_least(2), default=5, help="GroupKFold splits over samples (default 5)")
     train.add_argument("--scoring", default="balanced_accuracy", help="grid-search score (scikit-learn name)")
-    train.add_argument("--negative-ratio", type=float, default=None,
+    train.add_argument("--negative-ratio", type=positive_float, default=None,
                        help="keep at most this many negatives per positive in training sets (default: all)")
-    train.add_argument("--seed", type=int, default=0, help="seed of the negative subsampling")
-    train.add_argument("--figure", metavar="PNG", default=None, help="write ROC and flagged-fraction curves here")
+    train.add_argument("--seed", type=non_negative_int, default=0, help="seed of the negative subsampling")
+    train.add_argument("--figure", metavar="PNG", type=PNG, default=None,
+                       help="write ROC and flagged-fraction curves here")
     train.add_argument("--no-evaluate", action="store_true", help="skip the held-out (nested CV) evaluation")
+    add_overwrite(train)
 
     predict = add_command(sub, "predict", "softness and predicted class of every atom of a structure", _predict)
     predict.add_argument("model", help="model file written by 'softness train'")
     predict.add_argument("file", help="structure file (extended XYZ, LAMMPS data or dump)")
-    predict.add_argument("-o", "--output", required=True, help="structure file to write (.xyz keeps the arrays)")
+    add_format(predict)
+    predict.add_argument("-o", "--output", required=True, type=STRUCTURE_OUTPUT,
+                         help="structure file to write (.xyz keeps the arrays)")
+    add_overwrite(predict)
 
 
 def descriptor_by_name(name: str):
@@ -78,6 +85,8 @@ def _grid(text: str, name: str, allow_scale: bool = False) -> tuple:
 def _train(args) -> dict:
     from glassfrac.learn.svm import TrainingSettings, load_dataset, train
 
+    check_file(args.output, args.overwrite)
+    check_files([None if args.no_evaluate else args.figure], args.overwrite, "--figure")
     dataset = load_dataset(args.dataset, args.label)
     species = None if args.species is None else tuple(s.strip() for s in args.species.split(","))
     settings = TrainingSettings(kernel=args.kernel, C=_grid(args.C, "C"), gamma=_grid(args.gamma, "gamma", True),
@@ -107,8 +116,9 @@ def _predict(args) -> dict:
     from glassfrac.learn.svm import SoftnessModel
     from glassfrac.structure import read, write
 
+    check_file(args.output, args.overwrite)
     model = SoftnessModel.load(args.model)
-    structure = read(args.file)
+    structure = read(args.file, format=args.format)
     annotated = model.annotate(structure)
     write(annotated, args.output)
     s = annotated.arrays["softness"]

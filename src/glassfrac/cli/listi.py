@@ -11,8 +11,19 @@ published ones.
 (:class:`glassfrac.labels.probe.ThresholdMap`), with ``seconds`` (prediction wall time).
 """
 
-from glassfrac.cli import add_command
+from glassfrac.cli import add_command, add_overwrite
+from glassfrac.cli.options import (
+    MODEL,
+    NPZ,
+    PNG,
+    add_format,
+    finite_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from glassfrac.core.errors import InputError
+from glassfrac.core.outputs import check_file, check_files
 from glassfrac.learn.windows import KINDS
 
 
@@ -24,26 +35,30 @@ def register(subparsers) -> None:
     train = add_command(sub, "train", "train a LISTI model on probed samples, with held-out figures", _train)
     train.add_argument("dataset", help="folder of probed samples (<sample>/structure.xyz + map.npz)")
     train.add_argument("--model", choices=KINDS, default="gnn", help="model kind (default gnn)")
-    train.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
-    train.add_argument("--epochs", type=int, default=300, help="most epochs (default 300)")
-    train.add_argument("--patience", type=int, default=30, help="epochs without improvement before stopping")
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches, split")
-    train.add_argument("--radius", type=float, default=11.0, help="window radius in Å (default 11, R_free)")
-    train.add_argument("--image-size", type=int, default=64, help="CNN image size in pixels (default 64)")
+    train.add_argument("-o", "--output", required=True, type=MODEL, help="model file to write (.safetensors)")
+    train.add_argument("--epochs", type=positive_int, default=300, help="most epochs (default 300)")
+    train.add_argument("--patience", type=positive_int, default=30, help="epochs without improvement before stopping")
+    train.add_argument("--batch-size", type=positive_int, default=32)
+    train.add_argument("--seed", type=non_negative_int, default=0, help="seed of initialisation, batches, split")
+    train.add_argument("--radius", type=positive_float, default=11.0, help="window radius in Å (default 11, R_free)")
+    train.add_argument("--image-size", type=positive_int, default=64, help="CNN image size in pixels (default 64)")
     train.add_argument("--fractions", default="0.7,0.15,0.15",
                        help="train,validation,test fractions of samples when there is no split.json")
     train.add_argument("--checkpoint", default=None, help="checkpoint file: written every epoch, resumed from")
     train.add_argument("--no-augment", action="store_true", help="do not mirror windows during training")
     train.add_argument("--no-symmetrize", action="store_true", help="predict without averaging over mirrors")
+    add_overwrite(train)
 
     mapping = add_command(sub, "map", "threshold map of a structure predicted by a LISTI model", _map)
     mapping.add_argument("model", help="model file written by 'listi train'")
     mapping.add_argument("file", help="structure file (extended XYZ, LAMMPS data or dump)")
-    mapping.add_argument("-o", "--output", required=True, help="map file to write (.npz, as probe maps)")
-    mapping.add_argument("--grid", type=int, default=50, help="grid points per side (default 50)")
-    mapping.add_argument("--load-angle", type=float, default=0.0, help="stretch direction in degrees (default 0)")
-    mapping.add_argument("--figure", metavar="PNG", default=None, help="write the heatmap here")
+    add_format(mapping)
+    mapping.add_argument("-o", "--output", required=True, type=NPZ, help="map file to write (.npz, as probe maps)")
+    mapping.add_argument("--grid", type=positive_int, default=50, help="grid points per side (default 50)")
+    mapping.add_argument("--load-angle", type=finite_float, default=0.0,
+                         help="stretch direction in degrees (default 0)")
+    mapping.add_argument("--figure", metavar="PNG", type=PNG, default=None, help="write the heatmap here")
+    add_overwrite(mapping)
 
 
 def _fractions(text: str) -> tuple:
@@ -60,6 +75,7 @@ def _train(args) -> dict:
     from glassfrac.learn.listi import PUBLISHED, Trainer, TrainSettings, evaluate, split_by_sample
     from glassfrac.learn.windows import WindowSpec, build_windows, load_probed
 
+    check_file(args.output, args.overwrite)
     samples, named = load_probed(args.dataset)
     if named is None:
         split = split_by_sample(len(samples), _fractions(args.fractions), args.seed)
@@ -91,8 +107,10 @@ def _map(args) -> dict:
     from glassfrac.mechanics.probe import ProbeSettings
     from glassfrac.structure import read
 
+    check_file(args.output, args.overwrite)
+    check_files([args.figure], args.overwrite, "--figure")
     model = ListiModel.load(args.model)
-    structure = read(args.file)
+    structure = read(args.file, format=args.format)
     angle = float(np.radians(args.load_angle))
     result = model.predict_map(structure, grid=args.grid, load_angle=angle)
     seconds = result.pop("seconds")

@@ -1,6 +1,8 @@
 """CLI of the loading stage: ``glassfrac load tension|shear`` and ``glassfrac probe``."""
 
-from glassfrac.cli import add_command
+from glassfrac.cli import add_command, add_overwrite
+from glassfrac.cli.options import NPZ, add_format, from_file, positive_float, positive_int
+from glassfrac.core.outputs import OutputFolder, check_files
 from glassfrac.potentials import POTENTIALS, get_potential
 from glassfrac.structure import read
 
@@ -15,22 +17,31 @@ def _load(args) -> dict:
 
     from glassfrac.labels import shear_labels, tension_labels
     from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS, shear_test, tension_test
-    from glassfrac.report.loading import save_run
+    from glassfrac.report.loading import RUN_FILES, save_run
 
-    structure = read(args.file)
+    folder = OutputFolder(args.output, f"load {args.test}", args.overwrite, names=RUN_FILES)
+    structure = read(args.file, format=args.format)
     potential = get_potential(args.potential)
     tension = args.test == "tension"
     defaults = TENSION_DEFAULTS if tension else SHEAR_DEFAULTS
     overrides = {k: v for k, v in (("max_strain", args.max_strain), ("step", args.step),
                                    ("precision", args.precision), ("fmax", args.fmax),
                                    ("max_events", args.events)) if v is not None}
+    if not tension and args.mode == "simple":
+        overrides["path"] = "simple_shear"
+    if args.fixed_steps:  # a bracket one step wide is never bisected (AQSDriver.run)
+        overrides["precision"] = overrides.get("step", defaults.step)
     settings = dataclasses.replace(defaults, **overrides)
-    result = (tension_test if tension else shear_test)(structure, potential, settings)
+    with from_file(args.file):
+        result = (tension_test if tension else shear_test)(structure, potential, settings)
     labels = (tension_labels if tension else shear_labels)(result)
-    record = save_run(result, labels, args.output)
+    record = save_run(result, labels, folder)
+    stale = folder.finish()
     events = record["events"]
     return {
         "test": args.test,
+        "path": settings.path,
+        "fixed_steps": bool(args.fixed_steps),
         "potential": potential.name,
         "rupture_strain": record.get("rupture_strain"),
         "rupture_location": record.get("rupture_location"),
@@ -42,6 +53,7 @@ def _load(args) -> dict:
         "crack_atoms": len(record.get("crack_atoms", [])),
         "fractured": bool(result.fractured),
         "output": str(args.output),
+        "removed_stale": stale,
     }
 
 
@@ -56,13 +68,15 @@ def _probe(args) -> dict:
     from glassfrac.mechanics.probe import ProbeSettings, probe_map
     from glassfrac.report.probe_plot import plot_threshold_map
 
-    structure = read(args.file)
+    check_files([args.output, Path(args.output).with_suffix(".png")], args.overwrite)
+    structure = read(args.file, format=args.format)
     potential = get_potential(args.potential)
     events = None if args.events is None else event_locations(args.events)
     settings = ProbeSettings(grid=args.grid, r_free=args.r_free, directions=args.directions, workers=args.workers,
                              device=args.device)
     start = time.perf_counter()
-    result = probe_map(structure, potential, settings)
+    with from_file(args.file):
+        result = probe_map(structure, potential, settings)
     seconds = time.perf_counter() - start
     windows = len(result["centres"]) * len(result["angles"])
     out = {
@@ -90,28 +104,51 @@ def _probe(args) -> dict:
 
 
 def _register_loading(subparsers) -> None:
-    p = add_command(subparsers, "load", "quasistatic tension or shear test to failure, with labels", _load)
-    p.add_argument("test", choices=["tension", "shear"])
-    p.add_argument("file", help="structure file (extxyz, LAMMPS data or dump)")
-    p.add_argument("--potential", required=True, choices=sorted(POTENTIALS))
-    p.add_argument("--max-strain", type=float, default=None, help="strain limit (default 0.3 tension, 0.04 shear)")
-    p.add_argument("--step", type=float, default=None, help="coarse strain step")
-    p.add_argument("--precision", type=float, default=None, help="precision of bisected event strains")
-    p.add_argument("--fmax", type=float, default=None, help="relaxation tolerance, eV/Å (default 1e-8)")
-    p.add_argument("--events", type=int, default=None, help="stop after this many events (shear default 6)")
-    p.add_argument("-o", "--output", required=True, help="output directory")
+    load = subparsers.add_parser("load", help="quasistatic tension or shear test to failure, with labels",
+                                 description="Quasistatic (AQS) tension or shear test to failure, with labels.")
+    tests = load.add_subparsers(dest="test", metavar="TEST")
+    tests.required = True
+    for test, text in (("tension", "uniaxial-strain tension to fracture (FC22), with bond-break labels"),
+                       ("shear", "shear up to the first stress drops (LISTI25), with event labels")):
+        p = add_command(tests, test, text, _load)
+        p.add_argument("file", help="structure file (extxyz, LAMMPS data or dump)")
+        add_format(p)
+        p.add_argument("--potential", required=True, choices=sorted(POTENTIALS))
+        if test == "shear":
+            p.add_argument("--mode", choices=("pure", "simple"), default="pure",
+                           help="pure: area-preserving F = diag(1 + e, 1/(1 + e)), stress (sxx - syy)/2 "
+                                "(LISTI25, default); simple: F = [[1, e], [0, 1]], stress sxy")
+        p.add_argument("--max-strain", type=positive_float, default=None,
+                       help="strain limit (default 0.3 tension, 0.04 shear)")
+        p.add_argument("--step", type=positive_float, default=None,
+                       help="coarse strain step (default 0.005 tension, 1e-4 shear)")
+        steps = p.add_mutually_exclusive_group()
+        steps.add_argument("--precision", type=positive_float, default=None,
+                           help="precision of bisected event strains (default 1e-4 tension, 1e-5 shear)")
+        steps.add_argument("--fixed-steps", action="store_true",
+                           help="no bisection: every step is --step, and event strains are known to one step")
+        p.add_argument("--fmax", type=positive_float, default=None, help="relaxation tolerance, eV/Å (default 1e-8)")
+        p.add_argument("--events", type=positive_int, default=None,
+                       help="stop after this many events (shear default 6)")
+        p.add_argument("-o", "--output", required=True,
+                       help="output folder (made, or one made by an earlier run of this test; stale files of that "
+                            "run are removed)")
+        add_overwrite(p)
 
     p = add_command(subparsers, "probe", "local shear-stress threshold map (local probing)", _probe)
     p.add_argument("file", help="structure file: a 2D monolayer or a 3D sheet (bilayer, z not periodic)")
+    add_format(p)
     p.add_argument("--potential", default="yukawa2d", choices=sorted(POTENTIALS),
                    help="a potential with the 'hessian' ability: yukawa2d (monolayers), watanabe (bilayers)")
-    p.add_argument("--grid", type=int, default=50, help="grid points per side")
-    p.add_argument("--r-free", type=float, default=11.0, help="radius of the free region, Å")
-    p.add_argument("--directions", type=int, default=1, help="probe directions (min projected threshold)")
+    p.add_argument("--grid", type=positive_int, default=50, help="grid points per side")
+    p.add_argument("--r-free", type=positive_float, default=11.0, help="radius of the free region, Å")
+    p.add_argument("--directions", type=positive_int, default=1, help="probe directions (min projected threshold)")
     p.add_argument("--events", default=None, metavar="SHEAR_DIR",
                    help="output directory of a shear test (labels.json), or a folder or file with events.json: "
                         "adds the goodness per event and marks the events on the heatmap")
-    p.add_argument("--workers", type=int, default=1, help="CPU processes sharing the map (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="CPU processes sharing the map (default 1)")
     p.add_argument("--device", default="cpu", help="torch device of the batched windows (cpu, cuda)")
-    p.add_argument("-o", "--output", required=True, help="map file (.npz, a ThresholdMap); a .png heatmap is written "
+    p.add_argument("-o", "--output", required=True, type=NPZ,
+                   help="map file (.npz, a ThresholdMap); a .png heatmap is written "
                                                          "beside it")
+    add_overwrite(p)

@@ -12,12 +12,15 @@ can decide (for example to continue from the output). Bad input still exits 2.
 
 import sys
 
-from glassfrac.cli import add_command
+from glassfrac.cli import add_command, add_overwrite
+from glassfrac.cli.options import STRUCTURE_OUTPUT, add_format, from_file, positive_float, positive_int
+from glassfrac.core.outputs import check_file
 
 
 def register(subparsers) -> None:
     parser = add_command(subparsers, "relax", "minimise the energy of a structure (FIRE, L-BFGS or CG)", _relax)
     parser.add_argument("file", help="structure file (LAMMPS data or dump, extended XYZ)")
+    add_format(parser)
     parser.add_argument("--potential", required=True, choices=("yukawa2d", "watanabe"),
                         help="interatomic potential")
     parser.add_argument("--method", choices=("fire", "lbfgs", "cg"), default="lbfgs",
@@ -28,14 +31,15 @@ def register(subparsers) -> None:
                              "auto = hessian where possible; fewer evaluations on large samples (default none)")
     parser.add_argument("--cell", action="store_true",
                         help="also relax the cell to zero stress along every periodic axis")
-    parser.add_argument("--fmax", type=float, default=1e-8,
+    parser.add_argument("--fmax", type=positive_float, default=1e-8,
                         help="force tolerance in eV/Å (default 1e-8)")
-    parser.add_argument("--stress-tol", type=float, default=1e-6,
+    parser.add_argument("--stress-tol", type=positive_float, default=1e-6,
                         help="stress tolerance with --cell, N/m for sheets or GPa for bulk (default 1e-6)")
-    parser.add_argument("--max-steps", type=int, default=100_000,
+    parser.add_argument("--max-steps", type=positive_int, default=100_000,
                         help="cap on force evaluations (default 100000)")
-    parser.add_argument("-o", "--output", required=True,
+    parser.add_argument("-o", "--output", required=True, type=STRUCTURE_OUTPUT,
                         help="relaxed structure file (format from the extension)")
+    add_overwrite(parser)
 
 
 def _relax(args) -> dict:
@@ -43,12 +47,14 @@ def _relax(args) -> dict:
     from glassfrac.potentials import get_potential
     from glassfrac.structure import read, write
 
-    structure = read(args.file)
+    check_file(args.output, args.overwrite)
+    structure = read(args.file, format=args.format)
     potential = get_potential(args.potential)
-    (relaxed, info), = relax(potential, [structure], method=args.method, fmax=args.fmax,
-                             max_steps=args.max_steps, cell=True if args.cell else None,
-                             stress_tol=args.stress_tol,
-                             precondition=None if args.precondition == "none" else args.precondition)
+    with from_file(args.file):
+        (relaxed, info), = relax(potential, [structure], method=args.method, fmax=args.fmax,
+                                 max_steps=args.max_steps, cell=True if args.cell else None,
+                                 stress_tol=args.stress_tol,
+                                 precondition=None if args.precondition == "none" else args.precondition)
     write(relaxed, args.output)
     if not info["converged"]:
         print(f"glassfrac relax: warning: did not converge in {args.max_steps} evaluations "

@@ -14,10 +14,19 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from glassfrac.cli import add_command
+from glassfrac.cli import add_command, add_overwrite
+from glassfrac.cli.options import (
+    STRUCTURE_OUTPUT,
+    add_format,
+    finite_float,
+    non_negative_int,
+    positive_float,
+    regex,
+)
 from glassfrac.core.errors import InputError
 from glassfrac.core.files import atomic_open, atomic_path
 from glassfrac.core.jsonable import to_jsonable
+from glassfrac.core.outputs import OutputFolder, check_file
 from glassfrac.structure import Structure, read, write
 
 
@@ -31,13 +40,15 @@ def register(subparsers) -> None:
     p = add_command(sub, "quench", "melt-quench Al2O3 under pressure; density and Al coordination "
                                    "versus quench pressure", _quench)
     p.add_argument("--config", default=None, help="TOML config (default: the reduced size)")
-    p.add_argument("--pressures", type=float, nargs="+", default=None, help="quench pressures in GPa")
-    p.add_argument("--seed", type=int, default=None, help="seed of the random start and velocities")
+    p.add_argument("--pressures", type=finite_float, nargs="+", default=None, help="quench pressures in GPa")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of the random start and velocities")
     p.add_argument("--out", default="oxide-quench", help="output folder (default oxide-quench)")
+    add_overwrite(p)
 
     p = add_command(sub, "tension", "tension at 300 K (plane stress and/or plane strain): stress–strain "
                                     "curves in GPa and bond switching versus strain", _tension)
     p.add_argument("file", help="quenched structure (extended XYZ from 'oxide quench', or LAMMPS data)")
+    add_format(p)
     p.add_argument("--config", default=None, help="TOML config (default: the reduced size)")
     p.add_argument("--mode", choices=("plane_stress", "plane_strain", "both"), default=None,
                    help="loading mode (default: the config's modes)")
@@ -45,19 +56,23 @@ def register(subparsers) -> None:
                    help="softness model (from 'oxide softness train'): also softness and high-softness "
                         "clusters versus strain")
     p.add_argument("--out", default="oxide-tension", help="output folder (default oxide-tension)")
+    add_overwrite(p)
 
     p = add_command(sub, "analyse", "RDFs, Al–O coordination, per-atom stress, bond switching, "
                                     "non-affine displacement, p_hop and high-value clusters", _analyse)
     p.add_argument("file", help="structure (extended XYZ or LAMMPS data)")
+    add_format(p)
     p.add_argument("--reference", default=None, help="earlier configuration of the same atoms: bond switching, D2min")
     p.add_argument("--trajectory", default=None,
                    help="multi-frame extended XYZ of the same atoms: cumulative D (and p_hop with --dt)")
-    p.add_argument("--dt", type=float, default=None, help="time between trajectory frames in ps (for p_hop)")
-    p.add_argument("--t-r", type=float, default=6.0, help="p_hop window t_R in ps (default 6)")
-    p.add_argument("--cutoff", type=float, default=None,
+    p.add_argument("--dt", type=positive_float, default=None, help="time between trajectory frames in ps (for p_hop)")
+    p.add_argument("--t-r", type=positive_float, default=6.0, help="p_hop window t_R in ps (default 6)")
+    p.add_argument("--cutoff", type=positive_float, default=None,
                    help="Al–O cutoff in Å (default 2.25, DU21; the RDF's first minimum is reported)")
     p.add_argument("--field", default=None, help="per-atom array (e.g. softness) for top-10 %% Al clusters")
-    p.add_argument("--out", default=None, help="write the structure with per-atom results to this .xyz")
+    p.add_argument("--out", default=None, type=STRUCTURE_OUTPUT,
+                   help="write the structure with per-atom results to this .xyz")
+    add_overwrite(p)
 
     softness = sub.add_parser("softness", help="softness from p_hop labels (DU21): train, or follow along tension",
                               description="Softness of amorphous Al2O3 (DU21): a linear SVM on the DU21 structure "
@@ -70,10 +85,11 @@ def register(subparsers) -> None:
                    help="quenched structures (.xyz or .data; a 300 K trajectory is run for each and saved in "
                         "--out as traj_<folder>_<stem>.npz, reused when present) or such .npz trajectories")
     p.add_argument("--config", default=None, help="TOML config (its [softness] table; default: the reduced size)")
-    p.add_argument("--group", default=None, metavar="REGEX",
+    p.add_argument("--group", default=None, metavar="REGEX", type=regex,
                    help="CV group of a sample: the first match of REGEX in its name (default: the whole name); "
                         "samples of one group, e.g. quenched from one melt, are never split between train and test")
     p.add_argument("--out", default="oxide-softness", help="output folder (default oxide-softness)")
+    add_overwrite(p)
     p = add_command(ssub, "tension", "softness of every atom of tension frames: mean softness and "
                                      "high-softness clusters versus strain, next to bond switching", _softness_tension)
     p.add_argument("model", help="softness model (.safetensors from 'oxide softness train')")
@@ -81,6 +97,7 @@ def register(subparsers) -> None:
     p.add_argument("--curve", default=None, help="stress–strain CSV of the same run (tension_<mode>.csv), plotted")
     p.add_argument("--config", default=None, help="TOML config (its [softness] cluster settings)")
     p.add_argument("--out", default="oxide-softness", help="output folder (default oxide-softness)")
+    add_overwrite(p)
 
 
 # -- quench ------------------------------------------------------------------------------------
@@ -96,17 +113,18 @@ def _quench(args) -> dict:
         config.pressures_GPa = tuple(args.pressures)
     if args.seed is not None:
         config.md = replace(config.md, seed=args.seed)
-    out = Path(args.out)
+    stems = [f"quench_P{pressure:g}GPa" for pressure in config.pressures_GPa]
+    folder = OutputFolder(args.out, "oxide quench", args.overwrite, option="--out", names=[
+        f"{stem}{end}" for stem in stems for end in (".xyz", ".data", "_thermo.npz")] + ["quench.png", "quench.json"])
     rows, outputs = [], []
-    for pressure in config.pressures_GPa:
+    for pressure, stem in zip(config.pressures_GPa, stems, strict=True):
         result = melt_quench(pressure, config.quench, config.potential, config.md)
         rows.append(result.summary())
         if root:
-            stem = out / f"quench_P{pressure:g}GPa"
-            write(result.structure, stem.with_suffix(".xyz"))
-            write(result.structure, stem.with_suffix(".data"), atom_style="charge", type_map={1: "Al", 2: "O"})
-            _save_thermo(result.stages, stem.parent / f"{stem.name}_thermo.npz")
-            outputs += [str(stem.with_suffix(".xyz")), str(stem.with_suffix(".data"))]
+            write(result.structure, folder.file(f"{stem}.xyz"))
+            write(result.structure, folder.file(f"{stem}.data"), atom_style="charge", type_map={1: "Al", 2: "O"})
+            _save_thermo(result.stages, folder.file(f"{stem}_thermo.npz"))
+            outputs += [str(folder.path / f"{stem}.xyz"), str(folder.path / f"{stem}.data")]
     summary = {
         "pressures_GPa": list(config.pressures_GPa),
         "density_g_cm3": [r["density_g_cm3"] for r in rows],
@@ -120,9 +138,10 @@ def _quench(args) -> dict:
     }
     if root:
         plot_quench(summary["pressures_GPa"], summary["density_g_cm3"], summary["al_coordination_fractions"],
-                    out / "quench.png")
-        _write_json(out / "quench.json", {**summary, "samples": rows, "provenance": provenance(config)})
-        outputs += [str(out / "quench.png"), str(out / "quench.json")]
+                    folder.file("quench.png"))
+        _write_json(folder.file("quench.json"), {**summary, "samples": rows, "provenance": provenance(config)})
+        outputs += [str(folder.path / "quench.png"), str(folder.path / "quench.json")]
+        folder.finish()
     return {**summary, "outputs": outputs}
 
 
@@ -138,9 +157,13 @@ def _tension(args) -> dict:
     config = load_config(args.config)
     modes = config.modes if args.mode is None else (("plane_stress", "plane_strain") if args.mode == "both"
                                                     else (args.mode,))
-    structure = read(args.file)
+    runs = [f"tension_{mode}" for mode in modes]
+    folder = OutputFolder(args.out, "oxide tension", args.overwrite, option="--out", names=[
+        f"{run}{end}" for run in runs for end in (".csv", ".png", "_frames.xyz")
+        + (("_softness.png", "_softness.npz", "_softness.json") if args.softness else ())] + ["tension.json"])
+    structure = _oxide_structure(read(args.file, format=args.format), args.file)
     model = _load_model(args.softness) if args.softness else None
-    out = Path(args.out)
+    out = folder.path
     results, outputs = {}, []
     for mode in modes:
         result = tension(structure, mode, config.tension, config.potential, config.md)
@@ -151,20 +174,24 @@ def _tension(args) -> dict:
                          "mean_cumulative_D_A": d_mean.round(5)}
         stem = out / f"tension_{mode}"
         if root:
-            _write_curve(result.strain, result.stress_GPa, stem.with_suffix(".csv"))
-            _write_frames(result.frames, stem.parent / f"{stem.name}_frames.xyz")
+            _write_curve(result.strain, result.stress_GPa, folder.file(f"{stem.name}.csv"))
+            _write_frames(result.frames, folder.file(f"{stem.name}_frames.xyz"))
             plot_tension(result.strain, result.stress_GPa, result.frame_strain, switching,
-                         stem.with_suffix(".png"), title=mode.replace("_", " "))
+                         folder.file(f"{stem.name}.png"), title=mode.replace("_", " "))
             outputs += [str(stem.with_suffix(s)) for s in (".csv", ".png")] + [f"{stem}_frames.xyz"]
         if model is not None:
+            if root:  # record the files _softness_outputs writes
+                for end in (".png", ".npz", ".json"):
+                    folder.file(f"{stem.name}_softness{end}")
             results[mode]["softness"], files = _softness_outputs(
                 model, result.frames, switching, config, stem.parent / f"{stem.name}_softness",
                 result.strain, result.stress_GPa, mode.replace("_", " "), root)
             outputs += files
     if root:
-        _write_json(out / "tension.json", {"input": str(args.file), "modes": results,
-                                           "provenance": provenance(config)})
+        _write_json(folder.file("tension.json"), {"input": str(args.file), "modes": results,
+                                                  "provenance": provenance(config)})
         outputs.append(str(out / "tension.json"))
+        folder.finish()
     return {"input": str(args.file), **results, "outputs": outputs}
 
 
@@ -175,7 +202,9 @@ def _analyse(args) -> dict:
     from glassfrac.analysis.nonaffine import d2min
     from glassfrac.generate.quench import density
 
-    structure = read(args.file)
+    if args.out:
+        check_file(args.out, args.overwrite, "--out")
+    structure = _oxide_structure(read(args.file, format=args.format), args.file)
     rdf = an.partial_rdf(structure)
     cutoff = an.AL_O_CUTOFF if args.cutoff is None else args.cutoff
     cn = an.coordination(structure, cutoff=cutoff)
@@ -244,7 +273,12 @@ def _softness_train(args) -> dict:
     root = _root_only()
     config = load_config(args.config)
     settings = config.softness
-    out = Path(args.out)
+    saved_names = {sample: f"traj_{Path(sample).parent.resolve().name}_{Path(sample).stem}.npz"
+                   for sample in args.samples if Path(sample).suffix != ".npz"}
+    folder = OutputFolder(args.out, "oxide softness train", args.overwrite, option="--out",
+                          names=[*saved_names.values(), "softness.safetensors", "softness_evaluation.png",
+                                 "softness_train.json"])
+    out = folder.path
     trajectories, outputs = {}, []
     for sample in args.samples:
         path = Path(sample)
@@ -253,13 +287,15 @@ def _softness_train(args) -> dict:
             trajectories[name] = Trajectory.load(path)
             continue
         name = f"{path.parent.resolve().name}_{path.stem}"
-        saved = out / f"traj_{name}.npz"
+        saved = out / saved_names[sample]
         if saved.is_file():  # resume: a trajectory of an earlier run with these settings
             trajectories[name] = Trajectory.load(saved)
+            if root:
+                folder.keep(saved.name)
             continue
         traj = hop_trajectory(read(path), settings, config.potential, config.md)
         if root:
-            traj.save(saved)
+            traj.save(folder.file(saved.name))
             outputs.append(str(saved))
         trajectories[name] = traj
     groups = {}
@@ -275,10 +311,14 @@ def _softness_train(args) -> dict:
     report["samples"] = counts
     model.info.update({"softness_settings": config.to_dict()["softness"]})
     if root:
-        model.save(out / "softness.safetensors")
-        evaluation.plot(out / "softness_evaluation.png")
-        _write_json(out / "softness_train.json", {**report, "provenance": provenance(config)})
+        model.save(folder.file("softness.safetensors"))
+        evaluation.plot(folder.file("softness_evaluation.png"))
+        _write_json(folder.file("softness_train.json"), {**report, "provenance": provenance(config)})
         outputs += [str(out / f) for f in ("softness.safetensors", "softness_evaluation.png", "softness_train.json")]
+        for name in sorted(folder.previous):  # trajectories of other samples stay for later runs
+            if name.startswith("traj_") and (out / name).is_file():
+                folder.keep(name)
+        folder.finish()
     summary = {k: report[k] for k in ("n_samples", "n_snapshots", "n_atoms", "n_positive", "n_negative",
                                       "n_features", "test_accuracy", "test_balanced_accuracy", "test_roc_auc",
                                       "train_accuracy")}
@@ -290,6 +330,9 @@ def _softness_tension(args) -> dict:
     from glassfrac.analysis.oxide import switching_curve
     from glassfrac.campaign.oxide_config import load_config
 
+    run = Path(args.frames).stem.removesuffix("_frames")
+    folder = OutputFolder(args.out, "oxide softness tension", args.overwrite, option="--out",
+                          names=[f"{run}_softness{end}" for end in (".png", ".npz", ".json")])
     config = load_config(args.config)
     model = _load_model(args.model)
     frames = _read_frames(args.frames)
@@ -297,10 +340,12 @@ def _softness_tension(args) -> dict:
     if args.curve:
         strain, stress = _read_curve(args.curve)
     switching = switching_curve(frames)
-    run = Path(args.frames).stem.removesuffix("_frames")
-    stem = Path(args.out) / f"{run}_softness"
+    stem = folder.path / f"{run}_softness"
+    for end in (".png", ".npz", ".json"):
+        folder.file(f"{stem.name}{end}")
     curve, outputs = _softness_outputs(model, frames, switching, config, stem, strain, stress,
                                        run.replace("_", " "), True)
+    folder.finish(stale=False)  # the files of other tension runs are no earlier outputs of this one
     return {"frames": str(args.frames), "model": str(args.model), "n_frames": len(frames), **curve,
             "switching": {k: v.round(5) for k, v in switching.items()}, "outputs": outputs}
 
@@ -345,6 +390,15 @@ def _read_curve(path):
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+def _oxide_structure(structure, path):
+    """``structure`` if it is a 3D structure of Al and O atoms (amorphous alumina), else :class:`InputError`."""
+    species = sorted(set(structure.species.tolist()))
+    if structure.dim != 3 or not {"Al", "O"} <= set(species) or not set(species) <= {"Al", "O"}:
+        raise InputError(f"the oxide commands need a 3D structure of Al and O atoms (amorphous Al2O3); this one is "
+                         f"{structure.dim}D with species {species}", path)
+    return structure
+
 
 def _root_only() -> bool:
     """True on MPI rank 0; other ranks get a silent stdout (the CLI prints on every rank)."""

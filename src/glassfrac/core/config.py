@@ -1,6 +1,8 @@
 """TOML configuration files: read them with errors that name the file and line, and read their
 tables with typed getters whose errors name the file and the dotted key (``samples[1].mu2``)."""
 
+import difflib
+import math
 from pathlib import Path
 
 from glassfrac.core.errors import InputError
@@ -21,13 +23,22 @@ def parse_toml(text: str, source: str = "<config>") -> dict:
 
 
 def read_toml(path, what: str = "config file") -> tuple[dict, str]:
-    """``(tables, text)`` of the TOML file ``path``; a missing file is an InputError
-    "``what`` not found"."""
+    """``(tables, text)`` of the TOML file ``path``. A missing file, a folder, a file that
+    cannot be read or is not UTF-8 text is an InputError naming ``path`` and ``what``."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} is a folder, expected a TOML file", path)
     try:
-        text = path.read_text()
-    except (FileNotFoundError, IsADirectoryError):
+        data = path.read_bytes()
+    except FileNotFoundError:
         raise InputError(f"{what} not found", path) from None
+    except OSError as exc:  # permission denied, a device, an I/O error
+        raise InputError(f"cannot read the {what}: {exc.strerror or exc}", path) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
+                         f"expected a TOML file", path) from None
     return parse_toml(text, str(path)), text
 
 
@@ -46,7 +57,9 @@ class TomlReader:
         for key in table:
             if key not in allowed:
                 dotted = f"{where}.{key}" if where else key
-                raise InputError(f"unknown key '{dotted}'; expected one of {sorted(allowed)}", self.source)
+                close = difflib.get_close_matches(str(key), list(allowed), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise InputError(f"unknown key '{dotted}'{hint} (expected one of {sorted(allowed)})", self.source)
 
     def table(self, raw: dict, key: str, required: bool = False, prefix: str = "") -> dict:
         """The sub-table ``key`` of ``raw`` ({} when absent and not ``required``)."""
@@ -73,6 +86,8 @@ class TomlReader:
             value = float(value)
         if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
             self.fail(dotted, f"{kind.__name__}, got {value!r}")
+        if kind is float and not math.isfinite(value):
+            self.fail(dotted, f"a finite float, got {value}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             span = f"between {lo} and {hi}" if lo is not None and hi is not None else \
                 (f">= {lo}" if lo is not None else f"<= {hi}")

@@ -23,3 +23,17 @@ class InputError(GlassfracError, ValueError):
 
 class ConvergenceError(GlassfracError):
     """A minimiser or iterative method stopped before reaching its tolerance."""
+
+
+class NonFiniteError(GlassfracError):
+    """A computation met a non-finite energy, force or stress (NaN or inf), usually from overlapping atoms
+    of the input; the message names the atoms (and the strain or step) where it is known."""
+
+
+class CheckError(GlassfracError):
+    """A check (``campaign status --check``) found problems: ``report`` holds the full result, which the CLI
+    prints next to the error (exit status 2)."""
+
+    def __init__(self, message: str, report: dict):
+        self.report = report
+        super().__init__(message)

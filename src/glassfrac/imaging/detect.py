@@ -141,6 +141,8 @@ def read_image(path) -> LoadedImage:
     image = image.astype(float)
     if not np.isfinite(image).all():
         raise InputError("image has non-finite pixel values", path)
+    if image.min() == image.max():
+        raise InputError(f"image is uniform (every pixel {image.flat[0]:g}): there are no atoms to find", path)
     return LoadedImage(image, pixel_size, str(path))
 
 

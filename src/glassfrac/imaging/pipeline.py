@@ -6,6 +6,7 @@ build (Voronoi bonds, rescale, O, optional relaxation, frozen outer region, ring
 
 from dataclasses import dataclass
 
+from glassfrac.core.errors import InputError
 from glassfrac.imaging.build import BuiltStructure, build_structure
 from glassfrac.imaging.corrections import Corrected, apply_corrections, read_corrections
 from glassfrac.imaging.detect import SI_SI, Detections, Roi, detect
@@ -38,14 +39,27 @@ class ImageAnalysis:
 
 def analyse_image(image, pixel_size: float | None = None, roi: Roi | None = None, corrections=None,
                   detector: str = "log", tolerance: float | None = None, si_si: float = SI_SI,
-                  detect_options: dict | None = None, build_options: dict | None = None) -> ImageAnalysis:
+                  detect_options: dict | None = None, build_options: dict | None = None,
+                  source=None) -> ImageAnalysis:
     """Run the chain on a grey ``image`` (rows, cols).
 
     ``pixel_size`` Å/px (None: estimated); ``roi``; ``corrections``: a CSV path or a list of
     :class:`~glassfrac.imaging.corrections.Correction`; ``tolerance``: px for ``remove``
     rows (default 0.5 Si–Si); ``detect_options`` go to :func:`~glassfrac.imaging.detect.detect`
-    and ``build_options`` to :func:`~glassfrac.imaging.build.build_structure`.
+    and ``build_options`` to :func:`~glassfrac.imaging.build.build_structure`; ``source``: the
+    image file, named in the errors about what the image holds (no spacing found, too few atoms).
     """
+    try:
+        return _analyse(image, pixel_size, roi, corrections, detector, tolerance, si_si, detect_options,
+                        build_options)
+    except InputError as exc:
+        if exc.path is not None or source is None:
+            raise
+        raise InputError(str(exc), source) from None
+
+
+def _analyse(image, pixel_size, roi, corrections, detector, tolerance, si_si, detect_options,
+             build_options) -> ImageAnalysis:
     detections = detect(image, pixel_size, detector, roi=roi, si_si=si_si, **(detect_options or {}))
     path = None
     if corrections is None:

@@ -253,12 +253,7 @@ class ListiPredictor:
 
     @classmethod
     def load(cls, path, **options) -> "ListiPredictor":
-        try:
-            model = ListiModel.load(path)
-        except RuntimeError as exc:  # torch: the weights do not fit the current network
-            raise InputError(f"the LISTI model's weights do not fit the current network (written by an older "
-                             f"version?): {str(exc).splitlines()[0]}", path) from None
-        return cls(model, path, **options)
+        return cls(ListiModel.load(path), path, **options)  # weights that do not fit: an InputError
 
     def centres(self, structure: Structure) -> np.ndarray:
         """(n, 2) Å: grid points whose window disc lies inside the hull of the Si."""

@@ -15,7 +15,7 @@ dimensionless. ``to_dict`` gives the record of ``labels.json``: the labels, ``te
 ``settings`` and its ``events``.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -39,7 +39,9 @@ from glassfrac.labels.base import LabelSet
 class EventLabel:
     """One event of a loading test: ``strain`` (upper end of its bisected interval) and
     ``strain_before`` (the last event-free strain), ``stress_drop`` (the test's stress unit),
-    ``kind`` (names of what happened), ``location`` (Å, undeformed sample) and the ``atoms`` involved."""
+    ``kind`` (names of what happened), ``location`` (Å, undeformed sample) and the ``atoms`` involved;
+    where the run has them, ``break_order`` (the reference bonds (K, 2) in the order they broke along the
+    descent after the event) and ``audit`` (:class:`~glassfrac.mechanics.audit.EventAudit` as a dict)."""
 
     strain: float
     strain_before: float
@@ -47,11 +49,15 @@ class EventLabel:
     kind: tuple
     location: np.ndarray
     atoms: np.ndarray
+    break_order: np.ndarray | None = field(default=None, kw_only=True)
+    audit: dict | None = field(default=None, kw_only=True)
 
     @classmethod
     def _fields_of(cls, event) -> dict:
         return {"strain": event.strain, "strain_before": event.strain_before, "stress_drop": event.stress_drop,
-                "kind": tuple(event.kind), "location": np.asarray(event.location), "atoms": np.asarray(event.atoms)}
+                "kind": tuple(event.kind), "location": np.asarray(event.location), "atoms": np.asarray(event.atoms),
+                "break_order": None if event.break_order is None else np.asarray(event.break_order[0]),
+                "audit": None if event.audit is None else event.audit.to_dict()}
 
     @classmethod
     def of(cls, event) -> "EventLabel":
@@ -59,14 +65,22 @@ class EventLabel:
         return cls(**cls._fields_of(event))
 
     def to_dict(self) -> dict:
-        return {"strain": self.strain, "strain_before": self.strain_before, "stress_drop": self.stress_drop,
-                "kind": list(self.kind), "location": self.location.tolist(), "atoms": self.atoms.tolist()}
+        out = {"strain": self.strain, "strain_before": self.strain_before, "stress_drop": self.stress_drop,
+               "kind": list(self.kind), "location": self.location.tolist(), "atoms": self.atoms.tolist()}
+        if self.audit is not None:
+            out["audit"] = self.audit
+        if self.break_order is not None:
+            out["break_order"] = self.break_order.tolist()
+        return out
 
     @classmethod
     def _fields_from(cls, record: dict) -> dict:
+        order = record.get("break_order")
         return {"strain": record["strain"], "strain_before": record["strain_before"],
                 "stress_drop": record["stress_drop"], "kind": tuple(record["kind"]),
-                "location": np.asarray(record["location"], float), "atoms": np.asarray(record["atoms"], np.int64)}
+                "location": np.asarray(record["location"], float), "atoms": np.asarray(record["atoms"], np.int64),
+                "break_order": None if order is None else np.asarray(order, np.int64).reshape(-1, 2),
+                "audit": record.get("audit")}
 
     @classmethod
     def from_dict(cls, record: dict) -> "EventLabel":
@@ -190,13 +204,24 @@ class ShearLabels(LabelSet):
 
 
 def first_break_site(result, pairs, images):
-    """The rupture rule (FC22): in the first event with a bond break, the bonds broken (relative to
-    the reference bonds ``pairs``, ``images``) and the index of the longest one, which locates the
-    rupture; None if no bond broke."""
+    """The rupture rule: in the first event with a bond break (FC22's rule), the bonds broken (relative
+    to the reference bonds ``pairs``, ``images``) and the index of the first broken bond, which locates
+    the rupture; None if no bond broke.
+
+    The first broken bond is the first to cross the break criterion along the descent from the last
+    stable state (:attr:`~glassfrac.mechanics.aqs.Event.break_order`), not the longest after the event:
+    an event breaks several bonds at once, and which ends longest depends on the round-off of the input
+    (FC22's bilayer read from its dump or from an extxyz copy). Runs without a recorded descent fall
+    back to the longest."""
     first = next((e for e in result.events if "bond_break" in e.kind), None)
     if first is None:
         return None
     new = broken_bonds(first.after, pairs, images)
+    if first.break_order is not None:
+        for pair, image in zip(*first.break_order, strict=True):
+            match = np.flatnonzero((new.pairs == pair).all(axis=1) & (new.images == image).all(axis=1))
+            if len(match):
+                return first, new, int(match[0])
     return first, new, int(np.argmax(bond_lengths(first.after, new.pairs, new.images)))
 
 

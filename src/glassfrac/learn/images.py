@@ -49,7 +49,6 @@ or folder with ``manifest.json``; ``mu2``, ``rupture_strain``, ``rupture_locatio
 per-atom ``crack`` arrays; NaN / −1 mean missing).
 """
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -60,6 +59,7 @@ from scipy.ndimage import gaussian_filter
 from glassfrac.analysis.rings import RingAnalysis
 from glassfrac.core.errors import InputError
 from glassfrac.core.progress import progress as progress_bar
+from glassfrac.learn.exports import export_structure, read_export
 from glassfrac.learn.render import PixelMap, RenderSettings, render
 from glassfrac.structure import Box, Structure, read
 
@@ -382,12 +382,12 @@ def read_structures(path) -> tuple[list, list]:
     """Structures and names of a dataset (module docstring: extxyz folder or campaign export)."""
     path = Path(path)
     if path.is_file() and path.suffix == ".npz":
-        return _export_structures(_npz_samples(path))
+        return _export_structures(read_export(path, ("crack",)))
     if not path.is_dir():
         raise InputError("not a dataset: expected a folder of .xyz files, a campaign export folder "
                          "(manifest.json) or a .npz export", path)
     if (path / "manifest.json").is_file():
-        return _export_structures(_folder_samples(path))
+        return _export_structures(read_export(path, ("crack",)))
 
     files = sorted(p for p in path.iterdir() if p.suffix in (".xyz", ".extxyz"))
     if not files:
@@ -401,40 +401,16 @@ def load_images(path, target: str, settings: ImageSettings | None = None, progre
     return images_from_structures(structures, names, target, settings, progress)
 
 
-_EXPORT_SAMPLE = ("mu2", "rupture_strain", "rupture_location", "cell", "pbc", "dim", "sample_id")
-
-
-def _npz_samples(path):
-    with np.load(path, allow_pickle=False) as data:
-        start = data["atom_start"]
-        arrays = {k: data[k] for k in data.files}
-    for s in range(len(start) - 1):
-        atoms = slice(start[s], start[s + 1])
-        item = {k: arrays[k][s] for k in _EXPORT_SAMPLE if k in arrays}
-        item.update({k: arrays[k][atoms] for k in ("positions", "species", "crack") if k in arrays})
-        yield item
-
-
-def _folder_samples(path):
-    manifest = json.loads((path / "manifest.json").read_text())
-    for entry in manifest["samples"]:
-        with np.load(path / entry["file"], allow_pickle=False) as data:
-            item = {k: data[k][0] for k in _EXPORT_SAMPLE if k in data.files}
-            item.update({k: data[k] for k in ("positions", "species", "crack") if k in data.files})
-        yield item
-
-
 def _export_structures(samples) -> tuple[list, list]:
     structures, names = [], []
     for a in samples:
-        dim = int(a["dim"])
+        dim = a["dim"]
         info = {key: float(a[key]) for key in ("mu2", "rupture_strain") if key in a and np.isfinite(a[key])}
         if "rupture_location" in a and np.all(np.isfinite(a["rupture_location"])):
             info["rupture_location"] = np.asarray(a["rupture_location"], float)[:dim].tolist()
         arrays = {}
-        if "crack" in a and np.all(np.asarray(a["crack"]) >= 0):
+        if a["crack"] is not None and np.all(np.asarray(a["crack"]) >= 0):
             arrays["crack"] = np.asarray(a["crack"]).astype(np.int8)
-        structures.append(Structure(a["positions"][:, :dim], a["species"], Box(a["cell"][:dim, :dim], a["pbc"][:dim]),
-                                    arrays=arrays, info=info))
-        names.append(str(a["sample_id"]))
+        structures.append(export_structure(a, arrays, info))
+        names.append(a["sample_id"])
     return structures, names

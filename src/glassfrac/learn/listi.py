@@ -47,7 +47,7 @@ standardisation, training record, versions); loading executes nothing.
 """
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -55,6 +55,7 @@ from sklearn.ensemble import GradientBoostingRegressor
 from torch import nn
 
 from glassfrac.core.errors import InputError
+from glassfrac.core.schema import Key, Schema
 from glassfrac.labels.probe import goodness
 from glassfrac.learn import model_file
 from glassfrac.learn.trainer import fit
@@ -180,9 +181,26 @@ class BoostedTrees:
                 "trees.init": np.array([self.init]), "trees.rate": np.array([self.rate])}
 
     @classmethod
-    def from_arrays(cls, t: dict) -> "BoostedTrees":
-        return cls(*(t[f"trees.{k}"] for k in ("feature", "threshold", "left", "right", "value", "roots")),
-                   float(t["trees.init"][0]), float(t["trees.rate"][0]))
+    def from_arrays(cls, path, t: dict) -> "BoostedTrees":
+        """The trees of :meth:`arrays` ``t`` read from the file ``path``, checked: every array
+        present and 1-D, the node arrays of one length, child and root numbers among the nodes,
+        feature numbers among the baseline features."""
+        names = ("feature", "threshold", "left", "right", "value", "roots", "init", "rate")
+        missing = [f"trees.{k}" for k in names if f"trees.{k}" not in t]
+        if missing or any(np.ndim(v) != 1 for v in t.values()):
+            raise InputError(f"baseline trees: expected the 1-D arrays {[f'trees.{k}' for k in names]}, "
+                             f"missing {missing}", path)
+        n = len(t["trees.feature"])
+        nodes = [t[f"trees.{k}"] for k in ("left", "right", "roots")]
+        ok = (all(len(t[f"trees.{k}"]) == n for k in names[1:5]) and len(t["trees.init"]) == 1
+              and len(t["trees.rate"]) == 1 and all(np.all((a >= -1) & (a < n)) for a in nodes)
+              and np.all(t["trees.roots"] >= 0) and np.all((t["trees.feature"] >= 0)
+                                                            & (t["trees.feature"] < len(BASELINE_FEATURES))))
+        inner = np.flatnonzero(t["trees.left"] >= 0) if ok else []
+        if not ok or np.any(t["trees.left"][inner] <= inner) or np.any(t["trees.right"][inner] <= inner):
+            raise InputError("baseline trees: node arrays of different lengths, or node numbers out of range "
+                             "or not after their parent's", path)
+        return cls(*(t[f"trees.{k}"] for k in names[:6]), float(t["trees.init"][0]), float(t["trees.rate"][0]))
 
 
 # -- inputs of each kind ----------------------------------------------------------------------------
@@ -221,13 +239,18 @@ def inputs(kind: str, prepared, index, flips) -> tuple:
     return seqs[f, i], lengths[f, i]
 
 
-def build_network(kind: str, architecture: dict) -> nn.Module:
-    """The network of ``kind`` with ``architecture`` parameters."""
+def network_class(kind: str):
+    """The network class of ``kind`` (gnn, cnn, lstm)."""
     if kind == "gnn":
         from glassfrac.learn.gnn import ListiGNN  # here: PyTorch Geometric takes ~1.4 s to import
 
-        return ListiGNN(**architecture)
-    return {"cnn": ListiCNN, "lstm": ListiLSTM}[kind](**architecture)
+        return ListiGNN
+    return {"cnn": ListiCNN, "lstm": ListiLSTM}[kind]
+
+
+def build_network(kind: str, architecture: dict) -> nn.Module:
+    """The network of ``kind`` with ``architecture`` parameters."""
+    return network_class(kind)(**architecture)
 
 
 def default_architecture(kind: str, spec: WindowSpec) -> dict:
@@ -300,15 +323,30 @@ class ListiModel:
     @classmethod
     def load(cls, path) -> "ListiModel":
         """Rebuild a model written by :meth:`save` (no code is executed from the file)."""
-        meta, tensors = model_file.read(path, MODEL_FORMAT, "LISTI model")
-        kind, spec = meta["kind"], WindowSpec(**meta["spec"])
+        meta, tensors = model_file.read(path, MODEL_FORMAT, "LISTI model", MODEL_META)
+        kind = meta["kind"]
+        spec = model_file.build(path, WindowSpec, meta["spec"], "metadata.spec",
+                                *(Key(f.name, type(f.default), positive=True) for f in fields(WindowSpec)))
         if kind == "baseline":
-            network = BoostedTrees.from_arrays({k: v.numpy() for k, v in tensors.items()})
+            network = BoostedTrees.from_arrays(path, {k: v.numpy() for k, v in tensors.items()})
         else:
-            network = build_network(kind, meta["architecture"])
+            network = model_file.build(path, network_class(kind), meta["architecture"], "metadata.architecture",
+                                       *(Key(n, int, positive=True) for n in ("hidden", "size")))
+            model_file.check_tensors(path, tensors, network.state_dict())
             network.load_state_dict(tensors)
         return cls(kind, spec, meta["architecture"], meta["target_mean"], meta["target_std"], meta["symmetrize"],
                    network, meta["info"])
+
+
+MODEL_META = Schema((
+    Key("kind", str, help="model kind", choices=KINDS),
+    Key("spec", dict, help="WindowSpec"),
+    Key("architecture", dict, {}, "the network's parameters"),
+    Key("target_mean", float, help="standardisation of the thresholds", unit="N/m"),
+    Key("target_std", float, positive=True, unit="N/m"),
+    Key("symmetrize", bool, True), Key("info", dict, {}),
+))
+"""Metadata of a LISTI model file (:meth:`ListiModel.load`)."""
 
 
 # -- training -----------------------------------------------------------------------------------------

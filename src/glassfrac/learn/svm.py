@@ -30,7 +30,6 @@ Decisions recorded here:
   summary, versions); nothing is pickled or executed on load.
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,16 +43,19 @@ from sklearn.svm import SVC
 
 from glassfrac.analysis.structure_functions import StructureFunctions, fc22_descriptor
 from glassfrac.core import VERSION
+from glassfrac.core.config import TomlReader
 from glassfrac.core.errors import InputError
 from glassfrac.core.jsonable import to_jsonable
+from glassfrac.core.schema import Key, Schema
 from glassfrac.learn import model_file
+from glassfrac.learn.exports import export_structure, read_export
 from glassfrac.learn.metrics import (
     classification_metrics,
     flagged_curve,
     plot_evaluation,
     sensitivity_at_specificity,
 )
-from glassfrac.structure import Box, Structure, read
+from glassfrac.structure import Structure, read
 
 MODEL_FORMAT = "glassfrac-softness-svm-1"
 
@@ -126,54 +128,26 @@ def load_dataset(path, label: str) -> AtomDataset:
     NaN) are skipped and listed in ``skipped``."""
     path = Path(path)
     if path.is_file() and path.suffix == ".npz":
-        return _from_export(_export_samples_npz(path, label), label, path)
+        return _from_export(read_export(path, (label,)), label, path)
     if not path.is_dir():
         raise InputError("not a dataset: expected a folder of .xyz files, a campaign export folder "
                          "(manifest.json) or a .npz export", path)
     if (path / "manifest.json").is_file():
-        return _from_export(_export_samples_folder(path, label), label, path)
+        return _from_export(read_export(path, (label,)), label, path)
     files = sorted(p for p in path.iterdir() if p.suffix in (".xyz", ".extxyz"))
     if not files:
         raise InputError("no .xyz/.extxyz files and no manifest.json in the folder", path)
     return AtomDataset([read(f) for f in files], [f.stem for f in files], label)
 
 
-def _export_samples_npz(path, label):
-    """(sample_id, arrays) per sample of a concatenated export (arrays: positions, species,
-    the label or None, cell, pbc, dim)."""
-    with np.load(path, allow_pickle=False) as data:
-        start = data["atom_start"]
-        fields = {k: data[k] for k in ("sample_id", "positions", "species", "cell", "pbc", "dim")}
-        values = data[label] if label in data.files else None
-    for s, sample_id in enumerate(fields["sample_id"]):
-        atoms = slice(start[s], start[s + 1])
-        yield str(sample_id), {"positions": fields["positions"][atoms], "species": fields["species"][atoms],
-                               "label": None if values is None else values[atoms], "cell": fields["cell"][s],
-                               "pbc": fields["pbc"][s], "dim": fields["dim"][s]}
-
-
-def _export_samples_folder(path, label):
-    """As :func:`_export_samples_npz`, for the folder form (manifest.json + one .npz per sample)."""
-    manifest = json.loads((path / "manifest.json").read_text())
-    for entry in manifest["samples"]:
-        with np.load(path / entry["file"], allow_pickle=False) as data:
-            yield str(entry["sample_id"]), {
-                "positions": data["positions"], "species": data["species"],
-                "label": data[label] if label in data.files else None,
-                "cell": data["cell"][0], "pbc": data["pbc"][0], "dim": data["dim"][0]}
-
-
 def _from_export(samples, label, path) -> AtomDataset:
     structures, names, skipped = [], [], []
-    for sample_id, a in samples:
-        values = a["label"]
+    for a in samples:
+        values, sample_id = a[label], a["sample_id"]
         if values is None or np.isnan(np.asarray(values, float)).any() or (np.asarray(values) < 0).any():
             skipped.append(sample_id)
             continue
-        dim = int(a["dim"])
-        box = Box(a["cell"][:dim, :dim], a["pbc"][:dim])
-        structures.append(Structure(a["positions"][:, :dim], a["species"], box,
-                                    arrays={label: np.asarray(values).astype(np.int8)}, info={"sample_id": sample_id}))
+        structures.append(export_structure(a, {label: np.asarray(values).astype(np.int8)}, {"sample_id": sample_id}))
         names.append(sample_id)
     if not structures:
         raise InputError(f"no sample of the export has the per-atom label {label!r}", path)
@@ -286,15 +260,27 @@ class SoftnessModel:
     @classmethod
     def load(cls, path) -> "SoftnessModel":
         """Rebuild a model saved by :meth:`save` (no code is executed from the file)."""
-        meta, tensors = model_file.read(path, MODEL_FORMAT, "softness model")
+        meta, tensors = model_file.read(path, MODEL_FORMAT, "softness model", MODEL_META)
         t = {k: v.numpy() for k, v in tensors.items()}
-        params = meta["descriptor"]["params"]
+        reader = TomlReader(path)
+        entry = DESCRIPTOR_META.read(reader, meta["descriptor"], "metadata.descriptor")
+        params = DESCRIPTOR_PARAMS.read(reader, entry["params"], "metadata.descriptor.params")
         params["radial_centers"] = tuple(params["radial_centers"])
         params["angular"] = tuple(tuple(p) for p in params["angular"])
         params["species"] = tuple(params["species"])
         descriptor = StructureFunctions(**params).fit()
-        if descriptor.get_feature_names_out().tolist() != meta["descriptor"]["feature_names"]:
+        if descriptor.get_feature_names_out().tolist() != entry["feature_names"]:
             raise InputError("the descriptor rebuilt from the file has other features than the saved ones", path)
+        n = len(entry["feature_names"])
+        vectors = {"scaler.mean": (n,), "scaler.scale": (n,), "svm.intercept": (1,)}
+        if meta["kernel"] == "linear":
+            vectors["svm.weights"] = (n,)
+        else:
+            k = len(t["svm.dual_coef"]) if "svm.dual_coef" in t else 0
+            vectors.update({"svm.support_vectors": (k, n), "svm.dual_coef": (k,), "svm.gamma": (1,)})
+        model_file.check_tensors(path, tensors, vectors)
+        if not all(np.all(np.isfinite(v)) for v in t.values()) or np.any(t["scaler.scale"] <= 0):
+            raise InputError("the model's arrays hold non-finite numbers or non-positive scales", path)
         common = dict(species=meta["species"], label=meta["label"], info=meta["info"])
         if meta["kernel"] == "linear":
             return cls(descriptor, t["scaler.mean"], t["scaler.scale"], t["svm.intercept"][0], "linear",
@@ -302,6 +288,36 @@ class SoftnessModel:
         return cls(descriptor, t["scaler.mean"], t["scaler.scale"], t["svm.intercept"][0], "rbf",
                    support_vectors=t["svm.support_vectors"], dual_coef=t["svm.dual_coef"],
                    gamma=t["svm.gamma"][0], **common)
+
+
+MODEL_META = Schema((
+    Key("kernel", str, help="SVM kernel", choices=("linear", "rbf")),
+    Key("label", (str, type(None)), None, "per-atom label the model learnt"),
+    Key("species", (list, type(None)), None, "centre species (null: all)", items=str, nonempty=True),
+    Key("descriptor", dict, help="the descriptor: class, params, feature_names"),
+    Key("info", dict, {}),
+))
+"""Metadata of a softness-model file (:meth:`SoftnessModel.load`)."""
+
+DESCRIPTOR_META = Schema((
+    Key("class", str, help="descriptor class", choices=("StructureFunctions",)),
+    Key("params", dict, help="its parameters"),
+    Key("feature_names", list, help="its feature names, in order", items=str, nonempty=True),
+))
+
+DESCRIPTOR_PARAMS = Schema((
+    Key("species", list, help="species blocks", items=str, nonempty=True),
+    Key("radial_centers", list, help="radial centres", unit="Å", items=float, nonempty=True),
+    Key("radial_width", float, help="radial width", unit="Å", positive=True),
+    Key("cutoff", float, help="radial cutoff", unit="Å", positive=True),
+    Key("angular", list, (), "(ξ, λ, ζ) triples", items=list,
+        check=lambda v: None if all(len(t) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                         for x in t) for t in v) else "triples of numbers"),
+    Key("angular_cutoff", float, 5.0, "angular cutoff", "Å", positive=True),
+    Key("strain", (float, type(None)), None, "strain of the affine copy"),
+    Key("axis", int, 0, "axis of the affine copy", lo=0, hi=2),
+    Key("max_triplets", int, 2_000_000, "triplets per pass", positive=True),
+))
 
 
 # -- training and held-out evaluation ---------------------------------------------------------

@@ -27,6 +27,7 @@ import torch
 from glassfrac.core.errors import InputError
 from glassfrac.core.jsonable import to_jsonable
 from glassfrac.core.progress import progress as progress_bar
+from glassfrac.core.schema import Key, Schema
 from glassfrac.learn import model_file
 
 CHECKPOINT_FORMAT = "glassfrac-checkpoint-1"
@@ -94,14 +95,26 @@ def _resume(task, network, optimizer, checkpoint) -> dict:
     fresh = {"epoch": 0, "history": [], "best": {"epoch": 0, "val_loss": math.inf, "state": state_copy(network)}}
     if checkpoint is None or not checkpoint.is_file():
         return fresh
-    meta, tensors = model_file.read(checkpoint, CHECKPOINT_FORMAT, "checkpoint")
+    meta, tensors = model_file.read(checkpoint, CHECKPOINT_FORMAT, "checkpoint", CHECKPOINT_META)
     if meta["fingerprint"] != to_jsonable(task.fingerprint()):
         raise InputError("checkpoint from a different run (data, model or settings differ); "
                          "delete it or choose another checkpoint", checkpoint)
     groups = {"model": {}, "best": {}, "optim": {}}
     for key, value in tensors.items():
-        group, name = key.split("/", 1)
+        group, _, name = key.partition("/")
+        index = name.split(".", 1)[0]
+        if group not in groups or (group == "optim" and not (index.isdigit() and "." in name)):
+            raise InputError(f"unexpected tensor {key!r} (expected model/..., best/..., optim/<n>.<field>)",
+                             checkpoint)
         groups[group][name] = value
+    model_file.check_tensors(checkpoint, groups["model"], network.state_dict())
+    model_file.check_tensors(checkpoint, groups["best"], network.state_dict())
+    mine = optimizer.state_dict()["param_groups"]
+    theirs = meta["param_groups"]
+    if len(theirs) != len(mine) or any(not isinstance(t, dict) or t.keys() != m.keys() or t["params"] != m["params"]
+                                       for t, m in zip(theirs, mine, strict=False)):
+        raise InputError("key 'metadata.param_groups': expected the optimiser's parameter groups of this run",
+                         checkpoint)
     network.load_state_dict(groups["model"])
     optim = {"state": {}, "param_groups": meta["param_groups"]}
     for name, value in groups["optim"].items():
@@ -110,6 +123,17 @@ def _resume(task, network, optimizer, checkpoint) -> dict:
     optimizer.load_state_dict(optim)
     best = {"epoch": meta["best_epoch"], "val_loss": meta["best_val_loss"], "state": groups["best"]}
     return {"epoch": meta["epoch"], "history": meta["history"], "best": best}
+
+
+CHECKPOINT_META = Schema((
+    Key("fingerprint", object, help="the task's fingerprint"),
+    Key("epoch", int, help="epochs done", lo=0),
+    Key("history", list, help="one record per epoch", items=dict),
+    Key("best_epoch", int, help="epoch of the best weights", lo=0),
+    Key("best_val_loss", float, help="their validation loss", finite=False),
+    Key("param_groups", list, help="the optimiser's parameter groups", items=dict),
+))
+"""Metadata of a training checkpoint (:func:`fit`)."""
 
 
 def _save(checkpoint, task, network, optimizer, epoch, history, best) -> None:

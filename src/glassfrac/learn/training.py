@@ -65,6 +65,7 @@ from sklearn.metrics import matthews_corrcoef
 
 from glassfrac.core.errors import InputError
 from glassfrac.core.provenance import git_revision, package_versions
+from glassfrac.core.schema import Key, Schema
 from glassfrac.learn import model_file
 from glassfrac.learn.images import CRACK_NOISE, ImageDataset, ImageSettings, image_lengths, sample_augmentations
 from glassfrac.learn.metrics import regression_metrics
@@ -318,10 +319,35 @@ class ImageModel:
     @classmethod
     def load(cls, path) -> "ImageModel":
         """Rebuild a model written by :meth:`save` (no code is executed from the file)."""
-        meta, state = model_file.read(path, MODEL_FORMAT, "image model")
-        return cls(meta["task"], ResNetConfig(**meta["architecture"]), ImageSettings(**meta["image"]),
-                   meta["input_mean"], meta["input_std"], meta["target_mean"], meta["target_std"],
-                   meta["n_shifts"], meta["seed"], meta["info"], state, meta.get("head", "regression"))
+        meta, state = model_file.read(path, MODEL_FORMAT, "image model", MODEL_META)
+        config = model_file.build(path, ResNetConfig, meta["architecture"], "metadata.architecture",
+                                  *_positive_ints(("blocks", "widths"), ("stem", "in_channels")))
+        image = model_file.build(path, ImageSettings, meta["image"], "metadata.image",
+                                 *_positive_ints((), ("size", "pixels")))
+        model = cls(meta["task"], config, image, meta["input_mean"], meta["input_std"], meta["target_mean"],
+                    meta["target_std"], meta["n_shifts"], meta["seed"], meta["info"], None, meta["head"])
+        model_file.check_tensors(path, state, model.network.state_dict())
+        model.network.load_state_dict(state)
+        return model
+
+
+MODEL_META = Schema((
+    Key("task", str, help="what the model predicts", choices=tuple(TASKS)),
+    Key("architecture", dict, help="ResNetConfig"),
+    Key("image", dict, help="ImageSettings"),
+    Key("input_mean", float, help="standardisation of the input images", unit="photons"),
+    Key("input_std", float, positive=True, unit="photons"),
+    Key("target_mean", float, 0.0), Key("target_std", float, 1.0, positive=True),
+    Key("n_shifts", int, 16, lo=0), Key("seed", int, 0), Key("info", dict, {}),
+    Key("head", str, "regression", choices=HEADS),
+))
+"""Metadata of an image-model file (:meth:`ImageModel.load`)."""
+
+
+def _positive_ints(lists, scalars) -> tuple:
+    """Keys of positive ints (``scalars``) and of non-empty lists of them (``lists``)."""
+    return (*(Key(n, list, items=int, positive=True, nonempty=True) for n in lists),
+            *(Key(n, int, positive=True) for n in scalars))
 
 
 def _average(task: str, transforms, copies) -> np.ndarray:

@@ -11,6 +11,16 @@ the state after the event is then relaxed fully, once, from the last event-free 
 3456-atom bilayer in tension this cut the relaxations after the first bond break several-fold
 (a trial past an avalanche stops after 10–80 iterations instead of 300–2000).
 
+Branch following (the label rule): on the branch, any minimiser that stays in the basin finds the
+same minimum, so steps and trials use L-BFGS with moves of at most ``max_step`` per iteration and
+line searches that do not cross barriers. Past an instability the minimum is gone and what
+follows is defined by the descent from the last stable state, the gradient flow; large L-BFGS
+steps leave it (a 192-atom bilayer: 21 eV lower and four bonds broken where the flow breaks none).
+So the state after every event comes from a small-step damped descent (``descent_step``), which
+records the order in which bonds break; an event that this descent does not confirm was a hop of
+the trials' minimiser and is dropped (the run goes on from that state). ``audit`` adds the
+eigenvalue evidence per event (:mod:`glassfrac.mechanics.audit`).
+
 Events, judged between consecutive relaxed states:
 
 - a drop of the path's stress measure by more than ``stress_drop`` (N/m or GPa);
@@ -40,8 +50,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from glassfrac.analysis.bonds import bond_lengths
+from glassfrac.core.errors import InputError, NonFiniteError
 from glassfrac.core.progress import progress
+from glassfrac.mechanics.audit import EventAudit, audit_event
 from glassfrac.mechanics.deformation import DeformationPath
+from glassfrac.mechanics.finite import check_finite
 from glassfrac.mechanics.relax import Relaxer
 from glassfrac.potentials import Potential, VerletList, stress_from_virial
 from glassfrac.structure import Box, Structure
@@ -59,6 +73,10 @@ class AQSSettings:
     method: str = "lbfgs"
     precondition: str | None = "auto"
     max_relax_steps: int = 100_000
+    max_step: float = 0.1
+    """Largest move of one atom per minimiser iteration, Å (LAMMPS's ``dmax``). Larger steps hop over
+    barriers: with 0.2 Å, L-BFGS took FC22's bilayer at strain 0.114 into a basin 1.54 eV lower that the
+    branch does not reach (0.1 and 0.05 Å, and FIRE, stay on it)."""
     stress_drop: float = 1e-3
     energy_drop: float = 0.1
     max_jump: float = 0.25
@@ -66,6 +84,29 @@ class AQSSettings:
     max_events: int | None = None
     snapshots: bool = True
     """Keep the structures before and after every event (those of bond-break events are always kept)."""
+    descent_step: float = 0.02
+    """Largest move of one atom per step, Å, of the descent that gives the state after an event: FIRE to
+    ``fmax`` (damped dynamics, as FC22 relaxed) from the last stable state mapped to the event strain,
+    recording the order in which bonds break (:attr:`Event.break_order`). It ends where the gradient flow
+    ends: on a 192-atom bilayer at strain 0.162, FIRE with these steps and the flow x' = F both reach
+    E = −778.027 eV with no bond broken, while L-BFGS (0.1 Å steps) hops to −799.03 eV with four broken.
+    It starts next to the vanished minimum, where the forces are tiny, so it cannot stop at a looser
+    tolerance than ``fmax``."""
+    audit: bool = False
+    """Audit every event (:mod:`glassfrac.mechanics.audit`): is it an instability of the branch? Costs about
+    six relaxations and Hessian eigenvalues per event."""
+
+    def __post_init__(self):  # a zero step or precision would divide by zero and record NaN states
+        for name in ("max_strain", "step", "precision", "fmax"):
+            value = getattr(self, name)
+            try:
+                ok = bool(np.isfinite(float(value)) and float(value) > 0)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise InputError(f"AQS setting {name} must be a positive number, got {value!r}")
+        if self.max_events is not None and not (isinstance(self.max_events, int) and self.max_events >= 1):
+            raise InputError(f"AQS setting max_events must be None or a positive integer, got {self.max_events!r}")
 
 
 @dataclass
@@ -82,17 +123,26 @@ class Event:
     displacement: np.ndarray = field(repr=False)
     before: Structure | None = field(default=None, repr=False)
     after: Structure | None = field(default=None, repr=False)
+    audit: EventAudit | None = field(default=None, repr=False)
+    break_order: tuple | None = field(default=None, repr=False)
+    """Bond breaks only: the broken reference bonds (pairs (K, 2), images (K, d)) in the order they crossed
+    the break criterion along the descent from the last stable state (:attr:`AQSSettings.descent_step`)."""
 
     @property
     def stress_drop(self) -> float:
         return self.stress_before - self.stress_after
 
     def summary(self) -> dict:
-        return {
+        out = {
             "strain": self.strain, "strain_before": self.strain_before,
             "stress_drop": self.stress_drop, "kind": self.kind,
             "location": self.location.tolist(), "atoms": self.atoms.tolist(),
         }
+        if self.audit is not None:
+            out["audit"] = self.audit.to_dict()
+        if self.break_order is not None:
+            out["break_order"] = self.break_order[0].tolist()
+        return out
 
 
 @dataclass
@@ -136,8 +186,7 @@ class _State:
     converged: bool
     velocity: torch.Tensor | None = None  # non-affine displacement per unit strain (Å)
     predicted: torch.Tensor | None = None  # tangent prediction this state was relaxed from
-    stopped: bool = False  # relaxation stopped once an atom left the prediction by max_jump
-    source_strain: float | None = None  # strain of the state it was advanced from
+    break_order: tuple | None = None  # (pairs (K, 2), images (K, d)) in the order they broke along the descent
 
 
 class AQSDriver:
@@ -150,17 +199,25 @@ class AQSDriver:
         self.device = device
         s = self.settings
         self.relaxer = Relaxer(potential, method=s.method, fmax=s.fmax, max_steps=s.max_relax_steps,
-                               precondition=s.precondition if s.method == "lbfgs" else None)
-        # bond_rule(reference) -> counter(current) -> number of broken reference bonds
+                               max_step=s.max_step, precondition=s.precondition if s.method == "lbfgs" else None)
+        # bond_rule(reference) -> breaks(current) -> the reference bonds broken in current (BondBreaks)
         self.bond_rule = bond_rule
+        self.descender = Relaxer(potential, method="fire", fmax=s.fmax, max_steps=s.max_relax_steps,
+                                 max_step=s.descent_step)
         # on_state(strain, stress, energy, events so far): called for every relaxed state
         # recorded, so that long runs can write their progress as they go
         self.on_state = on_state
-        self._count_breaks = None
+        self._breaks = None
 
     # -- state handling --------------------------------------------------------------
     def _relaxed_state(self, batch, strain, mask, stop_beyond=None) -> _State:
-        stats = self.relaxer.run(batch, cell_mask=mask, stop_beyond=stop_beyond)
+        where = f"{self.path.kind} at strain {strain:.6g}"
+        try:
+            stats = self.relaxer.run(batch, cell_mask=mask, stop_beyond=stop_beyond)
+            if stats.non_finite:
+                raise NonFiniteError(stats.non_finite[0])
+        except NonFiniteError as exc:  # the run stops here: say where along the path
+            raise NonFiniteError(f"{where}: {exc}") from None
         for name in ("iterations", "evaluations"):
             self.work[name] += int(np.asarray(getattr(stats, name)).sum())
         self.work["relaxations"] += 1
@@ -168,24 +225,28 @@ class AQSDriver:
         pairs = self._verlet.update(batch)
         res = self.potential.compute(batch, pairs, virial=True, per_atom=True)
         stress, _ = stress_from_virial(batch, res.virial)
+        check_finite(batch, f"in the relaxed state, {where}", res.energy, stress, res.per_atom_energy[None],
+                     forces=res.forces)
         tensor = stress[0]
         return _State(
             strain, batch.positions.detach().clone(), batch.cells.detach().clone(),
             self.path.measure(tensor), tensor, res.per_atom_energy.detach().clone(),
             float(res.energy[0]), int(np.asarray(stats.iterations).ravel()[0]),
-            bool(np.asarray(stats.converged).ravel()[0]), stopped=bool(np.asarray(stats.stopped).ravel()[0]),
+            bool(np.asarray(stats.converged).ravel()[0]),
         )
 
     def _load(self, batch, state: _State):
         batch.positions = state.positions.clone()
         batch.cells = state.cell.clone()
 
-    def _advance(self, batch, state: _State, strain: float, mask, trial: bool = False) -> _State:
+    def _advance(self, batch, state: _State, strain: float, mask, trial: bool = False,
+                 template: Structure | None = None) -> _State:
         """Relaxed state at ``strain``, reached from ``state`` by the affine map plus the
         tangent prediction of the non-affine displacement (``state.velocity``): on an elastic
         branch the relaxation then starts a second-order distance from its minimum. A
         ``trial`` only asks whether an event happens: its relaxation stops (``stopped``) as
-        soon as an atom is ``max_jump`` from the prediction, which is a jump event already."""
+        soon as an atom is ``max_jump`` from the prediction, which is a jump event already. With
+        ``template``, the relaxation is the recorded descent (:meth:`_descend`)."""
         self._load(batch, state)
         G = torch.as_tensor(self.path.increment(state.strain, strain), dtype=batch.positions.dtype,
                             device=batch.device)
@@ -196,11 +257,41 @@ class AQSDriver:
             batch.positions += (strain - state.strain) * (state.velocity @ G.T)
         batch.cells = batch.cells @ G.T
         predicted = batch.positions.detach().clone()
+        order = None if template is None else self._descend(batch, mask, template)
         new = self._relaxed_state(batch, strain, mask,
                                   stop_beyond=(predicted, self.settings.max_jump) if trial else None)
-        new.predicted, new.source_strain = predicted, state.strain
+        new.break_order = order
+        new.predicted = predicted
         new.velocity = (new.positions - affine) / (strain - state.strain)
         return new
+
+    def _descend(self, batch, mask, template: Structure) -> tuple:
+        """Damped dynamics with small steps (FIRE, ``descent_step``) from the batch's positions down to
+        ``fmax``, noting the step at which each reference bond first counts as broken; returns the
+        broken bonds (pairs, images) in that order (ties: the longer bond first), or None without a bond rule."""
+        if self._breaks is None:
+            self.descender.run(batch, cell_mask=mask, stress=False)
+            return None
+        seen, rows = set(), []
+        cell = batch.cells[0].detach().cpu().numpy()
+
+        def note(info):
+            current = template.copy()
+            current.positions = info["positions"]().cpu().numpy()
+            current.box = Box(cell, template.box.pbc, template.box.origin)
+            breaks = self._breaks(current)
+            if breaks.count == 0:
+                return
+            lengths = bond_lengths(current, breaks.pairs, breaks.images)
+            for k in np.argsort(-lengths, kind="stable"):
+                key = (*breaks.pairs[k].tolist(), *breaks.images[k].tolist())
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(key)
+
+        self.descender.run(batch, cell_mask=mask, callback=note, stress=False)
+        table = np.asarray(rows, dtype=np.int64).reshape(len(rows), 2 + batch.dim)
+        return table[:, :2], table[:, 2:]
 
     @staticmethod
     def _embed(G, dim):
@@ -226,7 +317,7 @@ class AQSDriver:
             kinds.append("stress_drop")
         if torch.max(a.per_atom_energy - b.per_atom_energy) > self.settings.energy_drop:
             kinds.append("energy_drop")
-        if self._count_breaks is not None and self._count_breaks(self._structure(template, b)) > self._breaks_so_far:
+        if self._breaks is not None and self._breaks(self._structure(template, b)).count > self._breaks_so_far:
             kinds.append("bond_break")
         return kinds
 
@@ -237,12 +328,13 @@ class AQSDriver:
         mask = torch.as_tensor(self._embed_mask(self.path.cell_mask(), structure.dim))
         batch = self.potential.batch([structure], device=self.device,
                                      frozen=None if frozen is None else [frozen])
+        self._frozen = frozen
         self._verlet = VerletList(self.potential.cutoff, skin=1.0)
         self._breaks_so_far = 0
         self.work = dict.fromkeys(("relaxations", "iterations", "evaluations", "stopped"), 0)
         state = self._relaxed_state(batch, 0.0, mask)
         reference = self._structure(structure, state)
-        self._count_breaks = self.bond_rule(reference) if self.bond_rule else None
+        self._breaks = self.bond_rule(reference) if self.bond_rule else None
         curve = LoadingCurve()
         record = self._recorder(curve)
         events: list[Event] = []
@@ -263,17 +355,17 @@ class AQSDriver:
                     else:  # on the path: the run goes on from here
                         record(mid, events)
                         lo = mid
-                # the state after the event: a full relaxation from the stable end (the last
-                # trial if it was one); a bracket without an event was a false alarm
-                nxt = hi
-                if hi.stopped or hi.source_strain != lo.strain:
-                    nxt = self._advance(batch, lo, hi.strain, mask)
+                # the state after the event: the recorded descent from the stable end (the trials'
+                # minimiser may have hopped); a bracket without an event was a false alarm
+                nxt = self._advance(batch, lo, hi.strain, mask, template=structure)
                 kinds = self._events_between(lo, nxt, structure)
                 if kinds:
                     events.append(self._event(lo, nxt, kinds, reference, structure))
+                    if s.audit:
+                        events[-1].audit = self._audit(batch, lo, events[-1], mask, structure)
                     nxt.velocity = None  # a new branch starts after the event
                     if "bond_break" in kinds:
-                        self._breaks_so_far = self._count_breaks(self._structure(structure, nxt))
+                        self._breaks_so_far = self._breaks(self._structure(structure, nxt)).count
             record(nxt, events)
             bar.update(max(0, int(round(nxt.strain / s.step)) - bar.n))
             peak = max(peak, nxt.stress)
@@ -287,6 +379,14 @@ class AQSDriver:
             events=events, fractured=fractured, stress_unit="N/m" if batch.is_sheet()[0] else "GPa",
             work=dict(self.work),
         )
+
+    def _audit(self, batch, lo: _State, event: Event, mask, template: Structure) -> EventAudit:
+        """Audit ``event`` from the branch below its last stable state ``lo``."""
+        def state_at(strain):
+            return self._structure(template, self._advance(batch, lo, strain, mask))
+
+        return audit_event(self.potential, state_at, (lo.strain, self._structure(template, lo)), event.strain,
+                           self.settings.precision, event.atoms, frozen=self._frozen)
 
     def _recorder(self, curve):
         def record(state: _State, events):
@@ -312,7 +412,7 @@ class AQSDriver:
         location = reference.box.wrap(reference.positions[site][None])[0]
         keep = self.settings.snapshots or "bond_break" in kinds  # the labels read the broken bonds from ``after``
         return Event(hi.strain, lo.strain, lo.stress, hi.stress, kinds, location, atoms, nonaffine,
-                     before if keep else None, after if keep else None)
+                     before if keep else None, after if keep else None, break_order=hi.break_order)
 
 
 @dataclass

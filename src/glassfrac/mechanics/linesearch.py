@@ -4,6 +4,11 @@ The line searches accept a step on the strong Wolfe conditions; where energy dif
 below the round-off of the total energy (about 1e-12 relative), they are estimated from the
 forces (trapezoid rule along the line), so that both methods reach 1e-8 eV/Å. L-BFGS may be
 preconditioned (:mod:`glassfrac.mechanics.preconditioners`).
+
+A line search must not cross a barrier, or a loading run leaves the branch it follows: a trial
+still going downhill whose energy and slopes, joined by the Hermite cubic from the line's start,
+imply a maximum between them (the energy rose and fell again) is treated as too far, and the
+search falls back inside (:meth:`LineSearchMethod._crossed`).
 """
 
 import math
@@ -187,10 +192,11 @@ class LineSearchMethod:
         better = self._difference(self.e_lo, self.dg_lo, self.lo, ev.merit, dg, alpha) <= 0
         curvature = dg.abs() <= self.c2 * self.dg0.abs()
         capped = (alpha >= self.alpha_max * (1 - 1e-12)) & (dg < 0)
-        accept = active & finite & (ev.converged | (armijo & better & (curvature | capped)))
+        crossed = finite & self._crossed(ev.merit, dg, alpha)
+        accept = active & finite & ~crossed & (ev.converged | (armijo & better & (curvature | capped)))
         reject = active & ~accept
         # bracket update (Nocedal & Wright, algorithm 3.6; lo is the best point so far)
-        worse = reject & ~(armijo & better)
+        worse = reject & (~(armijo & better) | crossed)
         self.hi = torch.where(worse, alpha, self.hi)
         self.e_hi = torch.where(worse, ev.merit, self.e_hi)
         self.dg_hi = torch.where(worse, dg, self.dg_hi)
@@ -236,6 +242,20 @@ class LineSearchMethod:
             self.e0 = torch.where(accept, ev.merit, self.e0)
             self._new_direction(obj, accept & ~ev.converged)
         return accept
+
+    def _crossed(self, e, dg, alpha):
+        """Systems whose trial at ``alpha`` (merit ``e``, slope ``dg`` along the line) lies beyond a barrier:
+        still downhill, but the Hermite cubic p(t), t in [0, 1], through the start and the trial has a
+        local maximum inside (p' < 0 at both ends and > 0 at the vertex of the quadratic p')."""
+        zero = torch.zeros_like(alpha)
+        de = self._difference(self.e0, self.dg0, zero, e, dg, alpha)
+        a1, a_dg = alpha * self.dg0, alpha * dg
+        a2 = 3.0 * de - 2.0 * a1 - a_dg
+        a3 = -2.0 * de + a1 + a_dg
+        safe = torch.where(a3 < 0, a3, -1.0)
+        vertex = -a2 / (3.0 * safe)
+        peak = a1 - a2 * a2 / (3.0 * safe)
+        return (dg < 0) & (a3 < 0) & (vertex > 0) & (vertex < 1) & (peak > 0)
 
     def _next_trial(self):
         """Next step length: expand while no bracket, else a safeguarded cubic (or secant on the

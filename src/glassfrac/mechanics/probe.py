@@ -49,10 +49,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from glassfrac.core.errors import InputError
+from glassfrac.core.errors import InputError, NonFiniteError
 from glassfrac.core.progress import progress
 from glassfrac.core.threads import set_threads
 from glassfrac.core.units import EV_PER_A2_IN_N_PER_M
+from glassfrac.mechanics.finite import check_structure
 from glassfrac.potentials.batch import Batch, Pairs
 from glassfrac.structure import Box, Structure, neighbor_pairs
 
@@ -466,6 +467,7 @@ def probe_map(structure: Structure, potential, settings: ProbeSettings | None = 
         raise InputError(f"local probing needs a potential with the 'hessian' ability; {potential.name} has none")
     if s.predictor not in ("secant", "affine"):
         raise InputError(f"predictor must be 'secant' or 'affine', got {s.predictor!r}")
+    check_structure(potential, structure, "in the sample to probe")  # overlapping atoms: stop before the windows
     if centres is None:
         centres = grid_centres(structure.box, s.grid)
     centres = np.asarray(centres, float).reshape(-1, 2)
@@ -486,6 +488,10 @@ def probe_map(structure: Structure, potential, settings: ProbeSettings | None = 
         evaluations = sum(d[3] for d in done)
     tau_in, tau_c, strain = (x.reshape(n, len(angles)) for x in (tau_in, tau_c, strain))
     threshold = tau_c - tau_in
+    bad = np.flatnonzero(~np.isfinite(threshold).all(axis=1))
+    if len(bad):
+        raise NonFiniteError(f"non-finite threshold in {len(bad)} of {n} windows (the first centred at "
+                             f"{np.round(centres[bad[0]], 3).tolist()} Å)")
     if len(angles) > 1:
         # Patinet's effective threshold: min over directions within 45° of the load of Δτ / cos 2(θ − θ_load)
         proj = np.cos(2 * (angles - s.load_angle))

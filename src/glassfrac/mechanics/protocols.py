@@ -21,9 +21,9 @@ SHEAR_DEFAULTS = AQSSettings(path="pure_shear", max_strain=0.04, step=1e-4, prec
 
 
 def silica_bond_rule(reference: Structure):
-    """Counter of broken Si–O bonds (FC22 rule) relative to ``reference``."""
+    """The Si–O bonds of ``reference`` broken in a structure (FC22 rule): a function of the structure."""
     pairs, images = reference_bonds(reference, SILICA_BOND_CUTOFF)
-    return lambda current: broken_bonds(current, pairs, images).count
+    return lambda current: broken_bonds(current, pairs, images)
 
 
 def tension_test(structure: Structure, potential, settings: AQSSettings | None = None,

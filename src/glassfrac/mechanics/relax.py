@@ -29,13 +29,15 @@ A :class:`Relaxer` keeps the Verlet list of the last batch it ran, so repeated r
 same batch (warm starts, affine steps of a loading path) rebuild pairs only when needed.
 """
 
+import functools
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from glassfrac.core.errors import ConvergenceError, InputError
+from glassfrac.core.errors import ConvergenceError, InputError, NonFiniteError
+from glassfrac.mechanics.finite import non_finite
 from glassfrac.mechanics.fire import FireMethod, FireParameters
 from glassfrac.mechanics.linesearch import LineSearchMethod
 from glassfrac.mechanics.objective import Evaluation, Objective, free_cell_components, target_stresses
@@ -67,7 +69,7 @@ class RelaxStats:
     the relaxed cell components (0 without cell relaxation); ``seconds``: wall time of the run;
     ``compactions``: times the working batch was rebuilt from unfinished systems;
     ``neighbor_builds``: systems whose pairs were (re)built; ``notes``: what else to know;
-    ``stopped``: systems stopped by ``stop_beyond`` (all False without it).
+    ``stopped``: systems stopped by ``stop_beyond`` (all False without it); ``non_finite``: below.
     """
 
     energy: np.ndarray
@@ -86,6 +88,10 @@ class RelaxStats:
     neighbor_builds: int = 0
     notes: list = field(default_factory=list)
     stopped: np.ndarray | None = None
+    non_finite: dict = field(default_factory=dict)
+    """``{system: what is wrong}`` for systems with a NaN or infinite energy or force (overlapping atoms,
+    :func:`glassfrac.mechanics.finite.non_finite`); they stop at once, the others go on (when every system
+    of the batch starts so, :meth:`Relaxer.run` raises :class:`~glassfrac.core.errors.NonFiniteError`)."""
 
     def __len__(self) -> int:
         return len(self.energy)
@@ -176,7 +182,8 @@ class Relaxer:
         evaluation when the cell does not relax). ``callback(info)`` is called after every
         evaluation with a dict: ``step``, ``active`` (systems still running), and per system
         ``energy`` (eV, plus the work of the target stress) and ``max_force`` (eV/Å) at its
-        last accepted point (tensors, not to be modified). ``stop_beyond`` = (reference
+        last accepted point (tensors, not to be modified), and ``positions()``, which returns the
+        positions (N, d) of the whole batch at the last accepted points (a copy). ``stop_beyond`` = (reference
         positions (N, d), distance Å): a system stops, unconverged and marked ``stopped``, as
         soon as one of its atoms is farther than the distance from its reference position (to
         learn cheaply that a state has left its basin, as the AQS bisection does).
@@ -194,6 +201,10 @@ class Relaxer:
         opt = self._optimizer()
         x = obj.start()
         ev = obj.evaluate(x)
+        problems = non_finite(batch, "at the start of the relaxation", ev.energy, ev.fmax)
+        if len(problems) == b:  # not one system can be relaxed
+            k = min(problems)
+            raise NonFiniteError((f"system {k} of {b}: " if b > 1 else "") + problems[k])
         opt.start(obj, x, ev)
         rec = _Record(ev)
         full = _Record(ev)
@@ -241,7 +252,8 @@ class Relaxer:
                 rec.stopped |= active & ~rec.done & (farthest > stop_beyond[1])
             if callback is not None:
                 full.store(rec, index)
-                callback({"step": step, "active": n_active, "energy": full.merit, "max_force": full.fmax})
+                callback({"step": step, "active": n_active, "energy": full.merit, "max_force": full.fmax,
+                          "positions": functools.partial(_accepted_positions, batch, work, index, obj, opt, x)})
         x = opt.accepted(obj, x)
         obj.apply(x)
         _write_back(batch, work, index)
@@ -250,6 +262,7 @@ class Relaxer:
         rec.failed = opt.failed
         full.store(rec, index)
         energy, fmax, virial = full.energy, full.fmax, full.virial
+        problems = {**non_finite(batch, "at the end of the relaxation", energy, fmax), **problems}
         stress_out, units = None, ["N/m" if s else "GPa" for s in batch.is_sheet().tolist()]
         if stress and virial is None:  # one more evaluation, for the virial only
             virial = self.potential.compute(batch, verlet.update(batch), virial=True).virial.detach()
@@ -259,6 +272,7 @@ class Relaxer:
         notes = []
         if bool(full.failed.any()):
             notes.append("stopped early (no downhill step found, or non-finite energy) for some systems")
+        notes += [f"system {k}: {text}" for k, text in sorted(problems.items())]
         return RelaxStats(
             energy=energy.cpu().numpy(), max_force=fmax.cpu().numpy(),
             iterations=full.iterations.cpu().numpy(), evaluations=full.evaluations.cpu().numpy(),
@@ -266,6 +280,7 @@ class Relaxer:
             stress=stress_out, stress_unit=units, method=self.method,
             seconds=time.perf_counter() - start, fmax=self.fmax, stress_tol=self.stress_tol,
             compactions=compactions, neighbor_builds=builds, notes=notes, stopped=full.stopped.cpu().numpy(),
+            non_finite=problems,
         )
 
 
@@ -307,6 +322,13 @@ class _Record:
                 value[index] = getattr(other, name)
 
 
+def _accepted_positions(batch: Batch, work: Batch, index, obj, opt, x) -> torch.Tensor:
+    """Positions of every atom of ``batch`` at each system's last accepted point (a copy), Å."""
+    out = batch.positions.detach().clone()
+    out[batch.atoms_of(index) if work is not batch else slice(None)] = obj.positions(opt.accepted(obj, x)).detach()
+    return out
+
+
 def _write_back(batch: Batch, work: Batch, index):
     if work is batch:
         return
@@ -324,12 +346,18 @@ def relax(potential: Potential, structures, method: str = "lbfgs", fmax: float =
     ``frozen``: a list of per-atom boolean masks (or None); ``options`` go to
     :class:`Relaxer`. The stats dict is :meth:`RelaxStats.system` plus ``seconds`` of the
     whole batch. With ``raise_on_failure``, systems left unconverged raise
-    :class:`~glassfrac.core.errors.ConvergenceError` (after the whole batch has run).
+    :class:`~glassfrac.core.errors.ConvergenceError` (after the whole batch has run). A system with a
+    non-finite energy or force (overlapping atoms) always raises
+    :class:`~glassfrac.core.errors.NonFiniteError`, naming its atoms.
     """
     structures = list(structures)
     relaxer = Relaxer(potential, method=method, fmax=fmax, max_steps=max_steps, **options)
     batch = potential.batch(structures, device=device, frozen=frozen)
     stats = relaxer.run(batch, cell_mask=cell, target_stress=target_stress)
+    if stats.non_finite:  # a NaN result is never returned
+        k = min(stats.non_finite)
+        raise NonFiniteError((f"system {k} of {len(structures)}: " if len(structures) > 1 else "")
+                             + stats.non_finite[k])
     if raise_on_failure and not stats.converged.all():
         bad = np.flatnonzero(~stats.converged)
         raise ConvergenceError(

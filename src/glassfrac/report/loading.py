@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from glassfrac.core.files import atomic_open, save_png
+from glassfrac.core.outputs import OutputFolder
 from glassfrac.labels import LabelSet, TensionLabels
 from glassfrac.structure import write
 
@@ -84,27 +85,39 @@ def plot_curves(curves, path, xlabel: str, ylabel: str, title: str = "") -> None
     save_png(fig, path)
 
 
+RUN_FILES = ("curve.csv", "labels.npz", "labels.json", "reference.xyz", "final.xyz", "stress_strain.png",
+             "sample.png")
+"""Files :func:`save_run` always writes (plus ``event_NNN.xyz`` per event with a snapshot)."""
+
+
 def save_run(result, labels: LabelSet, directory) -> dict:
     """Write curve.csv, the labels (labels.npz, :class:`~glassfrac.labels.LabelSet`; their record also as
-    labels.json, to read), snapshots (extxyz) and figures into ``directory``; returns the labels' JSON record."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    labels.json, to read), snapshots (extxyz) and figures into ``directory``; returns the labels' JSON record.
+
+    ``directory``: a path (files in it are replaced), or a :class:`~glassfrac.core.outputs.OutputFolder`,
+    whose rule then applies to every file (the caller calls its ``finish()``)."""
+    if isinstance(directory, OutputFolder):
+        out = directory.file
+    else:
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder.joinpath
     c = result.curve.arrays()
-    with atomic_open(directory / "curve.csv") as handle:
+    with atomic_open(out("curve.csv")) as handle:
         handle.write(f"strain,stress_{result.stress_unit.replace('/', '_per_')},energy_eV,iterations,converged\n")
         for row in zip(c["strain"], c["stress"], c["energy"], c["iterations"], c["converged"], strict=True):
             handle.write(f"{row[0]:.10g},{row[1]:.10g},{row[2]:.12g},{int(row[3])},{int(row[4])}\n")
-    record = labels.save(directory / "labels.npz")
-    with atomic_open(directory / "labels.json") as handle:
+    record = labels.save(out("labels.npz"))
+    with atomic_open(out("labels.json")) as handle:
         json.dump(record, handle, indent=1)
-    write(result.reference, directory / "reference.xyz")
-    write(result.final, directory / "final.xyz")
+    write(result.reference, out("reference.xyz"))
+    write(result.final, out("final.xyz"))
     for k, event in enumerate(result.events):
         if event.after is not None:
-            write(event.after, directory / f"event_{k + 1:03d}.xyz")
-    plot_stress_strain(result, directory / "stress_strain.png")
+            write(event.after, out(f"event_{k + 1:03d}.xyz"))
+    plot_stress_strain(result, out("stress_strain.png"))
     marks = {}
     if isinstance(labels, TensionLabels):
         marks = {"crack_atoms": labels.crack_atoms, "rupture_location": labels.rupture_location}
-    plot_sample_with_failure(result, directory / "sample.png", **marks)
+    plot_sample_with_failure(result, out("sample.png"), **marks)
     return record

@@ -30,8 +30,11 @@ VACUUM_GAP = 10.0
 FORMATS = {
     ".xyz": "extxyz", ".extxyz": "extxyz",
     ".data": "lammps-data", ".lmp": "lammps-data", ".lammps": "lammps-data",
+    ".twodsilica": "lammps-data",  # JuMol's 2D silica samples are LAMMPS data text
     ".dump": "lammps-dump", ".lammpstrj": "lammps-dump",
 }
+FORMAT_NAMES = ("extxyz", "lammps-data", "lammps-dump")
+"""Formats :func:`read` and :func:`write` know (``format=``; otherwise from the extension, :data:`FORMATS`)."""
 
 
 def guess_format(path) -> str:
@@ -45,21 +48,66 @@ def guess_format(path) -> str:
 
 
 def read(path, format: str | None = None, index: int = -1, **kwargs) -> Structure:
-    """Read one structure (``index``: frame of a multi-frame file, default the last)."""
+    """Read one structure (``index``: frame of a multi-frame file, default the last).
+
+    Every problem a user can cause raises :class:`InputError` naming the file (and the line where
+    known): a folder or a missing, empty or binary (not UTF-8) file, a malformed line, a NaN or
+    infinite coordinate or box bound."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder, not a structure file", path)
     if not path.is_file():
         raise InputError("file not found", path)
     fmt = format or guess_format(path)
-    if fmt == "extxyz":
-        return _read_extxyz(path, index)
-    if fmt == "lammps-data":
-        return read_lammps_data(path, **kwargs)
-    if fmt == "lammps-dump":
-        frames = list(read_lammps_dump(path, **kwargs))
-        if not frames:
-            raise InputError("no frame in dump file", path)
-        return frames[index]
-    raise InputError(f"unknown format {fmt!r}", path)
+    if fmt not in FORMAT_NAMES:
+        raise InputError(f"unknown format {fmt!r}; use one of {list(FORMAT_NAMES)}", path)
+    if path.stat().st_size == 0:
+        raise InputError(f"the file is empty (expected {fmt})", path)
+    try:
+        if fmt == "extxyz":
+            structure = _read_extxyz(path, index)
+        elif fmt == "lammps-data":
+            structure = read_lammps_data(path, **kwargs)
+        else:
+            frames = list(read_lammps_dump(path, **kwargs))
+            if not frames:
+                raise InputError("no frame in dump file", path)
+            structure = frames[index]
+    except UnicodeDecodeError:
+        raise _not_text(path, fmt) from None
+    if structure.n_atoms == 0:
+        raise InputError(f"the file holds no atoms (read as {fmt})", path)
+    _check_finite(structure, path)
+    return structure
+
+
+def _not_text(path, fmt) -> InputError:
+    """The error for a file that is not UTF-8 text, naming the line of its first bad byte."""
+    raw = Path(path).read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return InputError(f"not a text file: byte {exc.start} ({raw[exc.start]:#04x}) is not UTF-8 text "
+                          f"(expected {fmt})", path, line)
+    return InputError(f"not a text file (expected {fmt})", path)
+
+
+def _check_finite(structure: Structure, path) -> None:
+    """Refuse NaN or infinite box vectors or positions (named by atom, 1-based in file order)."""
+    if not np.isfinite(structure.box.cell).all() or not np.isfinite(structure.box.origin).all():
+        raise InputError(f"non-finite box: cell {structure.box.cell.tolist()}", path)
+    bad = np.flatnonzero(~np.isfinite(structure.positions).all(axis=1))
+    if len(bad):
+        raise _non_finite_atoms(structure.positions, bad, path)
+
+
+def _non_finite_atoms(xyz, bad, path, line=None, name=None) -> InputError:
+    """The error for atoms ``bad`` (row indices of ``xyz``) with NaN or infinite coordinates."""
+    k = int(bad[0])
+    what = f"atom {k + 1}" if name is None else name
+    return InputError(f"non-finite coordinates of {what} ({np.asarray(xyz[k]).tolist()}); {len(bad)} atom(s) "
+                      f"have NaN or infinite coordinates", path, line)
 
 
 def write(structure: Structure, path, format: str | None = None, **kwargs) -> None:
@@ -80,9 +128,18 @@ def write(structure: Structure, path, format: str | None = None, **kwargs) -> No
 def _read_extxyz(path, index):
     try:
         atoms = ase.io.read(path, index=index, format="extxyz")
+    except UnicodeDecodeError:
+        raise  # reported with its line by read()
     except Exception as exc:  # ASE raises many types; report them uniformly
-        raise InputError(f"not a readable extended XYZ file ({exc})", path) from exc
-    return Structure.from_ase(atoms)
+        raise InputError(f"not a readable extended XYZ file ({exc or type(exc).__name__})", path) from exc
+    structure = Structure.from_ase(atoms)
+    bad = np.flatnonzero(~np.isfinite(structure.positions).all(axis=1))
+    if len(bad):  # the line is known for a one-frame file: a count line, a comment line, the atoms
+        with open(path) as handle:
+            lines = sum(1 for _ in handle)
+        line = int(bad[0]) + 3 if lines == structure.n_atoms + 2 else None
+        raise _non_finite_atoms(structure.positions, bad, path, line)
+    return structure
 
 
 def _write_extxyz(structure, path):
@@ -135,6 +192,8 @@ def read_lammps_data(path, type_map: dict | None = None, atom_style: str | None 
                 raise ValueError
         except ValueError:
             raise InputError(f"unrecognised header line {raw.strip()!r}", path, n + 1) from None
+        if not np.isfinite([*tilt, *(v for b in bounds.values() for v in b)]).all():
+            raise InputError(f"non-finite box bound or tilt in {raw.strip()!r}", path, n + 1)
         n += 1
     while n < len(lines):  # sections
         text = lines[n].split("#")[0].strip()
@@ -160,6 +219,8 @@ def read_lammps_data(path, type_map: dict | None = None, atom_style: str | None 
     if "atoms" not in header:
         raise InputError("header has no 'N atoms' line", path)
     n_atoms = header["atoms"]
+    if n_atoms <= 0:
+        raise InputError(f"the header says {n_atoms} atoms; a structure needs at least one", path)
     for axis in "xyz":
         if axis not in bounds:
             raise InputError(f"header has no '{axis}lo {axis}hi' line", path)
@@ -203,6 +264,9 @@ def read_lammps_data(path, type_map: dict | None = None, atom_style: str | None 
                 images[k] = [int(w) for w in words[need:]]
         except ValueError:
             raise InputError(f"non-numeric value in Atoms line {raw.strip()!r}", path, lineno) from None
+    bad = np.flatnonzero(~np.isfinite(xyz).all(axis=1))
+    if len(bad):
+        raise _non_finite_atoms(xyz, bad, path, body[bad[0]][0], f"atom id {ids[bad[0]]}")
     if len(np.unique(ids)) != n_atoms:
         raise InputError("duplicate atom ids in the Atoms section", path)
     order = np.argsort(ids)
@@ -411,6 +475,8 @@ def read_lammps_dump(path, type_map: dict | None = None, dim: int | None = None,
                 rows = [[float(w) for w in next_line().split()] for _ in range(3)]
             except (ValueError, IndexError):
                 raise InputError("malformed dump header", path, lineno) from None
+            if not np.isfinite([v for r in rows for v in r]).all():
+                raise InputError("non-finite box bound in ITEM: BOX BOUNDS", path, lineno)
             file_pbc = np.array([f == "pp" for f in flags[:3]]) if len(flags) >= 3 else np.ones(3, bool)
             cell, origin = _dump_cell(rows, triclinic)
             atoms_line = next_line()
@@ -457,6 +523,9 @@ def _dump_frame(table, columns, cell, origin, file_pbc, type_map, dim, pbc, time
                           (("xs", "ys", "zs"), True), (("xsu", "ysu", "zsu"), True)):
         if all(n in columns for n in names):
             xyz = np.column_stack([col(n) for n in names])
+            bad = np.flatnonzero(~np.isfinite(xyz).all(axis=1))
+            if len(bad):
+                raise _non_finite_atoms(xyz, bad, path, first + int(bad[0]), "the atom on this line")
             if scaled:
                 xyz = xyz @ cell + origin
             used = list(names)

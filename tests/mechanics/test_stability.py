@@ -1,0 +1,100 @@
+"""Hessian eigenvalues of relaxed states, the event audit and the barrier rule of the line searches."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from glassfrac.generate import generate
+from glassfrac.mechanics.audit import audit_event
+from glassfrac.mechanics.linesearch import LineSearchMethod
+from glassfrac.mechanics.protocols import TENSION_DEFAULTS, tension_test
+from glassfrac.mechanics.relax import relax
+from glassfrac.mechanics.stability import _Hessian, lowest_modes, saddle_node_fit, trivial_modes
+from glassfrac.potentials import get_potential
+from glassfrac.structure import Box
+
+
+@pytest.fixture(scope="module")
+def relaxed():
+    out = {}
+    for name, kind in (("yukawa2d", "monolayer"), ("watanabe", "bilayer")):
+        potential = get_potential(name)
+        (sample, _), = relax(potential, [generate((4, 4), mu2=0.3, kind=kind, seed=1)], cell=True, fmax=1e-8,
+                             raise_on_failure=True)
+        out[name] = potential, sample
+    return out
+
+
+def dense_spectrum(potential, structure):
+    """Eigenvalues of the potential's analytic Hessian (exact at a relaxed state), eV/Å², ascending."""
+    H = _Hessian(potential, structure, None).sparse().toarray()
+    return np.linalg.eigvalsh(0.5 * (H + H.T))
+
+
+@pytest.mark.parametrize("name,trivial", [("yukawa2d", 2), ("watanabe", 3)])
+def test_lowest_modes_equal_the_dense_spectrum_without_the_trivial_modes(relaxed, name, trivial):
+    potential, sample = relaxed[name]
+    spectrum = dense_spectrum(potential, sample)
+    scale = np.abs(spectrum).max()
+    assert np.sum(np.abs(spectrum) < 1e-9 * scale) == trivial  # the rigid translations of a periodic sheet
+    modes = lowest_modes(potential, sample, k=3)
+    assert modes.trivial == trivial
+    assert np.allclose(modes.eigenvalues, spectrum[trivial:trivial + 3], rtol=1e-6, atol=1e-9 * scale)
+    assert modes.lowest > 0  # a relaxed sample is a true minimum
+    for v in modes.modes:  # unit modes orthogonal to the translations
+        assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-8)
+        assert np.abs(v.sum(axis=0)).max() < 1e-6
+
+
+def test_a_cluster_has_a_rotation_among_its_zero_modes(relaxed):
+    _, sample = relaxed["yukawa2d"]
+    cluster = sample.copy()
+    cluster.box = Box(sample.box.cell, False)
+    assert trivial_modes(cluster).shape[1] == 3  # two translations and the rotation in the plane
+    assert trivial_modes(sample).shape[1] == 2
+
+
+def test_saddle_node_fit_recovers_a_square_root():
+    strain = 0.1 - 1e-4 * 2.0 ** np.arange(6)
+    fit = saddle_node_fit(strain, 0.8 * np.sqrt(0.1 - strain), 0.1)
+    assert fit["exponent"] == pytest.approx(0.5, abs=1e-9) and fit["amplitude"] == pytest.approx(0.8, rel=1e-9)
+
+
+def test_an_event_on_a_stable_branch_is_a_basin_hop(relaxed):
+    """A run that reports an event where the branch is still a stiff minimum (as a minimiser that steps
+    over a barrier does) is caught: no mode at the event's atoms softens."""
+    potential, sample = relaxed["watanabe"]
+
+    def state_at(strain):
+        F = np.diag([1.0 + strain, 1.0, 1.0])
+        s = sample.copy()
+        s.positions = sample.positions @ F.T
+        s.box = Box(sample.box.cell @ F.T, sample.box.pbc)
+        return relax(potential, [s], fmax=1e-8, raise_on_failure=True)[0][0]
+
+    audit = audit_event(potential, state_at, (0.0, sample), 1e-4, 1e-4, atoms=np.arange(8), levels=3)
+    assert audit.verdict == "basin_hop"
+    assert audit.softening > 0.9 and all(v > 0 for v in audit.lowest)
+
+
+def test_line_search_refuses_a_trial_beyond_a_barrier():
+    """A trial still falling as steeply as the line started, yet only 0.3 eV lower after a fall of slope 1
+    over unit length: the energy must have risen in between (Armijo alone would accept it)."""
+    method = LineSearchMethod("lbfgs", max_step=1.0, memory=5, curvature=1.0)
+    method.e0, method.dg0 = torch.tensor([10.0, 10.0]), torch.tensor([-1.0, -1.0])
+    crossed = method._crossed(torch.tensor([9.7, 9.0]), torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0]))
+    assert crossed.tolist() == [True, False]  # 0.3 eV lower: a barrier between; 1 eV lower: a steady fall
+
+
+@pytest.mark.slow
+def test_audited_tension_events_are_instabilities_of_the_branch():
+    """Every event of a small bilayer's tension run (the branch-following rule) softens a mode on its
+    atoms towards the event, about as the square root of the distance in strain."""
+    sample = generate((4, 4), mu2=0.3, kind="bilayer", seed=1)
+    settings = dataclasses.replace(TENSION_DEFAULTS, step=0.01, precision=1e-4, max_strain=0.11, audit=True)
+    result = tension_test(sample, get_potential("watanabe"), settings)
+    assert result.events
+    for event in result.events:
+        assert event.audit.verdict == "instability", event.audit.to_dict()

@@ -290,7 +290,7 @@ class Progress:
 
 
 def fc22(args, out: Path):
-    structure = read(FC22)
+    structure = read(args.fc22_input)
     result, cpu, wall = timed(tension_test, structure, get_potential("watanabe"), TENSION_DEFAULTS,
                               on_state=Progress(out / "fc22"))
     labels = tension_labels(result)
@@ -300,7 +300,11 @@ def fc22(args, out: Path):
     emit("fc22_reference_bilayer_rupture_strain", labels.rupture_strain, "strain",
          {"what": "FC22 reference run: first break 0.138, peak 15.6 N/m at 0.135, 6.2 / 12.0 N/m at 0.05 / 0.10, "
                   "modulus 124 N/m"},
-         peak_stress=labels.peak_stress, modulus=labels.modulus, stress_at_0_05=at[0.05],
+         peak_stress=labels.peak_stress, peak_stress_before_break=labels.peak_stress_before_break,
+         first_broken_bond=None if labels.first_broken_bond is None else [int(a) for a in labels.first_broken_bond],
+         rupture_location=None if labels.rupture_location is None else labels.rupture_location.tolist(),
+         input=str(args.fc22_input),
+         modulus=labels.modulus, stress_at_0_05=at[0.05],
          stress_at_0_10=at[0.10], cpu_seconds=round(cpu, 1), wall_seconds=round(wall, 1), **run_stats(result))
 
 
@@ -310,6 +314,9 @@ def main():
     parser.add_argument("--only", choices=("speed", "tension_speed", "shear_speed", "ensemble", "shear_events", "fc22"),
                         default=None, help="one part (speed = tension_speed and shear_speed)")
     parser.add_argument("--out", default=str(ROOT / "bench-out/loading"), help="output directory")
+    parser.add_argument("--fc22-input", type=Path, default=FC22,
+                        help="with --only fc22: the structure file (default FC22's dump; an extxyz copy of it "
+                             "checks that the labels do not depend on the input's round-off)")
     parser.add_argument("--seed", type=int, default=None,
                         help="ensemble / shear_events: only this sample (records it; run in parallel, then without)")
     parser.add_argument("--mu2", type=float, default=0.2, help="ensemble: mu2 of the --seed sample")

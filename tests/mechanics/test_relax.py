@@ -236,6 +236,7 @@ def test_cli_relax(tmp_path, generated, capsys, monkeypatch):
     assert code == 0 and result["converged"] and result["max_force"] <= 1e-6
     assert result["stress_unit"] == "N/m" and result["method"] == "lbfgs"
     assert -0.33 < result["energy_per_atom"] < -0.32 and result["iterations"] > 0
+    assert result["minimum"] and result["lowest_eigenvalue"] > 0  # a true minimum, not a saddle
     assert read(out).n_atoms == 1350
     code = main(["relax", str(path), "--potential", "yukawa2d", "--max-steps", "3", "-o", str(out), "--overwrite",
                  "--json"])

@@ -1,11 +1,13 @@
 """Hessian eigenvalues of relaxed states, the event audit and the barrier rule of the line searches."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 import torch
 
+from glassfrac.cli import main
 from glassfrac.generate import generate
 from glassfrac.mechanics.audit import audit_event
 from glassfrac.mechanics.linesearch import LineSearchMethod
@@ -13,7 +15,7 @@ from glassfrac.mechanics.protocols import TENSION_DEFAULTS, tension_test
 from glassfrac.mechanics.relax import relax
 from glassfrac.mechanics.stability import _Hessian, lowest_modes, saddle_node_fit, trivial_modes
 from glassfrac.potentials import get_potential
-from glassfrac.structure import Box
+from glassfrac.structure import Box, write
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +100,19 @@ def test_audited_tension_events_are_instabilities_of_the_branch():
     assert result.events
     for event in result.events:
         assert event.audit.verdict == "instability", event.audit.to_dict()
+
+
+def test_load_audit_reports_each_event(tmp_path, capsys):
+    """`glassfrac load tension --audit` writes the audit of every event (Yukawa monolayer, 80 atoms)."""
+    path = tmp_path / "sample.xyz"
+    write(generate((4, 4), mu2=0.3, kind="monolayer", seed=1), path)
+    code = main(["load", "tension", str(path), "--potential", "yukawa2d", "--max-strain", "0.07", "--step", "0.02",
+                 "--precision", "1e-3", "--fmax", "1e-6", "--audit", "-o", str(tmp_path / "run"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["events"]
+    saved = json.loads((tmp_path / "run" / "labels.json").read_text())["events"]
+    for event, record in zip(out["events"], saved, strict=True):
+        audit = event["audit"]
+        assert audit == record["audit"] and audit["verdict"] in ("instability", "basin_hop")
+        assert len(audit["strains"]) == len(audit["critical"]) == 6 and all(v > 0 for v in audit["lowest"])
+        assert audit["strains"][-1] == pytest.approx(event["strain"] - 1e-3, abs=1e-3)

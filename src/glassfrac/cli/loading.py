@@ -29,6 +29,8 @@ def _load(args) -> dict:
                                    ("max_events", args.events)) if v is not None}
     if not tension and args.mode == "simple":
         overrides["path"] = "simple_shear"
+    if args.audit:
+        overrides["audit"] = True
     if args.fixed_steps:  # a bracket one step wide is never bisected (AQSDriver.run)
         overrides["precision"] = overrides.get("step", defaults.step)
     settings = dataclasses.replace(defaults, **overrides)
@@ -46,9 +48,11 @@ def _load(args) -> dict:
         "rupture_strain": record.get("rupture_strain"),
         "rupture_location": record.get("rupture_location"),
         "peak_stress": record["peak_stress"],
+        "peak_stress_before_break": record.get("peak_stress_before_break"),
         "modulus": record["modulus"],
         "stress_unit": record["stress_unit"],
-        "events": [{k: e[k] for k in ("strain", "stress_drop", "location", "atoms")} for e in events],
+        "events": [{k: e[k] for k in ("strain", "stress_drop", "location", "atoms", "audit") if k in e}
+                   for e in events],
         "n_events": len(events),
         "crack_atoms": len(record.get("crack_atoms", [])),
         "fractured": bool(result.fractured),
@@ -130,6 +134,10 @@ def _register_loading(subparsers) -> None:
         p.add_argument("--fmax", type=positive_float, default=None, help="relaxation tolerance, eV/Å (default 1e-8)")
         p.add_argument("--events", type=positive_int, default=None,
                        help="stop after this many events (shear default 6)")
+        p.add_argument("--audit", action="store_true",
+                       help="audit every event: the lowest Hessian eigenvalue of the mode on its atoms at strains "
+                            "approaching it (an instability: it goes to zero as a square root; a basin hop of "
+                            "the minimiser: it does not), in labels.json under each event's 'audit'")
         p.add_argument("-o", "--output", required=True,
                        help="output folder (made, or one made by an earlier run of this test; stale files of that "
                             "run are removed)")

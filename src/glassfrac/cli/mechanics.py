@@ -3,7 +3,10 @@
 Output: ``energy`` (eV), ``energy_per_atom`` (eV), ``max_force`` (eV/Å, largest force on an
 atom), ``iterations`` (accepted steps), ``evaluations`` (force evaluations), ``converged``,
 ``stress`` (tension positive) with ``stress_unit`` (N/m for sheets, GPa for bulk),
-``method``, ``seconds`` and ``output``.
+``lowest_eigenvalue`` (eV/Å², the lowest non-trivial eigenvalue of the Hessian at the fixed
+final cell: positive at a true minimum, :func:`glassfrac.mechanics.stability.lowest_modes`; with
+``minimum`` true or false; both None when the relaxation did not converge), ``method``, ``seconds``
+and ``output``.
 
 Not reaching the tolerance is a result, not an error: the relaxed-so-far structure is written,
 the command exits 0 with ``converged: false`` and prints a warning on stderr, so that scripts
@@ -44,6 +47,7 @@ def register(subparsers) -> None:
 
 def _relax(args) -> dict:
     from glassfrac.mechanics.relax import relax
+    from glassfrac.mechanics.stability import lowest_modes
     from glassfrac.potentials import get_potential
     from glassfrac.structure import read, write
 
@@ -56,6 +60,7 @@ def _relax(args) -> dict:
                                  stress_tol=args.stress_tol,
                                  precondition=None if args.precondition == "none" else args.precondition)
     write(relaxed, args.output)
+    lowest = lowest_modes(potential, relaxed).lowest if info["converged"] else None
     if not info["converged"]:
         print(f"glassfrac relax: warning: did not converge in {args.max_steps} evaluations "
               f"(max force {info['max_force']:.3g} eV/Å, tolerance {args.fmax:g}); "
@@ -69,6 +74,8 @@ def _relax(args) -> dict:
         "converged": info["converged"],
         "stress": info["stress"],
         "stress_unit": info["stress_unit"],
+        "lowest_eigenvalue": lowest,
+        "minimum": None if lowest is None else lowest > 0,
         "cell": relaxed.box.cell.tolist() if args.cell else None,
         "method": args.method,
         "precondition": args.precondition,

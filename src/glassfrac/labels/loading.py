@@ -114,7 +114,9 @@ class TensionLabels(LabelSet):
     """Labels of a tension test (module docstring).
 
     ``peak_stress`` and ``modulus`` (stress unit, stress unit per unit strain, modulus fitted to
-    strain 0.02), ``stress_unit``, ``fractured``; ``rupture_strain`` (None without a bond break),
+    strain 0.02), ``peak_stress_before_break`` (the largest stress of the states before the first bond
+    break, the figure FC22 reports as the peak; None in labels saved before it existed), ``stress_unit``,
+    ``fractured``; ``rupture_strain`` (None without a bond break),
     ``rupture_location`` (d,) Å in the undeformed sample, ``first_broken_bond`` (atom pair) and
     ``rupture_bonds`` (K, 2) of the first break event; ``crack_atoms`` (indices, empty unless
     fractured), ``n_broken_bonds`` at the end of the test; per-atom int8 classes ``first_break``,
@@ -124,6 +126,7 @@ class TensionLabels(LabelSet):
 
     peak_stress: float
     modulus: float
+    peak_stress_before_break: float | None
     stress_unit: str
     fractured: bool
     rupture_strain: float | None
@@ -140,7 +143,8 @@ class TensionLabels(LabelSet):
 
     def to_dict(self) -> dict:
         record = {
-            "peak_stress": self.peak_stress, "modulus": self.modulus, "stress_unit": self.stress_unit,
+            "peak_stress": self.peak_stress, "modulus": self.modulus,
+            "peak_stress_before_break": self.peak_stress_before_break, "stress_unit": self.stress_unit,
             "fractured": self.fractured, "rupture_strain": self.rupture_strain,
             "rupture_location": None if self.rupture_location is None else self.rupture_location.tolist(),
             "rupture_atoms": [] if self.first_broken_bond is None else list(self.first_broken_bond),
@@ -161,7 +165,8 @@ class TensionLabels(LabelSet):
         location = record["rupture_location"]
         pair = record["rupture_atoms"]
         return cls(
-            peak_stress=record["peak_stress"], modulus=record["modulus"], stress_unit=record["stress_unit"],
+            peak_stress=record["peak_stress"], modulus=record["modulus"],
+            peak_stress_before_break=record.get("peak_stress_before_break"), stress_unit=record["stress_unit"],
             fractured=record["fractured"], rupture_strain=record["rupture_strain"],
             rupture_location=None if location is None else np.asarray(location, float),
             first_broken_bond=tuple(pair) if pair else None,
@@ -245,8 +250,12 @@ def tension_labels(result) -> TensionLabels:
     cracked = crack_atoms(ref, final_breaks) if result.fractured else np.zeros(0, np.int64)
     crack = np.zeros(ref.n_atoms, dtype=np.int8)
     crack[cracked] = 1
+    curve = result.curve.arrays()
+    before_break = curve["stress"][curve["strain"] < strain] if strain is not None else curve["stress"]
     return TensionLabels(
-        peak_stress=result.peak_stress, modulus=result.modulus(), stress_unit=result.stress_unit,
+        peak_stress=result.peak_stress, modulus=result.modulus(),
+        peak_stress_before_break=float(before_break.max()) if len(before_break) else None,
+        stress_unit=result.stress_unit,
         fractured=result.fractured, rupture_strain=strain, rupture_location=location, first_broken_bond=pair,
         rupture_bonds=rupture.pairs, crack_atoms=cracked, n_broken_bonds=final_breaks.count,
         first_break=first_break, bond_changed=changed, crack=crack,

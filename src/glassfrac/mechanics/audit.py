@@ -29,7 +29,7 @@ SOFTENING = 0.4
 """Largest λ_min(last stable) / λ_min(farthest) of an instability (a square root gives 0.18 over 32 × the gap)."""
 EXPONENTS = (0.2, 1.2)
 """Range of fitted exponents β of λ_c ∝ (γ_c − γ)^β accepted for an instability (saddle-node: ½)."""
-MODES = 12
+MODES = 40
 """Lowest modes computed per state, among which the critical one is sought."""
 WEIGHT = 0.2
 """Least weight Σ|v_i|² of the critical mode on the event's atoms (a unit mode has 1 in all)."""

@@ -17,6 +17,7 @@ saddle-node instability at strain γ_c along a loading branch, λ_min ≈ A √(
 (:func:`saddle_node_fit`).
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +36,8 @@ STEP = 1e-4
 @dataclass
 class Modes:
     """Lowest non-trivial eigenvalues (k,) eV/Å², ascending, and their unit modes (k, N, d) (0 on frozen
-    atoms); ``trivial``: zero modes projected out; ``residual``: largest ‖H v − λ v‖, eV/Å²."""
+    atoms); ``trivial``: zero modes projected out; ``residual``: largest |H v − λ v| entry, eV/Å² (the
+    eigenvalues are good to about that; LOBPCG may stop above its ``tol`` after ``max_iterations``)."""
 
     eigenvalues: np.ndarray
     modes: np.ndarray = field(repr=False)
@@ -160,9 +162,17 @@ def lowest_modes(potential: Potential, structure: Structure, k: int = 1, frozen=
         return hess.matmat(full(V))[keep]
 
     operator = scipy.sparse.linalg.LinearOperator((size, size), matvec=product, matmat=product, dtype=np.float64)
-    X, M = _start(hess, keep, Y, k, np.random.default_rng(seed))
-    values, vectors = scipy.sparse.linalg.lobpcg(operator, X, M=M, Y=Y if Y.shape[1] else None, tol=tol,
-                                                 maxiter=max_iterations, largest=False)
+    if size < 5 * (k + 2):  # too small for LOBPCG's block: the whole matrix, diagonalised
+        Q = np.linalg.svd(np.eye(size) - Y @ Y.T)[0][:, : size - Y.shape[1]]
+        H = product(Q)
+        values, vectors = np.linalg.eigh(0.5 * (Q.T @ H + H.T @ Q))
+        vectors = Q @ vectors
+    else:
+        X, M = _start(hess, keep, Y, k, np.random.default_rng(seed))
+        with warnings.catch_warnings():  # non-convergence is reported as the residual
+            warnings.simplefilter("ignore", UserWarning)
+            values, vectors = scipy.sparse.linalg.lobpcg(operator, X, M=M, Y=Y if Y.shape[1] else None, tol=tol,
+                                                         maxiter=max_iterations, largest=False)
     order = np.argsort(values)[:k]
     values, vectors = values[order], vectors[:, order]
     residual = float(np.abs(operator.matmat(vectors) - vectors * values).max()) if len(values) else np.inf

@@ -19,7 +19,16 @@ POTENTIALS = {
 
 
 def get_potential(name: str, **parameters) -> Potential:
-    """The potential called ``name`` (one of ``POTENTIALS``) with optional parameters."""
+    """The potential called ``name`` (one of ``POTENTIALS``) with optional parameters.
+
+    Examples
+    --------
+    >>> import glassfrac as gf
+    >>> s = gf.generate((4, 4), seed=1)
+    >>> result = gf.get_potential("yukawa2d").evaluate([s])[0]
+    >>> result["forces"].shape, result["stress_unit"]
+    ((80, 2), 'N/m')
+    """
     if name not in POTENTIALS:
         raise InputError(f"unknown potential {name!r}; choose one of {sorted(POTENTIALS)}")
     module, cls = POTENTIALS[name]

@@ -52,7 +52,16 @@ def read(path, format: str | None = None, index: int = -1, **kwargs) -> Structur
 
     Every problem a user can cause raises :class:`InputError` naming the file (and the line where
     known): a folder or a missing, empty or binary (not UTF-8) file, a malformed line, a NaN or
-    infinite coordinate or box bound."""
+    infinite coordinate or box bound. Formats: extxyz, lammps-data, lammps-dump (from the extension);
+    positions in Å.
+
+    Examples
+    --------
+    >>> import glassfrac as gf
+    >>> gf.write(gf.generate((4, 4), seed=1), "sample.extxyz")
+    >>> gf.read("sample.extxyz").n_atoms
+    80
+    """
     path = Path(path)
     if path.is_dir():
         raise InputError("is a folder, not a structure file", path)
@@ -111,7 +120,16 @@ def _non_finite_atoms(xyz, bad, path, line=None, name=None) -> InputError:
 
 
 def write(structure: Structure, path, format: str | None = None, **kwargs) -> None:
-    """Write ``structure`` to ``path`` atomically (format from the extension unless given)."""
+    """Write ``structure`` to ``path`` atomically (format from the extension unless given; positions in Å).
+
+    Examples
+    --------
+    >>> import glassfrac as gf
+    >>> s = gf.generate((4, 4), seed=1)
+    >>> gf.write(s, "sample.data")  # LAMMPS data file
+    >>> gf.read("sample.data", dim=2).n_atoms
+    80
+    """
     fmt = format or guess_format(path)
     if fmt == "extxyz":
         _write_extxyz(structure, path)

@@ -268,7 +268,8 @@ class AQSDriver:
     def _descend(self, batch, mask, template: Structure) -> tuple:
         """Damped dynamics with small steps (FIRE, ``descent_step``) from the batch's positions down to
         ``fmax``, noting the step at which each reference bond first counts as broken; returns the
-        broken bonds (pairs, images) in that order (ties: the longer bond first), or None without a bond rule."""
+        broken bonds (pairs, images) in that order (ties: the longer bond first, then the lower atom indices), or
+        None without a bond rule."""
         if self._breaks is None:
             self.descender.run(batch, cell_mask=mask, stress=False)
             return None
@@ -282,8 +283,10 @@ class AQSDriver:
             breaks = self._breaks(current)
             if breaks.count == 0:
                 return
-            lengths = bond_lengths(current, breaks.pairs, breaks.images)
-            for k in np.argsort(-lengths, kind="stable"):
+            # longer first; lengths equal to 1e-5 Å (mirror images in a symmetric bilayer, decided by round-off
+            # otherwise: FC22's dump and an extxyz copy of it swapped two at strain 0.169) by atom indices
+            lengths = np.round(bond_lengths(current, breaks.pairs, breaks.images), 5)
+            for k in np.lexsort((breaks.pairs[:, 1], breaks.pairs[:, 0], -lengths)):
                 key = (*breaks.pairs[k].tolist(), *breaks.images[k].tolist())
                 if key not in seen:
                     seen.add(key)

@@ -137,7 +137,8 @@ def _register_loading(subparsers) -> None:
         p.add_argument("--audit", action="store_true",
                        help="audit every event: the lowest Hessian eigenvalue of the mode on its atoms at strains "
                             "approaching it (an instability: it goes to zero as a square root; a basin hop of "
-                            "the minimiser: it does not), in labels.json under each event's 'audit'")
+                            "the minimiser: it does not; undetermined where the eigenvalues do not converge), "
+                            "in labels.json under each event's 'audit'")
         p.add_argument("-o", "--output", required=True,
                        help="output folder (made, or one made by an earlier run of this test; stale files of that "
                             "run are removed)")

@@ -16,7 +16,8 @@ the last stable strain, measures there and at the last stable state, fits the ex
 gives a verdict: ``"instability"`` when λ_c at the last stable state is below
 :data:`SOFTENING` × its value farthest from the event, the fitted exponent lies in
 :data:`EXPONENTS` and the mode has at least :data:`WEIGHT` of its weight on the event's atoms;
-``"basin_hop"`` otherwise.
+``"basin_hop"`` otherwise; ``"undetermined"`` when the eigenvalues did not converge to
+:data:`RESIDUAL` within :data:`ITERATIONS`.
 """
 
 from dataclasses import asdict, dataclass
@@ -33,6 +34,11 @@ MODES = 40
 """Lowest modes computed per state, among which the critical one is sought."""
 WEIGHT = 0.2
 """Least weight Σ|v_i|² of the critical mode on the event's atoms (a unit mode has 1 in all)."""
+ITERATIONS = 60
+"""LOBPCG iterations per state. Converged states need 3–10 (FC22's bilayer, 40 modes: 124 products); where the
+model Hessian is indefinite (Si–O bonds in Watanabe's switch window) 300 iterations ran over 20 minutes."""
+RESIDUAL = 1e-3
+"""Largest eigen-residual (eV/Å²) of a verdict; above it the verdict is ``"undetermined"``."""
 
 
 @dataclass
@@ -41,7 +47,7 @@ class EventAudit:
     eigenvalue ``lowest`` and that of the mode with most weight on the event's atoms ``critical``
     (eV/Å²) with that ``weight``; the fit λ_c = A (γ_c − γ)^β (γ_c: the event strain), λ_c(last) /
     λ_c(first) as ``softening``, the critical mode's centre atom and participation ratio at the
-    last stable state, and the verdict."""
+    last stable state, the largest eigen-residual of the states (eV/Å²) and the verdict."""
 
     event_strain: float
     strains: list
@@ -53,6 +59,7 @@ class EventAudit:
     softening: float
     mode_atom: int
     mode_participation: float
+    residual: float
     verdict: str
 
     def to_dict(self) -> dict:
@@ -68,8 +75,11 @@ def audit_event(potential, state_at, last_stable, event_strain: float, precision
     states = [(strain0 - precision * 2**j, state_at(strain0 - precision * 2**j)) for j in range(levels, 0, -1)]
     states.append((strain0, stable))
     strains, lowest, critical, weight = [], [], [], []
+    residual = 0.0
     for strain, structure in states:
-        modes = lowest_modes(potential, structure, k=min(MODES, structure.n_atoms), frozen=frozen)
+        modes = lowest_modes(potential, structure, k=min(MODES, structure.n_atoms), frozen=frozen,
+                             max_iterations=ITERATIONS)
+        residual = max(residual, modes.residual)
         on_event = (modes.modes[:, atoms] ** 2).sum(axis=(1, 2))
         c = int(np.argmax(on_event))
         strains.append(float(strain))
@@ -81,5 +91,6 @@ def audit_event(potential, state_at, last_stable, event_strain: float, precision
     beta = fit["exponent"]
     real = (softening < SOFTENING and beta is not None and EXPONENTS[0] <= beta <= EXPONENTS[1]
             and weight[-1] >= WEIGHT)
+    verdict = "undetermined" if residual > RESIDUAL else "instability" if real else "basin_hop"
     return EventAudit(float(event_strain), strains, lowest, critical, weight, beta, fit["amplitude"],
-                      float(softening), modes.centre(c), modes.participation(c), "instability" if real else "basin_hop")
+                      float(softening), modes.centre(c), modes.participation(c), residual, verdict)

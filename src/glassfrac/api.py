@@ -28,7 +28,7 @@ from glassfrac.labels.probe import ThresholdMap
 from glassfrac.mechanics.aqs import LoadingResult
 from glassfrac.mechanics.probe import ProbeSettings, probe_map
 from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS, shear_test, tension_test
-from glassfrac.mechanics.relax import relax as _relax
+from glassfrac.mechanics.relax import relax_to_minimum
 from glassfrac.potentials import Potential, get_potential
 from glassfrac.potentials.ase_calculator import GlassfracCalculator, to_atoms
 from glassfrac.structure import Structure
@@ -88,7 +88,8 @@ def generate(rings=(16, 18), mu2: float | None = 0.3, kind: str = "monolayer", s
 
 def relax(structure: Structure, potential=None, cell=False, fmax: float = 1e-8, method: str = "lbfgs",
           **options) -> Structure:
-    """Relax a structure to a local energy minimum.
+    """Relax a structure to a local energy minimum (a true one: saddles are left along their negative mode,
+    :func:`glassfrac.mechanics.relax.relax_to_minimum`).
 
     Parameters
     ----------
@@ -109,17 +110,18 @@ def relax(structure: Structure, potential=None, cell=False, fmax: float = 1e-8, 
     -------
     Structure
         A relaxed copy; ``info["relax"]`` records ``energy`` (eV), ``max_force`` (eV/Å), ``converged``,
-        ``iterations`` and the rest of the relaxer's summary.
+        ``lowest_eigenvalue`` (eV/Å²), ``minimum``, ``saddle_escapes``, ``iterations`` and the rest of the
+        relaxer's summary.
 
     Examples
     --------
     >>> import glassfrac as gf
     >>> s = gf.relax(gf.generate((4, 4), seed=1), potential="yukawa2d")
-    >>> s.info["relax"]["converged"], s.info["relax"]["max_force"] < 1e-8
-    (True, True)
+    >>> s.info["relax"]["converged"], s.info["relax"]["max_force"] < 1e-8, s.info["relax"]["minimum"]
+    (True, True, True)
     """
-    (relaxed, info), = _relax(_potential(potential, structure), [structure], method=method, fmax=fmax,
-                              cell=cell, **options)
+    relaxed, info = relax_to_minimum(_potential(potential, structure), structure, method=method, fmax=fmax,
+                                     cell=cell, **options)
     relaxed.info["relax"] = {k: v for k, v in info.items() if k != "seconds"}
     return relaxed
 

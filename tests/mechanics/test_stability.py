@@ -6,16 +6,17 @@ import json
 import numpy as np
 import pytest
 import torch
+from lj_potential import LennardJones
 
 from glassfrac.cli import main
 from glassfrac.generate import generate
 from glassfrac.mechanics.audit import audit_event
 from glassfrac.mechanics.linesearch import LineSearchMethod
 from glassfrac.mechanics.protocols import TENSION_DEFAULTS, tension_test
-from glassfrac.mechanics.relax import relax
+from glassfrac.mechanics.relax import relax, relax_to_minimum
 from glassfrac.mechanics.stability import _Hessian, lowest_modes, saddle_node_fit, trivial_modes
 from glassfrac.potentials import get_potential
-from glassfrac.structure import Box, write
+from glassfrac.structure import Box, Structure, write
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,16 @@ def test_load_audit_reports_each_event(tmp_path, capsys):
         assert audit == record["audit"] and audit["verdict"] in ("instability", "basin_hop")
         assert len(audit["strains"]) == len(audit["critical"]) == 6 and all(v > 0 for v in audit["lowest"])
         assert audit["strains"][-1] == pytest.approx(event["strain"] - 1e-3, abs=1e-3)
+
+
+def test_relax_to_minimum_leaves_the_saddle_of_a_straight_chain():
+    """A straight Lennard-Jones chain relaxes to a straight saddle (the forces stay along it); pushed along the
+    negative mode it folds to a lower, true minimum."""
+    lj = LennardJones()
+    chain = Structure([[2.3 * k, 0.0] for k in range(7)], ["A"] * 7, Box([60.0, 60.0], False))
+    (straight, info), = relax(lj, [chain], fmax=1e-8, raise_on_failure=True)
+    assert np.abs(straight.positions[:, 1]).max() == 0.0 and lowest_modes(lj, straight).lowest < 0
+    folded, out = relax_to_minimum(lj, chain, fmax=1e-8)
+    assert out["minimum"] and out["lowest_eigenvalue"] > 0 and len(out["saddle_escapes"]) >= 1
+    assert out["energy"] < info["energy"] - 1e-3
+    assert out["saddle_escapes"][0]["energy"] == pytest.approx(info["energy"], abs=1e-9)

@@ -55,7 +55,7 @@ from glassfrac.labels import shear_labels, tension_labels
 from glassfrac.labels.probe import ThresholdMap, goodness
 from glassfrac.mechanics.probe import ProbeSettings, probe_map
 from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS, shear_test, tension_test
-from glassfrac.mechanics.relax import relax as relax_structures
+from glassfrac.mechanics.relax import relax_to_minimum
 from glassfrac.potentials import get_potential
 from glassfrac.report.loading import save_run
 from glassfrac.report.network_plot import plot_rings, plot_rings_marked
@@ -241,12 +241,14 @@ def _network_figure(ctx: SampleContext, relative: str, title: str, caption: str,
 
 def relax(ctx: SampleContext) -> None:
     """Relax positions (and, with ``[relax] cell``, the lengths of the periodic axes to zero
-    stress; no tilt, so rectangular samples stay rectangular) to ``fmax``; fails if unconverged."""
+    stress; no tilt, so rectangular samples stay rectangular) to ``fmax`` and to a true minimum (saddles left
+    along their negative mode, :func:`~glassfrac.mechanics.relax.relax_to_minimum`; the lowest eigenvalue and
+    the saddles left are in the sample's ``relax`` data); fails if unconverged."""
 
     r = ctx.plan.relax
     cell = np.array(ctx.structure.box.pbc, dtype=bool) if r["cell"] else None  # a writable copy
-    (structure, stats), = relax_structures(ctx.potential(), [ctx.structure], method=r["method"], fmax=r["fmax"],
-                                           max_steps=r["max_steps"], cell=cell)
+    structure, stats = relax_to_minimum(ctx.potential(), ctx.structure, method=r["method"], fmax=r["fmax"],
+                                        max_steps=r["max_steps"], cell=cell)
     if not stats["converged"]:
         raise ConvergenceError(f"relaxation stopped at max force {stats['max_force']:.3g} eV/Å "
                                f"(fmax {r['fmax']:g}) after {stats['evaluations']} evaluations")

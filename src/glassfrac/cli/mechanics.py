@@ -5,8 +5,10 @@ atom), ``iterations`` (accepted steps), ``evaluations`` (force evaluations), ``c
 ``stress`` (tension positive) with ``stress_unit`` (N/m for sheets, GPa for bulk),
 ``lowest_eigenvalue`` (eV/Å², the lowest non-trivial eigenvalue of the Hessian at the fixed
 final cell: positive at a true minimum, :func:`glassfrac.mechanics.stability.lowest_modes`; with
-``minimum`` true or false; both None when the relaxation did not converge), ``method``, ``seconds``
-and ``output``.
+``minimum`` true or false; both None when the relaxation did not converge or with
+``--keep-saddle``), ``saddle_escapes`` (the saddles the relaxation was pushed off, with their energy
+and eigenvalue: :func:`glassfrac.mechanics.relax.relax_to_minimum`), ``method``, ``seconds`` and
+``output``.
 
 Not reaching the tolerance is a result, not an error: the relaxed-so-far structure is written,
 the command exits 0 with ``converged: false`` and prints a warning on stderr, so that scripts
@@ -40,27 +42,30 @@ def register(subparsers) -> None:
                         help="stress tolerance with --cell, N/m for sheets or GPa for bulk (default 1e-6)")
     parser.add_argument("--max-steps", type=positive_int, default=100_000,
                         help="cap on force evaluations (default 100000)")
+    parser.add_argument("--keep-saddle", action="store_true",
+                        help="stop where the minimiser converges, even on a saddle (default: while the lowest "
+                             "Hessian eigenvalue is negative, push along its mode and relax again)")
     parser.add_argument("-o", "--output", required=True, type=STRUCTURE_OUTPUT,
                         help="relaxed structure file (format from the extension)")
     add_overwrite(parser)
 
 
 def _relax(args) -> dict:
-    from glassfrac.mechanics.relax import relax
-    from glassfrac.mechanics.stability import lowest_modes
+    from glassfrac.mechanics.relax import relax, relax_to_minimum
     from glassfrac.potentials import get_potential
     from glassfrac.structure import read, write
 
     check_file(args.output, args.overwrite)
     structure = read(args.file, format=args.format)
     potential = get_potential(args.potential)
+    options = dict(method=args.method, fmax=args.fmax, max_steps=args.max_steps, cell=True if args.cell else None,
+                   stress_tol=args.stress_tol, precondition=None if args.precondition == "none" else args.precondition)
     with from_file(args.file):
-        (relaxed, info), = relax(potential, [structure], method=args.method, fmax=args.fmax,
-                                 max_steps=args.max_steps, cell=True if args.cell else None,
-                                 stress_tol=args.stress_tol,
-                                 precondition=None if args.precondition == "none" else args.precondition)
+        if args.keep_saddle:
+            (relaxed, info), = relax(potential, [structure], **options)
+        else:
+            relaxed, info = relax_to_minimum(potential, structure, **options)
     write(relaxed, args.output)
-    lowest = lowest_modes(potential, relaxed).lowest if info["converged"] else None
     if not info["converged"]:
         print(f"glassfrac relax: warning: did not converge in {args.max_steps} evaluations "
               f"(max force {info['max_force']:.3g} eV/Å, tolerance {args.fmax:g}); "
@@ -74,8 +79,9 @@ def _relax(args) -> dict:
         "converged": info["converged"],
         "stress": info["stress"],
         "stress_unit": info["stress_unit"],
-        "lowest_eigenvalue": lowest,
-        "minimum": None if lowest is None else lowest > 0,
+        "lowest_eigenvalue": info.get("lowest_eigenvalue"),
+        "minimum": info.get("minimum"),
+        "saddle_escapes": info.get("saddle_escapes"),
         "cell": relaxed.box.cell.tolist() if args.cell else None,
         "method": args.method,
         "precondition": args.precondition,

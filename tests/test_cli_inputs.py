@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,20 +132,15 @@ def bad_files(sample, folder):
     (folder / "box.data").write_text("\n".join(text) + "\n")
     cases.append((folder / "box.data", f"line {k + 1}"))
     structure = read(sample)
-    write(structure, folder / "good.xyz")
-    lines = (folder / "good.xyz").read_text().splitlines()
-    words = lines[4].split()
-    words[1] = "nan"
-    lines[4] = " ".join(words)
-    (folder / "nan.xyz").write_text("\n".join(lines) + "\n")
-    cases.append((folder / "nan.xyz", "line 5"))
-    write(structure, folder / "good.dump")
-    lines = (folder / "good.dump").read_text().splitlines()
-    words = lines[9].split()
-    words[3] = "inf"
-    lines[9] = " ".join(words)
-    (folder / "inf.dump").write_text("\n".join(lines) + "\n")
-    cases.append((folder / "inf.dump", "line 10"))
+    for name, line, column, value in (("nan.xyz", 4, 1, "nan"), ("inf.dump", 9, 3, "inf")):
+        good = folder / f"good{Path(name).suffix}"
+        write(structure, good)
+        lines = good.read_text().splitlines()
+        words = lines[line].split()
+        words[column] = value
+        lines[line] = " ".join(words)
+        (folder / name).write_text("\n".join(lines) + "\n")
+        cases.append((folder / name, f"line {line + 1}"))
     for suffix in (".data", ".xyz", ".dump"):
         (folder / f"empty{suffix}").write_text("")
         cases.append((folder / f"empty{suffix}", "empty"))

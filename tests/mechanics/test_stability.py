@@ -108,10 +108,13 @@ def test_load_audit_reports_each_event(tmp_path, capsys):
     path = tmp_path / "sample.xyz"
     write(generate((4, 4), mu2=0.3, kind="monolayer", seed=1), path)
     code = main(["load", "tension", str(path), "--potential", "yukawa2d", "--max-strain", "0.07", "--step", "0.02",
-                 "--precision", "1e-3", "--fmax", "1e-6", "--audit", "-o", str(tmp_path / "run"), "--json"])
+                 "--precision", "1e-3", "--fmax", "1e-6", "--audit", "--descent-step", "0.05",
+                 "-o", str(tmp_path / "run"), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["events"]
-    saved = json.loads((tmp_path / "run" / "labels.json").read_text())["events"]
+    record = json.loads((tmp_path / "run" / "labels.json").read_text())
+    assert record["settings"]["descent_step"] == 0.05 and record["settings"]["audit"] is True
+    saved = record["events"]
     for event, record in zip(out["events"], saved, strict=True):
         audit = event["audit"]
         assert audit == record["audit"] and audit["verdict"] in ("instability", "basin_hop")

@@ -26,7 +26,8 @@ def _load(args) -> dict:
     defaults = TENSION_DEFAULTS if tension else SHEAR_DEFAULTS
     overrides = {k: v for k, v in (("max_strain", args.max_strain), ("step", args.step),
                                    ("precision", args.precision), ("fmax", args.fmax),
-                                   ("max_events", args.events)) if v is not None}
+                                   ("max_events", args.events), ("descent_step", args.descent_step))
+                 if v is not None}
     if not tension and args.mode == "simple":
         overrides["path"] = "simple_shear"
     if args.audit:
@@ -134,6 +135,9 @@ def _register_loading(subparsers) -> None:
         p.add_argument("--fmax", type=positive_float, default=None, help="relaxation tolerance, eV/Å (default 1e-8)")
         p.add_argument("--events", type=positive_int, default=None,
                        help="stop after this many events (shear default 6)")
+        p.add_argument("--descent-step", type=positive_float, default=None,
+                       help="largest atom move per step (Å) of the damped descent after each event (default 0.02: "
+                            "the gradient flow's outcome; 0.1, LAMMPS's dmax, gives FC22's damped dynamics)")
         p.add_argument("--audit", action="store_true",
                        help="audit every event: the lowest Hessian eigenvalue of the mode on its atoms at strains "
                             "approaching it (an instability: it goes to zero as a square root; a basin hop of "

@@ -12,7 +12,8 @@
     first part of each (tension to strain 0.05, shear 40 steps) and extrapolates linearly in
     the number of strain steps ("extrapolated": true, with the measured part in the record).
 (b) ensemble (not with --quick): tension of generated bilayers of 8 × 8 rings (768 atoms,
-    relaxed with their cell) at mu2 0.2 and 1.0, seeds 0–3: per sample the small-strain
+    relaxed with their cell) at mu2 0.2 and 1.0, seeds 0–3 (``--audit``: every event audited, and the
+    fraction of events that are instabilities of the branch per mu2): per sample the small-strain
     modulus (N/m, fit to strain ≤ 0.02), peak stress, strain at the peak, rupture strain
     (first bond break), and how gradual the failure is: strain from the peak to the first state
     below half the peak stress, and the precursors (:func:`precursors`: events before the peak,
@@ -186,13 +187,14 @@ def ensemble(args, out: Path, records: Records):
     rows = []
     for mu2 in (0.2, 1.0):
         for seed in range(ENSEMBLE_SEEDS):
-            key = f"ensemble_mu2_{mu2}_seed_{seed}"
+            key = f"ensemble_mu2_{mu2}_seed_{seed}" + ("_audit" if args.audit else "")
             item = records.get(key)
             if args.seed is not None and (seed != args.seed or mu2 != args.mu2) or (item is None and args.collect):
                 continue
             if item is None:
                 structure, made = sample(out, "bilayer", (8, 8), seed, mu2=mu2)
-                result, cpu, wall = timed(tension_test, structure, potential, ENSEMBLE)
+                settings = dataclasses.replace(ENSEMBLE, audit=args.audit)
+                result, cpu, wall = timed(tension_test, structure, potential, settings)
                 labels = tension_labels(result)
                 c = result.curve.arrays()
                 item = {"key": key, "mu2": mu2, "seed": seed, "atoms": structure.n_atoms,
@@ -202,6 +204,7 @@ def ensemble(args, out: Path, records: Records):
                         "failure_width": failure_width(c["strain"], c["stress"]),
                         **precursors(result, labels),
                         "cpu_seconds": cpu, "wall_seconds": wall, "curve": [c["strain"].tolist(), c["stress"].tolist()],
+                        "verdicts": [e.audit.verdict for e in result.events if e.audit is not None],
                         **run_stats(result)}
                 records.add(item)
             rows.append(item)
@@ -213,6 +216,11 @@ def ensemble(args, out: Path, records: Records):
                                          "cpu_seconds", "relaxations")})
     for mu2 in (0.2, 1.0):
         sel = [r for r in rows if r["mu2"] == mu2]
+        verdicts = [v for r in sel for v in r.get("verdicts", [])]
+        if verdicts:  # --audit: how many events are instabilities of the branch (issue #22)
+            emit(f"ensemble_8x8_bilayer_mu2_{mu2}_instability_fraction",
+                 round(verdicts.count("instability") / len(verdicts), 4), "fraction of events", events=len(verdicts),
+                 basin_hops=verdicts.count("basin_hop"), undetermined=verdicts.count("undetermined"))
         for name, unit, ref in (("modulus", "N/m", {"what": "FC22 E/h", "value": 146, "unit": "N/m"}),
                                 ("peak_stress", "N/m", {"what": "FC22 reference run", "value": 15.6, "unit": "N/m"}),
                                 ("rupture_strain", "strain", {"what": "FC22 mu2 0.2 range", "value": [0.12, 0.2]}),
@@ -321,6 +329,9 @@ def main():
                         help="ensemble / shear_events: only this sample (records it; run in parallel, then without)")
     parser.add_argument("--mu2", type=float, default=0.2, help="ensemble: mu2 of the --seed sample")
     parser.add_argument("--collect", action="store_true", help="ensemble / shear_events: report finished samples only")
+    parser.add_argument("--audit", action="store_true",
+                        help="ensemble: audit every event (glassfrac.mechanics.audit) and report the fraction that are "
+                             "instabilities of the branch, per mu2 (records kept apart from unaudited ones)")
     args = parser.parse_args()
     set_threads(1)
     out = Path(args.out)

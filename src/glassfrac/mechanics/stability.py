@@ -196,6 +196,7 @@ def _start(hess: _Hessian, keep, Y, k, rng):
                                           options={"SymmetricMode": True})
         if np.all(factor.U.diagonal() > 0):
             break
+
     def solve(V):  # kept orthogonal to the trivial modes, along which (H + shift)^-1 is 1 / shift
         out = factor.solve(np.ascontiguousarray(V))
         return out - Y @ (Y.T @ out) if Y.shape[1] else out

@@ -87,7 +87,9 @@ def test_line_search_refuses_a_trial_beyond_a_barrier():
     over unit length: the energy must have risen in between (Armijo alone would accept it)."""
     method = LineSearchMethod("lbfgs", max_step=1.0, memory=5, curvature=1.0)
     method.e0, method.dg0 = torch.tensor([10.0, 10.0]), torch.tensor([-1.0, -1.0])
-    crossed = method._crossed(torch.tensor([9.7, 9.0]), torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0]))
+    alpha, dg = torch.tensor([1.0, 1.0]), torch.tensor([-1.0, -1.0])
+    fall = method._difference(method.e0, method.dg0, torch.zeros(2), torch.tensor([9.7, 9.0]), dg, alpha)
+    crossed = method._crossed(fall, dg, alpha)
     assert crossed.tolist() == [True, False]  # 0.3 eV lower: a barrier between; 1 eV lower: a steady fall
 
 

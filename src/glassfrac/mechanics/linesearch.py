@@ -187,12 +187,12 @@ class LineSearchMethod:
         dg = segs.dot(ev.grad, self.d)
         finite = torch.isfinite(ev.merit) & torch.isfinite(dg)
         zero = torch.zeros_like(alpha)
-        armijo = finite & (self._difference(self.e0, self.dg0, zero, ev.merit, dg, alpha)
-                           <= self.c1 * alpha * self.dg0)
+        fall = self._difference(self.e0, self.dg0, zero, ev.merit, dg, alpha)  # merit(alpha) − merit(0)
+        armijo = finite & (fall <= self.c1 * alpha * self.dg0)
         better = self._difference(self.e_lo, self.dg_lo, self.lo, ev.merit, dg, alpha) <= 0
         curvature = dg.abs() <= self.c2 * self.dg0.abs()
         capped = (alpha >= self.alpha_max * (1 - 1e-12)) & (dg < 0)
-        crossed = finite & self._crossed(ev.merit, dg, alpha)
+        crossed = finite & self._crossed(fall, dg, alpha)
         accept = active & finite & ~crossed & (ev.converged | (armijo & better & (curvature | capped)))
         reject = active & ~accept
         # bracket update (Nocedal & Wright, algorithm 3.6; lo is the best point so far)
@@ -243,12 +243,10 @@ class LineSearchMethod:
             self._new_direction(obj, accept & ~ev.converged)
         return accept
 
-    def _crossed(self, e, dg, alpha):
-        """Systems whose trial at ``alpha`` (merit ``e``, slope ``dg`` along the line) lies beyond a barrier:
-        still downhill, but the Hermite cubic p(t), t in [0, 1], through the start and the trial has a
-        local maximum inside (p' < 0 at both ends and > 0 at the vertex of the quadratic p')."""
-        zero = torch.zeros_like(alpha)
-        de = self._difference(self.e0, self.dg0, zero, e, dg, alpha)
+    def _crossed(self, de, dg, alpha):
+        """Systems whose trial at ``alpha`` (merit ``de`` above the line's start, slope ``dg`` along the line)
+        lies beyond a barrier: still downhill, but the Hermite cubic p(t), t in [0, 1], through the start and
+        the trial has a local maximum inside (p' < 0 at both ends and > 0 at the vertex of the quadratic p')."""
         a1, a_dg = alpha * self.dg0, alpha * dg
         a2 = 3.0 * de - 2.0 * a1 - a_dg
         a3 = -2.0 * de + a1 + a_dg

@@ -21,6 +21,7 @@ import torch
 
 from glassfrac.core.errors import InputError
 from glassfrac.potentials import Potential
+from glassfrac.potentials.base import clip_blocks, expand_pair_blocks, hessian_entries
 
 PRECONDITIONERS = (None, "bonds", "hessian", "auto")
 
@@ -60,15 +61,12 @@ class SparsePreconditioner(ABC):
     def _factorise(self, obj, terms) -> None:
         n, d = obj.batch.n_atoms, obj.batch.dim
         free = ~obj.batch.frozen.cpu().numpy()
-        rows, cols, vals = [np.arange(n * d)], [np.arange(n * d)], [np.repeat(np.where(free, self.stabiliser, 1.0), d)]
-        for atoms, blocks in terms:
-            index = atoms[:, :, None] * d + np.arange(d)  # (T, m, d)
-            r = np.broadcast_to(index[:, :, :, None, None], blocks.shape)
-            c = np.broadcast_to(index[:, None, None, :, :], blocks.shape)
-            keep = free[r // d] & free[c // d]
-            rows.append(r[keep]), cols.append(c[keep]), vals.append(blocks[keep])
-        self.matrix = scipy.sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                                              shape=(n * d, n * d))
+        r, c, v = hessian_entries(terms, d)
+        keep = free[r // d] & free[c // d]
+        diagonal = np.arange(n * d)
+        rows, cols = np.concatenate([diagonal, r[keep]]), np.concatenate([diagonal, c[keep]])
+        vals = np.concatenate([np.repeat(np.where(free, self.stabiliser, 1.0), d), v[keep]])
+        self.matrix = scipy.sparse.csc_matrix((vals, (rows, cols)), shape=(n * d, n * d))
         self.factor = scipy.sparse.linalg.splu(self.matrix, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                                                options={"SymmetricMode": True})
         self.cell_diagonal = float(self.matrix.diagonal().reshape(n, d)[free].mean()) if free.any() else 1.0
@@ -122,8 +120,7 @@ class _PairPreconditioner(SparsePreconditioner):
         near = r < self.reach * r_nn
         i, j, r, vectors = i[near], j[near], r[near], vectors[near]
         k = self._blocks(obj, i, j, vectors, r, r_nn)
-        blocks = np.stack([np.stack([k, -k], 1), np.stack([-k, k], 1)], 1).transpose(0, 1, 3, 2, 4)
-        return [(np.stack([i, j], 1), blocks)]
+        return [(np.stack([i, j], 1), expand_pair_blocks(k))]
 
 
 class BondPreconditioner(_PairPreconditioner):
@@ -192,21 +189,15 @@ class TermHessianPreconditioner(SparsePreconditioner):
         super().__init__(stabiliser)
         self.clipped_builds = 0
 
-    @staticmethod
-    def _clip(blocks):
-        t, m, d = blocks.shape[:3]
-        w, v = np.linalg.eigh(blocks.reshape(t, m * d, m * d))
-        return ((v * np.maximum(w, 0.0)[:, None, :]) @ v.transpose(0, 2, 1)).reshape(blocks.shape)
-
     def _terms(self, obj, pairs):
         terms = [(atoms.cpu().numpy(), blocks.detach().cpu().numpy())
                  for atoms, blocks in obj.potential.term_hessians(obj.batch, pairs)]
-        return [(atoms, self._clip(blocks) if atoms.shape[1] == 2 else blocks) for atoms, blocks in terms]
+        return [(atoms, clip_blocks(blocks) if atoms.shape[1] == 2 else blocks) for atoms, blocks in terms]
 
     def _factorise(self, obj, terms):
         super()._factorise(obj, terms)
         if not self.positive_definite():  # the pair terms are clipped already
-            super()._factorise(obj, [(atoms, blocks if atoms.shape[1] == 2 else self._clip(blocks))
+            super()._factorise(obj, [(atoms, blocks if atoms.shape[1] == 2 else clip_blocks(blocks))
                                      for atoms, blocks in terms])
             self.clipped_builds += 1
 

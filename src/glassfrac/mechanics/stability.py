@@ -27,6 +27,7 @@ import torch
 
 from glassfrac.core.errors import InputError
 from glassfrac.potentials import Potential, VerletList
+from glassfrac.potentials.base import clip_blocks, expand_pair_blocks, hessian_entries
 from glassfrac.structure import Structure
 
 STEP = 1e-4
@@ -97,23 +98,13 @@ class _Hessian:
         with ``clip``, every term's block made positive semidefinite (its negative eigenvalues set to 0)."""
         if not self.potential.can("hessian"):
             return None
-        d, rows, cols, vals = self.d, [], [], []
-        for atoms, blocks in self.potential.hessian(self.batch, self.verlet.update(self.batch)):
-            atoms, blocks = atoms.cpu().numpy(), blocks.detach().cpu().numpy()
-            if blocks.ndim == 3:  # pair form k -> [[k, -k], [-k, k]]
-                blocks = np.stack([np.stack([blocks, -blocks], 1), np.stack([-blocks, blocks], 1)], 1)
-                blocks = blocks.transpose(0, 1, 3, 2, 4)
-            if clip:
-                t, m = blocks.shape[:2]
-                w, v = np.linalg.eigh(blocks.reshape(t, m * d, m * d))
-                blocks = ((v * np.maximum(w, 0.0)[:, None, :]) @ v.transpose(0, 2, 1)).reshape(blocks.shape)
-            index = atoms[:, :, None] * d + np.arange(d)
-            rows.append(np.broadcast_to(index[:, :, :, None, None], blocks.shape).ravel())
-            cols.append(np.broadcast_to(index[:, None, None, :, :], blocks.shape).ravel())
-            vals.append(blocks.ravel())
-        size = self.n * d
-        return scipy.sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                                       shape=(size, size))
+        terms = [(atoms.cpu().numpy(), blocks.detach().cpu().numpy())
+                 for atoms, blocks in self.potential.hessian(self.batch, self.verlet.update(self.batch))]
+        if clip:
+            terms = [(atoms, clip_blocks(expand_pair_blocks(b) if b.ndim == 3 else b)) for atoms, b in terms]
+        rows, cols, vals = hessian_entries(terms, self.d)
+        size = self.n * self.d
+        return scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(size, size))
 
 
 def trivial_modes(structure: Structure, frozen=None) -> np.ndarray:

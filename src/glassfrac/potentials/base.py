@@ -129,6 +129,36 @@ def stress_from_virial(batch: Batch, virial: torch.Tensor):
     return stress, units
 
 
+def expand_pair_blocks(k: np.ndarray) -> np.ndarray:
+    """Pair-form Hessian blocks k (P, d, d) as term blocks (P, 2, d, 2, d): [[k, −k], [−k, k]] (see
+    :class:`Potential`, ability ``"hessian"``)."""
+    return np.stack([np.stack([k, -k], 1), np.stack([-k, k], 1)], 1).transpose(0, 1, 3, 2, 4)
+
+
+def clip_blocks(blocks: np.ndarray) -> np.ndarray:
+    """Term blocks (T, m, d, m, d) made positive semidefinite: each block's negative eigenvalues set to 0."""
+    t, m, d = blocks.shape[:3]
+    w, v = np.linalg.eigh(blocks.reshape(t, m * d, m * d))
+    return ((v * np.maximum(w, 0.0)[:, None, :]) @ v.transpose(0, 2, 1)).reshape(blocks.shape)
+
+
+def hessian_entries(terms, dim: int):
+    """Sparse (row, column, value) entries, eV/Å², of the Hessian that the terms [(atoms (T, m), blocks
+    (T, m, d, m, d)), ...] (numpy; pair form (P, d, d) too) sum to, in coordinates atom · d + axis; repeated
+    entries are to be summed (as scipy's COO constructors do)."""
+    rows, cols, vals = [], [], []
+    for atoms, blocks in terms:
+        if blocks.ndim == 3:
+            blocks = expand_pair_blocks(blocks)
+        index = atoms[:, :, None] * dim + np.arange(dim)  # (T, m, d)
+        rows.append(np.broadcast_to(index[:, :, :, None, None], blocks.shape).ravel())
+        cols.append(np.broadcast_to(index[:, None, None, :, :], blocks.shape).ravel())
+        vals.append(blocks.ravel())
+    empty = np.zeros(0, dtype=np.int64)
+    return (np.concatenate(rows) if rows else empty, np.concatenate(cols) if cols else empty,
+            np.concatenate(vals) if vals else np.zeros(0))
+
+
 def forces_from_pair_gradient(batch: Batch, pairs: Pairs, vectors: torch.Tensor,
                               grad: torch.Tensor, virial: bool = True, per_atom: bool = False):
     """Forces, virials and per-atom virials from dE/dr_p of an energy written in pair vectors.

@@ -65,8 +65,8 @@ AQS = Schema((
         "(-inf: never)", hi=1.0, finite=False),
     Key("max_events", int, None, "stop after this many events", positive=True),
     Key("snapshots", bool, True, "keep the structures before and after every event"),
-    Key("descent_step", float, 0.02, "largest move of one atom per step of the descent after the first bond "
-        "break", "Å", positive=True),
+    Key("descent_step", float, 0.02, "largest move of one atom per step of the damped descent after each event "
+        "(0.02 follows the gradient flow; 0.1 gives FC22's dynamics)", "Å", positive=True),
     Key("audit", bool, False, "audit every event (instability of the branch)"),
 ), rules=(_order("precision", "step", "max_strain"),))
 """``glassfrac.mechanics.aqs.AQSSettings`` (campaign ``[tests.tension]``, ``[tests.shear]``)."""

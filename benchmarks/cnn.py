@@ -118,14 +118,15 @@ from glassfrac.mechanics.relax import relax
 from glassfrac.potentials import get_potential
 from glassfrac.report.attention import plot_attention, plot_attention_field, plot_crack, plot_mcc, plot_predictions
 from glassfrac.structure import write
+from results import publish  # noqa: E402
 from timing import timings  # noqa: E402
 
 MACHINE = "2 shared cores, no GPU, 1 thread"
 
 
 def emit(figure, value, unit, reference=None, **extra):
-    print(json.dumps({"benchmark": "cnn", "figure": figure, "value": value, "unit": unit, "machine": MACHINE,
-                      "reference": reference or {}, "extrapolated": False, **extra}), flush=True)
+    publish({"benchmark": "cnn", "figure": figure, "value": value, "unit": unit, "machine": MACHINE,
+             "reference": reference or {}, "extrapolated": False, **extra})
 
 
 # -- (a) throughput ---------------------------------------------------------------------------------

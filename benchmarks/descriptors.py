@@ -16,8 +16,6 @@ Best of 3 runs (1 with ``--quick``), after one warm-up call on the smallest samp
 """
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 from glassfrac import Box, Structure, read
 from glassfrac.analysis.structure_functions import du21_descriptor, fc22_descriptor
 from glassfrac.core.threads import set_threads
+from results import publish
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
 MONOLAYER = DATA / "jumol-2d-silica/sig_1.00_sample_0.data"
@@ -74,15 +73,15 @@ def main():
     fc22_descriptor().fit([monolayer]).transform([monolayer])  # warm-up (imports, neighbour-list library)
     samples = {"2d_monolayer": tiled(monolayer, (3, 3)), "3d_bilayer": tiled(read(BILAYER), (2, 2)),
                "3d_bulk": bulk()}
-    machine = f"{os.cpu_count()} cores, 1 thread"
+    machine = "1 thread"
     for name, structure in samples.items():
         for set_name, make in (("fc22", fc22_descriptor), ("du21", du21_descriptor)):
             seconds, n_features = throughput(make(), structure, repeats)
-            print(json.dumps({
+            publish({
                 "benchmark": "descriptors", "figure": f"{set_name}_{name}_{structure.n_atoms}_atoms",
                 "value": round(structure.n_atoms / seconds, 1), "unit": "atoms/s", "seconds": round(seconds, 3),
                 "n_features": n_features, "machine": machine, "extrapolated": False,
-            }), flush=True)
+            })
 
 
 if __name__ == "__main__":

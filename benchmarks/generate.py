@@ -17,7 +17,6 @@ Prints one JSON object per figure.
 """
 
 import argparse
-import json
 import os
 import time
 
@@ -29,15 +28,14 @@ import numpy as np  # noqa: E402
 from glassfrac.core.threads import set_threads  # noqa: E402
 from glassfrac.generate import DualLattice, bond_switch, embed, generate  # noqa: E402
 from glassfrac.generate.targets import gamma_target  # noqa: E402
+from results import publish  # noqa: E402
 
-MACHINE = "2 cores, no GPU"
 SEEDS = 10
 
 
 def emit(figure, value, unit, reference=None, **extra):
-    print(json.dumps({"benchmark": "generate", "figure": figure, "value": value, "unit": unit,
-                      "machine": MACHINE, "reference": reference or {}, "extrapolated": False,
-                      **extra}), flush=True)
+    publish({"benchmark": "generate", "figure": figure, "value": value, "unit": unit,
+             "reference": reference or {}, "extrapolated": False, **extra})
 
 
 def timed(fn, *args, **kwargs):

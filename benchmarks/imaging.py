@@ -40,7 +40,6 @@ against the same models applied to the original sample at the same atoms and pla
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -61,6 +60,7 @@ from glassfrac.learn.render import render
 from glassfrac.mechanics.relax import relax
 from glassfrac.potentials import get_potential
 from glassfrac.report.image_overlay import write_image_figures
+from results import publish
 
 os.environ.setdefault("GLASSFRAC_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -72,8 +72,8 @@ LEVELS = {"fc22": {}, "low_dose": {"photons": {"Si": 200, "O": 25}, "blur": 0.4}
 
 
 def emit(figure, value, unit, **extra):
-    print(json.dumps({"benchmark": "imaging", "figure": figure, "value": value, "unit": unit,
-                      "machine": f"{os.cpu_count()} cores, 1 thread", "extrapolated": False, **extra}), flush=True)
+    publish({"benchmark": "imaging", "figure": figure, "value": value, "unit": unit, "machine": "1 thread",
+             "extrapolated": False, **extra})
 
 
 def truth(structure):

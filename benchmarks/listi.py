@@ -45,7 +45,6 @@ best 51), baseline 1.7 / 1.6. Map of the 10,800-atom sample with the GNN: 1.29â€
 
 import argparse
 import json
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -74,10 +73,11 @@ from glassfrac.mechanics.probe import ProbeSettings, probe_map
 from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, shear_test
 from glassfrac.mechanics.relax import relax
 from glassfrac.potentials import get_potential
+from results import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 JUMOL = ROOT.parent / "shared" / "data" / "jumol-2d-silica" / "sig_1.00_sample_0.data"
-MACHINE = f"{os.cpu_count()} cores shared, 1 thread, no GPU"
+MACHINE = "1 thread, no GPU"
 RINGS = (16, 18)
 FRACTIONS = (0.60, 0.15, 0.25)
 EPOCHS = {"gnn": 300, "cnn": 40, "lstm": 150, "baseline": 1}
@@ -94,8 +94,7 @@ REFERENCE_TIME = {"what": "LISTI25: preprocess, train and predict one sample (GN
 
 
 def emit(figure, value, unit=None, **extra):
-    print(json.dumps(to_jsonable({"benchmark": "listi", "figure": figure, "value": value, "unit": unit,
-                                  "machine": MACHINE, **extra})), flush=True)
+    publish({"benchmark": "listi", "figure": figure, "value": value, "unit": unit, "machine": MACHINE, **extra})
 
 
 def tiled(structure: Structure, nx: int, ny: int) -> Structure:

@@ -23,7 +23,11 @@
 (c) shear_events: pure shear of generated Yukawa monolayers (12 × 12 rings, 720 atoms,
     sigma factor 1.0, seeds 0–2; --quick: seed 0) to 6 events: the fraction of events whose
     located atom (largest displacement in the event) is among the 10 % of atoms with the
-    largest D²min of that event, and its mean D²min percentile.
+    largest D²min of that event, and its mean D²min percentile (``--audit``: the fraction of events
+    that are instabilities of the branch).
+``--max-step`` / ``--descent-step`` run (b) and (c) with another minimiser rule than the default
+(0.1 Å moves, descent after events in 0.02 Å steps, the gradient flow), e.g. 0.2 / 0.2 for large
+steps that hop, as before issue #22; their records are kept apart.
 (d) fc22 (only with --only fc22): the full tension run of the FC22 reference bilayer
     (/work/shared/data/fc22-bilayer), labels and curve written to ``DIR/fc22``.
 
@@ -53,21 +57,20 @@ from glassfrac.mechanics.protocols import (  # noqa: E402
     shear_test,
     tension_test,
 )
-from glassfrac.mechanics.relax import relax  # noqa: E402
+from glassfrac.mechanics.relax import relax_to_minimum  # noqa: E402
 from glassfrac.potentials import get_potential  # noqa: E402
 from glassfrac.report.loading import save_run  # noqa: E402
 from glassfrac.structure import read, write  # noqa: E402
+from results import publish  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared/data"
 FC22 = DATA / "fc22-bilayer/sio2_initial.dump"
-MACHINE = "2 cores, no GPU"
 
 
 def emit(figure, value, unit, reference=None, extrapolated=False, **extra):
-    print(json.dumps({"benchmark": "loading", "figure": figure, "value": value, "unit": unit,
-                      "machine": MACHINE, "reference": reference or {}, "extrapolated": extrapolated,
-                      **extra}), flush=True)
+    publish({"benchmark": "loading", "figure": figure, "value": value, "unit": unit,
+             "reference": reference or {}, "extrapolated": extrapolated, **extra})
 
 
 class Records:
@@ -92,7 +95,7 @@ class Records:
 
 
 def sample(out: Path, kind: str, rings, seed: int, **target):
-    """A generated sample relaxed with its periodic cell to 1e-8 eV/Å (cached in ``out``)."""
+    """A generated sample relaxed with its periodic cell to a true minimum at 1e-8 eV/Å (cached in ``out``)."""
     name = f"{kind}_{rings[0]}x{rings[1]}_" + "_".join(f"{k}{v}" for k, v in target.items()) + f"_seed{seed}.xyz"
     path = out / "samples" / name
     if path.exists():
@@ -100,7 +103,7 @@ def sample(out: Path, kind: str, rings, seed: int, **target):
     start = time.process_time()
     structure = generate(rings, kind=kind, seed=seed, progress=False, **target)
     potential = get_potential("watanabe" if kind == "bilayer" else "yukawa2d")
-    (relaxed, info), = relax(potential, [structure], cell=True, fmax=1e-8, raise_on_failure=True)
+    relaxed, info = relax_to_minimum(potential, structure, cell=True, fmax=1e-8, raise_on_failure=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     write(relaxed, path)
     return relaxed, time.process_time() - start
@@ -182,24 +185,35 @@ def precursors(result, labels) -> dict:
             "rupture_to_peak_strain": None if rupture is None else float(max(peak_strain - rupture, 0.0))}
 
 
+def rule_settings(args) -> dict:
+    """The AQS settings of the minimiser rule chosen on the command line (empty: the defaults)."""
+    return {name: getattr(args, name) for name in ("max_step", "descent_step") if getattr(args, name) is not None}
+
+
+def rule_suffix(args) -> str:
+    """Record-key suffix of a non-default minimiser rule (records of different rules are kept apart)."""
+    return "".join(f"_{name}_{value}" for name, value in rule_settings(args).items())
+
+
 def ensemble(args, out: Path, records: Records):
     potential = get_potential("watanabe")
     rows = []
     for mu2 in (0.2, 1.0):
         for seed in range(ENSEMBLE_SEEDS):
-            key = f"ensemble_mu2_{mu2}_seed_{seed}" + ("_audit" if args.audit else "")
+            key = f"ensemble_mu2_{mu2}_seed_{seed}" + ("_audit" if args.audit else "") + rule_suffix(args)
             item = records.get(key)
             if args.seed is not None and (seed != args.seed or mu2 != args.mu2) or (item is None and args.collect):
                 continue
             if item is None:
                 structure, made = sample(out, "bilayer", (8, 8), seed, mu2=mu2)
-                settings = dataclasses.replace(ENSEMBLE, audit=args.audit)
+                settings = dataclasses.replace(ENSEMBLE, audit=args.audit, **rule_settings(args))
                 result, cpu, wall = timed(tension_test, structure, potential, settings)
                 labels = tension_labels(result)
                 c = result.curve.arrays()
                 item = {"key": key, "mu2": mu2, "seed": seed, "atoms": structure.n_atoms,
                         "mu2_achieved": structure.info.get("mu2"), "modulus": labels.modulus,
-                        "peak_stress": labels.peak_stress, "peak_strain": float(c["strain"][np.argmax(c["stress"])]),
+                        "peak_stress": labels.peak_stress, "peak_stress_before_break": labels.peak_stress_before_break,
+                        "peak_strain": float(c["strain"][np.argmax(c["stress"])]),
                         "rupture_strain": labels.rupture_strain, "fractured": result.fractured,
                         "failure_width": failure_width(c["strain"], c["stress"]),
                         **precursors(result, labels),
@@ -211,6 +225,7 @@ def ensemble(args, out: Path, records: Records):
             if args.seed is not None:
                 return
             emit(f"{key}_rupture_strain", item["rupture_strain"], "strain", atoms=item["atoms"],
+                 rule=rule_settings(args),
                  events=item.get("n_events", item.get("events")),
                  **{k: item[k] for k in ("modulus", "peak_stress", "peak_strain", "failure_width", "fractured",
                                          "cpu_seconds", "relaxations")})
@@ -218,19 +233,22 @@ def ensemble(args, out: Path, records: Records):
         sel = [r for r in rows if r["mu2"] == mu2]
         verdicts = [v for r in sel for v in r.get("verdicts", [])]
         if verdicts:  # --audit: how many events are instabilities of the branch (issue #22)
-            emit(f"ensemble_8x8_bilayer_mu2_{mu2}_instability_fraction",
+            emit(f"ensemble_8x8_bilayer_mu2_{mu2}{rule_suffix(args)}_instability_fraction",
                  round(verdicts.count("instability") / len(verdicts), 4), "fraction of events", events=len(verdicts),
                  basin_hops=verdicts.count("basin_hop"), undetermined=verdicts.count("undetermined"))
         for name, unit, ref in (("modulus", "N/m", {"what": "FC22 E/h", "value": 146, "unit": "N/m"}),
                                 ("peak_stress", "N/m", {"what": "FC22 reference run", "value": 15.6, "unit": "N/m"}),
+                                ("peak_stress_before_break", "N/m", {"what": "FC22 reference run", "value": 15.6,
+                                                                     "unit": "N/m"}),
                                 ("rupture_strain", "strain", {"what": "FC22 mu2 0.2 range", "value": [0.12, 0.2]}),
                                 ("failure_width", "strain", {}),
                                 ("events_before_peak", "events", {"what": "FC22: more ductile at high disorder"}),
                                 ("stress_drop_before_peak_fraction", "fraction of peak stress", {}),
                                 ("first_event_to_peak_strain", "strain", {}),
                                 ("rupture_to_peak_strain", "strain", {})):
-            values = np.array([r[name] for r in sel if r[name] is not None], dtype=float)
-            emit(f"ensemble_8x8_bilayer_mu2_{mu2}_{name}_mean", round(float(values.mean()), 4) if len(values) else None,
+            values = np.array([r[name] for r in sel if r.get(name) is not None], dtype=float)
+            emit(f"ensemble_8x8_bilayer_mu2_{mu2}{rule_suffix(args)}_{name}_mean",
+                 round(float(values.mean()), 4) if len(values) else None,
                  unit, ref, sd=round(float(values.std(ddof=1)), 4) if len(values) > 1 else None,
                  n=int(len(values)), of=len(sel), seeds=[r["seed"] for r in sel])
     from glassfrac.report.loading import plot_curves
@@ -245,12 +263,12 @@ def ensemble(args, out: Path, records: Records):
 
 def shear_events(args, out: Path, records: Records):
     potential = get_potential("yukawa2d")
-    settings = dataclasses.replace(SHEAR_DEFAULTS, snapshots=True)
-    inside, percentiles = [], []
+    settings = dataclasses.replace(SHEAR_DEFAULTS, snapshots=True, audit=args.audit, **rule_settings(args))
+    inside, percentiles, verdicts = [], [], []
     for seed in (0,) if args.quick else (0, 1, 2):
         if args.seed is not None and seed != args.seed:
             continue
-        key = f"shear_events_12x12_seed_{seed}"
+        key = f"shear_events_12x12_seed_{seed}" + ("_audit" if args.audit else "") + rule_suffix(args)
         item = records.get(key)
         if item is None and args.collect:
             continue
@@ -264,12 +282,18 @@ def shear_events(args, out: Path, records: Records):
                                "d2min_percentile": float((field < field[site]).mean()),
                                "in_top_10_percent": bool(field[site] >= np.quantile(field, 0.9))})
             item = {"key": key, "seed": seed, "atoms": structure.n_atoms, "events": events, "cpu_seconds": cpu,
-                    "wall_seconds": wall, **run_stats(result)}
+                    "wall_seconds": wall, "verdicts": [e.audit.verdict for e in result.events if e.audit is not None],
+                    **run_stats(result)}
             records.add(item)
         inside += [e["in_top_10_percent"] for e in item["events"]]
         percentiles += [e["d2min_percentile"] for e in item["events"]]
+        verdicts += item.get("verdicts", [])
         emit(f"{key}_events", len(item["events"]), "events", atoms=item["atoms"], cpu_seconds=item["cpu_seconds"],
              strains=[e["strain"] for e in item["events"]], stress_drops=[e["stress_drop"] for e in item["events"]])
+    if verdicts:  # --audit: how many shear events are instabilities of the branch (issue #22)
+        emit(f"shear_events_12x12{rule_suffix(args)}_instability_fraction",
+             round(verdicts.count("instability") / len(verdicts), 4), "fraction of events", events=len(verdicts),
+             basin_hops=verdicts.count("basin_hop"), undetermined=verdicts.count("undetermined"))
     emit("shear_event_site_in_top_10_percent_d2min_fraction", round(float(np.mean(inside)), 3) if inside else None,
          "fraction", {"what": "LISTI25: location = atom of largest displacement"}, events=len(inside),
          mean_d2min_percentile=round(float(np.mean(percentiles)), 4) if percentiles else None)
@@ -329,9 +353,14 @@ def main():
                         help="ensemble / shear_events: only this sample (records it; run in parallel, then without)")
     parser.add_argument("--mu2", type=float, default=0.2, help="ensemble: mu2 of the --seed sample")
     parser.add_argument("--collect", action="store_true", help="ensemble / shear_events: report finished samples only")
+    parser.add_argument("--max-step", type=float, default=None,
+                        help="ensemble: the minimiser's largest move per iteration, Å (default the AQS default, 0.1)")
+    parser.add_argument("--descent-step", type=float, default=None,
+                        help="ensemble: the descent's largest move after an event, Å (default 0.02, the gradient flow; "
+                             "0.1: FC22's damped dynamics; 0.2: large steps that hop, as the rule before #22)")
     parser.add_argument("--audit", action="store_true",
-                        help="ensemble: audit every event (glassfrac.mechanics.audit) and report the fraction that are "
-                             "instabilities of the branch, per mu2 (records kept apart from unaudited ones)")
+                        help="ensemble / shear_events: audit every event (glassfrac.mechanics.audit) and report the "
+                             "fraction that are instabilities of the branch (records kept apart from unaudited ones)")
     args = parser.parse_args()
     set_threads(1)
     out = Path(args.out)

@@ -20,7 +20,6 @@ bench-out/oxide-softness/softness_train.json); skipped if it is missing.
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,14 +29,15 @@ from glassfrac.generate.quench import melt_quench, random_alumina
 from glassfrac.learn.oxide_softness import du21_softness_descriptor
 from glassfrac.mechanics.md import LammpsMD, MDSettings, Stage, n_steps
 from glassfrac.mechanics.md_tension import replicate
+from results import publish
 
 PAPER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "oxide-paper.toml"
-MACHINE = f"{os.cpu_count()} cores (shared), 1 thread, 1 MPI rank"
+MACHINE = "1 thread, 1 MPI rank"
 
 
 def emit(figure, value, unit, **extra):
-    print(json.dumps({"benchmark": "oxides", "figure": figure, "value": value, "unit": unit,
-                      "machine": MACHINE, "extrapolated": False, **extra}), flush=True)
+    publish({"benchmark": "oxides", "figure": figure, "value": value, "unit": unit, "machine": MACHINE,
+             "extrapolated": False, **extra})
 
 
 def driver_seconds(structure, potential, time_ps, thermo_every=100):

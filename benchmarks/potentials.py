@@ -17,7 +17,6 @@ Prints one JSON object per figure, with the machine's 1-minute load average at t
 """
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -33,16 +32,15 @@ from glassfrac.core.threads import set_threads  # noqa: E402
 from glassfrac.potentials import VerletList  # noqa: E402
 from glassfrac.potentials.lammps import lammps_frame, lammps_input_lines, open_lammps  # noqa: E402
 from glassfrac.potentials.yukawa import Yukawa2D  # noqa: E402
+from results import publish  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/jumol-2d-silica/sig_1.00_sample_0.data"
-MACHINE = "2 cores, no GPU"
 
 
 def emit(figure, value, unit, reference=None, **extra):
-    print(json.dumps({"benchmark": "potentials", "figure": figure, "value": value, "unit": unit,
-                      "machine": MACHINE, "reference": reference or {}, "extrapolated": False,
-                      "load_average": round(os.getloadavg()[0], 2), **extra}),
-          flush=True)
+    publish({"benchmark": "potentials", "figure": figure, "value": value, "unit": unit,
+             "reference": reference or {}, "extrapolated": False, "load_average": round(os.getloadavg()[0], 2),
+             **extra})
 
 
 def tiled(structure, nx, ny, noise, seed=0):

@@ -18,7 +18,6 @@ first sample's heatmap with its events. Prints one JSON object per line.
 """
 
 import argparse
-import json
 import resource
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from glassfrac.mechanics.probe import ProbeSettings, grid_centres, probe_map
 from glassfrac.potentials import get_potential
 from glassfrac.report.probe_plot import plot_threshold_map
 from glassfrac.structure import Box, Structure
+from results import publish
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "jumol-2d-silica" / "sig_1.00_sample_0.data"
 REFERENCE = {"what": "LISTI25 probing, one sample map, M1 Ultra", "value": 17 * 3600, "unit": "s"}
@@ -76,13 +76,13 @@ def score_dataset(folder: Path, figure=None):
         table[k, : len(r)] = r
     for n in range(width):
         column = table[:, n][np.isfinite(table[:, n])]
-        print(json.dumps({"benchmark": "probe", "figure": f"goodness_event_{n + 1}", "value": float(column.mean()),
-                          "unit": "1", "std": float(column.std()), "samples": len(column),
-                          "per_sample": dict(zip(names, np.round(table[:, n], 4).tolist(), strict=True)),
-                          "dataset": str(folder), "reference": GOODNESS_REFERENCE}), flush=True)
+        publish({"benchmark": "probe", "figure": f"goodness_event_{n + 1}", "value": float(column.mean()),
+                 "unit": "1", "std": float(column.std()), "samples": len(column),
+                 "per_sample": dict(zip(names, np.round(table[:, n], 4).tolist(), strict=True)),
+                 "dataset": str(folder), "reference": GOODNESS_REFERENCE})
     if figure is not None:
-        print(json.dumps({"benchmark": "probe", "figure": "goodness_heatmap", "value": str(figure), "unit": "path",
-                          "sample": names[0]}), flush=True)
+        publish({"benchmark": "probe", "figure": "goodness_heatmap", "value": str(figure), "unit": "path",
+                 "sample": names[0]})
 
 
 def main():
@@ -120,7 +120,7 @@ def main():
     common = {"benchmark": "probe", "machine": machine, "atoms": sample.n_atoms}
 
     def emit(figure, value, unit, **extra):
-        print(json.dumps({**common, "figure": figure, "value": value, "unit": unit, **extra}), flush=True)
+        publish({**common, "figure": figure, "value": value, "unit": unit, **extra})
 
     emit("windows_per_second", rate, "1/s", windows=len(subset), wall_seconds=seconds, cpu_seconds=cpu,
          cpu_seconds_per_window=cpu / len(subset), window_evaluations=int(result["newton_iterations"]))

@@ -27,7 +27,6 @@ Prints one JSON object per figure. The machine is shared: compare figures of one
 """
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -45,11 +44,11 @@ from glassfrac.mechanics.relax import Relaxer  # noqa: E402
 from glassfrac.potentials import get_potential  # noqa: E402
 from glassfrac.potentials.lammps import lammps_input_lines, open_lammps  # noqa: E402
 from glassfrac.structure import Box, Structure, read  # noqa: E402
+from results import publish  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
 SAMPLE = DATA / "jumol-2d-silica/sig_1.00_sample_0.data"
 BILAYER = DATA / "fc22-bilayer/sio2_initial.dump"
-MACHINE = "2 cores, no GPU"
 FMAX = 1e-8
 SAME_AS_LAMMPS = FireParameters(dt_max=0.5, dt_stability=None)  # plain FIRE 2.0, stable dt_max
 MAX_STEP = 0.2
@@ -57,9 +56,8 @@ AMU_PS2_A2_IN_EV = 1.0364269e-4  # 1 amu Å^2 / ps^2 in eV: LAMMPS metal units
 
 
 def emit(figure, value, unit, reference=None, **extra):
-    print(json.dumps({"benchmark": "relax", "figure": figure, "value": value, "unit": unit,
-                      "machine": MACHINE, "reference": reference or {}, "extrapolated": False, **extra}),
-          flush=True)
+    publish({"benchmark": "relax", "figure": figure, "value": value, "unit": unit,
+             "reference": reference or {}, "extrapolated": False, **extra})
 
 
 def tiled(structure, nx, ny, noise, seed=0):

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from results import publish
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATASET = ROOT / "bench-out/svm/svm-tension.npz"
 GRID = {"C": "0.1,1,10", "gamma": "0.002,0.007,0.02,0.06,0.2"}
@@ -55,9 +57,9 @@ FC22 = {"what": "FC22 SVM, held-out atoms of 3456-atom bilayers, mu2 = 0.2"}
 
 
 def emit(figure, value, unit, reference=None, **extra):
-    print(json.dumps({"benchmark": "svm", "figure": figure, "value": value, "unit": unit,
-                      **({"reference": reference} if reference else {}),
-                      "machine": f"{os.cpu_count()} cores, 1 thread", "extrapolated": False, **extra}), flush=True)
+    publish({"benchmark": "svm", "figure": figure, "value": value, "unit": unit,
+             **({"reference": reference} if reference else {}), "machine": "1 thread", "extrapolated": False,
+             **extra})
 
 
 def describe(path: Path) -> dict:

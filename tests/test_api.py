@@ -11,7 +11,10 @@ import pytest
 import glassfrac as gf
 
 DOCUMENTED = ("generate", "relax", "rings", "tension", "shear", "probe", "read", "write", "get_potential",
-              "calculator", "to_atoms", "LoadingTest")
+              "calculator", "to_atoms", "LoadingTest", "SoftnessSVM", "ThresholdPredictor", "run_campaign",
+              "open_campaign", "export_dataset")
+CAMPAIGN_CHAIN = ("run_campaign", "open_campaign", "export_dataset")
+"""Their examples share one folder, in this order: the later ones read the campaign the first one runs."""
 
 
 def _examples(name):
@@ -20,15 +23,20 @@ def _examples(name):
     return [t for t in tests if t.examples]
 
 
+@pytest.fixture(scope="module")
+def campaign_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("campaign-examples")
+
+
 @pytest.mark.parametrize("name", DOCUMENTED)
-def test_every_public_name_has_units_and_a_running_example(name, tmp_path, monkeypatch):
+def test_every_public_name_has_units_and_a_running_example(name, tmp_path, monkeypatch, campaign_folder):
     """Each docstring has an Examples section that runs as written (outputs compared by doctest)."""
     doc = getattr(gf, name).__doc__
     assert "Examples\n" in doc, name
     assert any(unit in doc for unit in ("Å", "eV", "N/m")), f"{name}: no unit named"
     tests = _examples(name)
     assert tests, f"{name} has no doctest example"
-    monkeypatch.chdir(tmp_path)  # examples that write files write here
+    monkeypatch.chdir(campaign_folder if name in CAMPAIGN_CHAIN else tmp_path)  # examples that write files write here
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     for test in tests:
         runner.run(test)
@@ -83,3 +91,30 @@ def test_default_potential_and_clear_errors():
         gf.probe(s, grid=(2, 3))
     with pytest.raises(gf.InputError, match="species"):  # yukawa2d is the default of a 2D sample; no Al
         gf.relax(gf.Structure(s.positions, ["Al"] * s.n_atoms, s.box))
+    with pytest.raises(gf.InputError, match="not fitted"):
+        gf.SoftnessSVM().predict(s)
+    with pytest.raises(gf.InputError, match="unknown threshold model"):
+        gf.ThresholdPredictor("forest")
+
+
+def test_softness_svm_fits_labels_given_as_arrays_and_saves(tmp_path):
+    """The per-atom labels may come as arrays instead of tension tests; a saved model predicts the same."""
+    samples = [gf.relax(gf.generate((4, 4), seed=k)) for k in (1, 2)]
+    labels = [(s.positions[:, 0] < s.box.lengths[0] / 2).astype(np.int8) for s in samples]  # a learnable split
+    svm = gf.SoftnessSVM(descriptor="fc22", C=1.0, evaluate=True).fit(samples, labels)
+    assert svm.evaluation_.summary()["n_atoms"] == 2 * samples[0].n_atoms
+    svm.save(tmp_path / "svm.safetensors")
+    back = gf.SoftnessSVM.load(tmp_path / "svm.safetensors")
+    np.testing.assert_array_equal(back.predict(samples[1]), svm.predict(samples[1]))
+    np.testing.assert_allclose(back.softness(samples[1]), svm.softness(samples[1]), rtol=1e-12)
+
+
+def test_threshold_predictor_saves_and_loads(tmp_path):
+    samples = [gf.relax(gf.generate((6, 6), seed=k)) for k in (1, 2)]
+    maps = [gf.probe(s, grid=2, r_free=5.0, shell=3.5, step=0.02, precision=1e-3) for s in samples]
+    predictor = gf.ThresholdPredictor("gnn", radius=5.0, epochs=2).fit(samples, maps)
+    assert predictor.record_["windows"] == {"train": 4, "validation": 4}
+    predictor.save(tmp_path / "gnn.safetensors")
+    back = gf.ThresholdPredictor.load(tmp_path / "gnn.safetensors")
+    np.testing.assert_allclose(back.predict(samples[0], grid=2).threshold,
+                               predictor.predict(samples[0], grid=2).threshold)

@@ -11,8 +11,8 @@ import pytest
 import glassfrac as gf
 
 DOCUMENTED = ("generate", "relax", "rings", "tension", "shear", "probe", "read", "write", "get_potential",
-              "calculator", "to_atoms", "LoadingTest", "SoftnessSVM", "ThresholdPredictor", "run_campaign",
-              "open_campaign", "export_dataset")
+              "calculator", "to_atoms", "LoadingTest", "SoftnessSVM", "ThresholdPredictor", "predict",
+              "run_campaign", "open_campaign", "export_dataset")
 CAMPAIGN_CHAIN = ("run_campaign", "open_campaign", "export_dataset")
 """Their examples share one folder, in this order: the later ones read the campaign the first one runs."""
 

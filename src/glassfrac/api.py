@@ -33,9 +33,11 @@ from glassfrac.campaign.runner import run_campaign as _run_campaign
 from glassfrac.campaign.store import CampaignStore
 from glassfrac.core.errors import InputError
 from glassfrac.generate import generate as _generate
+from glassfrac.imaging.prediction import Prediction, predict_file, predict_structure
 from glassfrac.labels import ShearLabels, TensionLabels, shear_labels, tension_labels
 from glassfrac.labels.probe import ThresholdMap
 from glassfrac.learn.listi import ListiModel, Trainer, TrainSettings
+from glassfrac.learn.registry import Registry
 from glassfrac.learn.svm import AtomDataset, SoftnessModel, TrainingSettings
 from glassfrac.learn.svm import train as _train_svm
 from glassfrac.learn.windows import KINDS as THRESHOLD_MODELS
@@ -44,12 +46,13 @@ from glassfrac.mechanics.aqs import LoadingResult
 from glassfrac.mechanics.probe import ProbeSettings, probe_map
 from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS, shear_test, tension_test
 from glassfrac.mechanics.relax import relax_to_minimum
-from glassfrac.potentials import Potential, get_potential
+from glassfrac.potentials import Potential, default_potential, get_potential
 from glassfrac.potentials.ase_calculator import GlassfracCalculator, to_atoms
 from glassfrac.structure import Structure
 
 __all__ = ["generate", "relax", "rings", "tension", "shear", "probe", "get_potential", "calculator", "to_atoms",
-           "LoadingTest", "SoftnessSVM", "ThresholdPredictor", "run_campaign", "open_campaign", "export_dataset"]
+           "LoadingTest", "SoftnessSVM", "ThresholdPredictor", "predict", "run_campaign", "open_campaign",
+           "export_dataset"]
 
 
 def _potential(potential, structure: Structure) -> Potential:
@@ -57,12 +60,7 @@ def _potential(potential, structure: Structure) -> Potential:
     if isinstance(potential, Potential):
         return potential
     if potential is None:
-        if structure.dim == 2:
-            potential = "yukawa2d"
-        elif set(structure.species.tolist()) <= {"Si", "O"}:
-            potential = "watanabe"
-        else:
-            potential = "matsui"
+        potential = default_potential(structure)
     if not isinstance(potential, str):
         raise InputError(f"potential must be a name, a glassfrac Potential or None, got {type(potential).__name__}")
     return get_potential(potential)
@@ -611,6 +609,49 @@ class ThresholdPredictor:
         predictor = cls(model.kind, radius=model.spec.radius)
         predictor.model_, predictor.record_ = model, dict(model.info)
         return predictor
+
+
+def predict(structure_or_path, models=None, pixel_size: float | None = None, relax: bool = False,
+            format: str | None = None) -> Prediction:
+    """Run every applicable registered model (softness SVMs, image models, LISTI, oxide softness) on a
+    structure or a microscope image, as ``glassfrac predict`` does (:mod:`glassfrac.imaging.prediction`).
+
+    Parameters
+    ----------
+    structure_or_path : Structure, str or Path
+        A structure, a structure file (extxyz, LAMMPS data or dump...) or a microscope image file.
+    models : str or Path, optional
+        Registry folder of model files and their cards (default: ``GLASSFRAC_MODELS``, else the models
+        shipped with glassfrac, :mod:`glassfrac.learn.registry`).
+    pixel_size : float, optional
+        Image input: Å per pixel (default: from the file, else estimated).
+    relax : bool
+        Image input: relax the structure built from it (Yukawa 2D silica).
+    format : str, optional
+        Format of a structure file (default: from its extension).
+
+    Returns
+    -------
+    Prediction
+        ``tasks``: per task (``first_break``, ``rupture_strain``, ``rupture_location``, ``crack``, ``mu2``,
+        ``threshold_map``, ``oxide_softness``) the values (softness in standardised descriptor units,
+        locations in Å, thresholds Δτ in N/m, strains dimensionless), the per-atom arrays, the model card and
+        ``in_domain`` with its ``reasons``; ``to_dict()`` the JSON object of ``glassfrac predict``.
+        No installed model, or none that applies (a 3D oxide given only 2D models): an InputError.
+
+    Examples
+    --------
+    >>> import glassfrac as gf, os
+    >>> os.makedirs("no-models")
+    >>> gf.predict(gf.generate((4, 4), seed=1), models="no-models")   # a 2D monolayer, 80 atoms in a ~21 Å cell
+    Traceback (most recent call last):
+    ...
+    glassfrac.core.errors.InputError: no model installed in no-models (given folder): the models are trained ...
+    """
+    registry = Registry.default(models)
+    if isinstance(structure_or_path, Structure):
+        return predict_structure(structure_or_path, registry)
+    return predict_file(structure_or_path, registry, format, pixel_size, relax)
 
 
 # -- campaigns ----------------------------------------------------------------------------------------

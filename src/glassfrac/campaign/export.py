@@ -143,6 +143,29 @@ def concatenate(samples: list) -> dict:
     return out
 
 
+def split(arrays: dict) -> list:
+    """The per-sample arrays of a concatenated dataset (the inverse of :func:`concatenate`); ``format``,
+    ``metadata`` and the offsets are left out."""
+    start = np.asarray(arrays["atom_start"])
+    n = len(start) - 1
+    rows = {prefix: np.asarray(arrays[f"{prefix}sample"]) for prefix in ("event_", "curve_")}
+    out = []
+    for s in range(n):
+        atoms = slice(int(start[s]), int(start[s + 1]))
+        sample = {}
+        for name, values in arrays.items():
+            if name in ("format", "metadata", "atom_start", "event_sample", "curve_sample"):
+                continue
+            if name.startswith(("event_", "curve_")):
+                sample[name] = values[rows[name[:6]] == s]
+            elif name in _SAMPLE_FIELDS or name.startswith("key_"):
+                sample[name] = values[s:s + 1]
+            else:
+                sample[name] = values[atoms]
+        out.append(sample)
+    return out
+
+
 def export_dataset(store: CampaignStore, output, overwrite: bool = False) -> dict:
     """Write the campaign in ``store`` to ``output`` (``.npz``: one file; else a folder).
 

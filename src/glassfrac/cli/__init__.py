@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "glassfrac.cli.cnn",
     "glassfrac.cli.listi",
     "glassfrac.cli.imaging",
+    "glassfrac.cli.predict",
 ]
 
 

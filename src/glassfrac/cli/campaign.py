@@ -1,4 +1,4 @@
-"""Commands: ``campaign run|status``, ``dataset export``, ``report`` and ``demo``."""
+"""Commands: ``campaign run|status``, ``dataset export|part|merge``, ``report`` and ``demo``."""
 
 from pathlib import Path
 
@@ -49,6 +49,17 @@ def register(subparsers) -> None:
                         help="DATASET.npz (one file) or a folder (one .npz per sample plus manifest.json)")
     add_overwrite(export)
     export.add_argument("--database", metavar="URL", default=None, help="store, if not the directory's SQLite")
+    part = add_command(dsub, "part", "export a campaign's finished samples of an index range into a dataset "
+                                     "folder (DATASET/parts/part-iSTART-STOP.npz)", _part)
+    part.add_argument("directory", help="campaign directory")
+    part.add_argument("dataset", help="dataset folder (e.g. datasets/NAME)")
+    part.add_argument("--start", type=non_negative_int, required=True, help="first sample index")
+    part.add_argument("--stop", type=positive_int, required=True, help="one past the last sample index")
+    part.add_argument("--database", metavar="URL", default=None, help="store, if not the directory's SQLite")
+    add_overwrite(part)
+    merge = add_command(dsub, "merge", "merge a dataset folder's parts into DATASET/dataset.npz and card.json "
+                                       "(refuses overlapping or inconsistent parts)", _merge)
+    merge.add_argument("dataset", help="dataset folder (e.g. datasets/NAME)")
 
     report = add_command(subparsers, "report", "write the HTML report of a campaign (DIR/report.html)", _report)
     report.add_argument("directory", help="campaign directory")
@@ -109,6 +120,18 @@ def _export(args) -> dict:
     from glassfrac.campaign.export import export_dataset
 
     return export_dataset(_store(args), args.output, overwrite=args.overwrite)
+
+
+def _part(args) -> dict:
+    from glassfrac.campaign.datasets import export_part
+
+    return export_part(_store(args), args.dataset, args.start, args.stop, overwrite=args.overwrite)
+
+
+def _merge(args) -> dict:
+    from glassfrac.campaign.datasets import merge_parts
+
+    return merge_parts(args.dataset)
 
 
 def _report(args) -> dict:

@@ -278,13 +278,13 @@ class ListiPredictor:
             return {"threshold": np.zeros(0), "centres": centres, "lowest": np.zeros(0, int), "summary": summary}
         result = self.model.predict_map(structure, centres=centres, load_angle=self.load_angle)
         threshold = np.asarray(result["threshold"], float)
-        lowest = _separated_lowest(threshold, centres, self.lowest, self.radius)
+        lowest = separated_lowest(threshold, centres, self.lowest, self.radius)
         summary.update(_stats(threshold), seconds=result["seconds"],
                        lowest=[{"centre": centres[k].tolist(), "threshold": float(threshold[k])} for k in lowest])
         return {"threshold": threshold, "centres": centres, "lowest": lowest, "summary": summary}
 
 
-def _separated_lowest(values, centres, k: int, distance: float) -> np.ndarray:
+def separated_lowest(values, centres, k: int, distance: float) -> np.ndarray:
     """Up to ``k`` indices in ascending ``values``, skipping centres closer than ``distance`` to a
     chosen one (distinct low-threshold regions rather than one region's neighbouring windows)."""
     chosen = []

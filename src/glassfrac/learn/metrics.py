@@ -153,3 +153,30 @@ def plot_evaluation(y_true, scores, path, groups=None, title: str = "", referenc
     if title:
         fig.suptitle(title, fontsize=10)
     save_png(fig, path, dpi=120)
+
+
+def bootstrap_by_sample(metric, y_true, scores, groups, n_resamples: int = 1000, seed: int = 0,
+                        level: float = 0.95) -> dict:
+    """Held-out ``metric(y_true, scores)`` (a number) with its spread over test samples: the
+    samples (``groups``) are drawn with replacement ``n_resamples`` times (seeded) and the
+    metric recomputed on their pooled atoms. Returns ``value`` (all samples), ``low`` and
+    ``high`` (the central ``level`` interval of the resamples), ``std`` and ``n_samples``;
+    resamples where the metric is undefined (NaN, or one class only) are left out."""
+    y_true, scores, groups = np.asarray(y_true), np.asarray(scores, float), np.asarray(groups)
+    names, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == k) for k in range(len(names))]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_resamples):
+        pick = np.concatenate([members[k] for k in rng.integers(0, len(names), len(names))])
+        try:
+            v = float(metric(y_true[pick], scores[pick]))
+        except (ValueError, InputError):
+            continue
+        if np.isfinite(v):
+            values.append(v)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail]) if values else (np.nan, np.nan)
+    return {"value": float(metric(y_true, scores)), "low": float(low), "high": float(high),
+            "std": float(np.std(values)) if values else float("nan"), "n_samples": int(len(names)),
+            "n_resamples": len(values)}

@@ -50,6 +50,7 @@ from glassfrac.core.schema import Key, Schema
 from glassfrac.learn import model_file
 from glassfrac.learn.exports import export_structure, read_export
 from glassfrac.learn.metrics import (
+    bootstrap_by_sample,
     classification_metrics,
     flagged_curve,
     plot_evaluation,
@@ -382,6 +383,18 @@ class Evaluation:
                 out["at_published_specificity"] = sensitivity_at_specificity(
                     self.y, self.scores, PUBLISHED[self.label]["specificity"])
         return out
+
+    def bootstrap(self, n_resamples: int = 1000, seed: int = 0) -> dict:
+        """Sensitivity, specificity, balanced accuracy and ROC AUC (threshold 0) with their spread over
+        the held-out samples (:func:`~glassfrac.learn.metrics.bootstrap_by_sample`): the card metrics."""
+        def rate(cls):
+            return lambda y, s: float(np.mean((s[y == cls] > 0) == bool(cls))) if np.any(y == cls) else np.nan
+
+        metrics = {"sensitivity": rate(1), "specificity": rate(0),
+                   "balanced_accuracy": lambda y, s: (rate(1)(y, s) + rate(0)(y, s)) / 2,
+                   "roc_auc": lambda y, s: classification_metrics(y, s)["roc_auc"]}
+        return {name: bootstrap_by_sample(f, self.y, self.scores, self.groups, n_resamples, seed)
+                for name, f in metrics.items()}
 
     def plot(self, path) -> None:
         plot_evaluation(self.y, self.scores, path, self.groups,

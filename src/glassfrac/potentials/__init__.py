@@ -35,5 +35,15 @@ def get_potential(name: str, **parameters) -> Potential:
     return getattr(importlib.import_module(module), cls)(**parameters)
 
 
-__all__ = ["Potential", "Results", "Batch", "Pairs", "VerletList", "get_potential",
+def default_potential(structure) -> str:
+    """Name of the potential a structure is made for: ``yukawa2d`` for a 2D structure, ``watanabe`` for 3D
+    silica (Si and O only; bilayer sheets), ``matsui`` for anything else (alumina)."""
+    if structure.dim == 2:
+        return "yukawa2d"
+    if set(structure.species.tolist()) <= {"Si", "O"}:
+        return "watanabe"
+    return "matsui"
+
+
+__all__ = ["Potential", "Results", "Batch", "Pairs", "VerletList", "get_potential", "default_potential",
            "stress_from_virial", "POTENTIALS"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from glassfrac.analysis.bonds import SILICA_BOND_CUTOFF, bond_midpoints, reference_bonds
+from glassfrac.analysis.bonds import bond_midpoints
 from glassfrac.analysis.nonaffine import d2min
 from glassfrac.core.errors import InputError
 from glassfrac.generate import generate
@@ -45,7 +45,7 @@ def test_tension_labels_leave_the_run_alone_and_follow_the_first_break(tension_r
     labels = tension_labels(tension_run)
     assert _arrays_equal(dict(ref.arrays), before)  # nothing written into the result
     assert labels.fractured and labels.rupture_strain is not None and labels.stress_unit == "N/m"
-    event, bonds, k = first_break_site(tension_run, *reference_bonds(ref, SILICA_BOND_CUTOFF))
+    event, bonds, k = first_break_site(tension_run, tension_run.bond_rule.tracker(ref))
     assert labels.rupture_strain == event.strain == tension_run.events[0].strain
     curve = tension_run.curve.arrays()
     assert labels.peak_stress_before_break == curve["stress"][curve["strain"] <= event.strain_before].max()

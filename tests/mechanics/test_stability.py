@@ -51,6 +51,29 @@ def test_lowest_modes_equal_the_dense_spectrum_without_the_trivial_modes(relaxed
         assert np.abs(v.sum(axis=0)).max() < 1e-6
 
 
+def test_exact_hessian_fills_the_gaps_of_the_watanabe_switch_window(relaxed):
+    potential, sample = relaxed["watanabe"]
+    stretched = sample.copy()
+    o = int(np.flatnonzero(stretched.species == "O")[0])
+    d = stretched.positions[:, None] - stretched.positions[None, o]
+    r = np.linalg.norm(d - np.round(d / np.diag(sample.box.cell)) * np.diag(sample.box.cell), axis=-1)[:, 0]
+    si = int(np.argmin(np.where(stretched.species == "Si", r, np.inf)))
+    bond = stretched.positions[o] - stretched.positions[si]
+    bond -= np.round(bond / np.diag(sample.box.cell)) * np.diag(sample.box.cell)
+    stretched.positions[o] = stretched.positions[si] + bond * 2.5 / np.linalg.norm(bond)  # into 2.41–2.62 Å
+    hess = _Hessian(potential, stretched, None)
+    gaps = potential.hessian_gaps(hess.batch, hess.verlet.update(hess.batch)).tolist()
+    assert {o, si} <= set(gaps)
+    size = stretched.n_atoms * 3
+    reference = hess.matmat(np.eye(size))  # every column by central differences
+    reference = 0.5 * (reference + reference.T)
+    scale = np.abs(reference).max()
+    exact = hess.exact().toarray()
+    assert np.abs(exact - exact.T).max() < 1e-12 * scale
+    assert np.abs(exact - reference).max() < 1e-6 * scale
+    assert np.abs(hess.sparse().toarray() - reference).max() > 1e-2 * scale  # the blocks alone miss the window
+
+
 def test_a_cluster_has_a_rotation_among_its_zero_modes(relaxed):
     _, sample = relaxed["yukawa2d"]
     cluster = sample.copy()
@@ -65,21 +88,27 @@ def test_saddle_node_fit_recovers_a_square_root():
     assert fit["exponent"] == pytest.approx(0.5, abs=1e-9) and fit["amplitude"] == pytest.approx(0.8, rel=1e-9)
 
 
-def test_an_event_on_a_stable_branch_is_a_basin_hop(relaxed):
-    """A run that reports an event where the branch is still a stiff minimum (as a minimiser that steps
-    over a barrier does) is caught: no mode at the event's atoms softens."""
+def test_an_event_on_a_stable_branch_is_a_basin_hop_or_continuous(relaxed):
+    """A run that reports an event where the branch is still a stiff minimum is caught: no mode at the
+    event's atoms softens. If the state after it lies off the branch (as a minimiser that steps over a
+    barrier reports it) it is a basin hop; if it is the branch itself, the change is continuous."""
     potential, sample = relaxed["watanabe"]
 
-    def state_at(strain):
+    def state_at(strain, descend=False):  # the branch: the same minimiser either way
         F = np.diag([1.0 + strain, 1.0, 1.0])
         s = sample.copy()
         s.positions = sample.positions @ F.T
         s.box = Box(sample.box.cell @ F.T, sample.box.pbc)
         return relax(potential, [s], fmax=1e-8, raise_on_failure=True)[0][0]
 
-    audit = audit_event(potential, state_at, (0.0, sample), 1e-4, 1e-4, atoms=np.arange(8), levels=3)
-    assert audit.verdict == "basin_hop"
+    branch = state_at(1e-3)
+    hopped = branch.copy()
+    hopped.positions[:8, 2] += 0.3
+    audit = audit_event(potential, state_at, (0.0, sample), (1e-3, hopped), atoms=np.arange(8), levels=3)
+    assert audit.verdict == "basin_hop" and audit.jump_share > 0.9
     assert audit.softening > 0.9 and all(v > 0 for v in audit.lowest)
+    audit = audit_event(potential, state_at, (0.0, sample), (1e-3, branch), atoms=np.arange(8), levels=3)
+    assert audit.verdict == "continuous" and audit.jump_share < 0.1
 
 
 def test_line_search_refuses_a_trial_beyond_a_barrier():
@@ -119,9 +148,11 @@ def test_load_audit_reports_each_event(tmp_path, capsys):
     saved = record["events"]
     for event, record in zip(out["events"], saved, strict=True):
         audit = event["audit"]
-        assert audit == record["audit"] and audit["verdict"] in ("instability", "basin_hop")
-        assert len(audit["strains"]) == len(audit["critical"]) == 6 and all(v > 0 for v in audit["lowest"])
-        assert audit["strains"][-1] == pytest.approx(event["strain"] - 1e-3, abs=1e-3)
+        assert audit == record["audit"] and audit["verdict"] == "instability"
+        assert len(audit["strains"]) == len(audit["critical"]) == 6 and audit["lowest"][0] > 0
+        lo, hi = audit["bracket"]  # the run's bracket (precision 1e-3) refined 2^6-fold
+        assert event["strain"] - 1e-3 <= lo < hi <= event["strain"] and hi - lo <= 1e-3 / 64
+        assert audit["strains"][-1] == lo
 
 
 def test_relax_to_minimum_leaves_the_saddle_of_a_straight_chain():

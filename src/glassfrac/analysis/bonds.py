@@ -1,10 +1,19 @@
 """Bond breaking and cracks, judged by geometry against the undeformed reference.
 
-Silica rule (FC22): an O bonded to two Si in the reference has *broken* its bond when one Si
-is still closer than ``near`` (1.7 Å) and the other is beyond ``far`` (2.2 Å). The general
-rule for any other network: a reference bond (within ``cutoff``) longer than ``far`` is broken.
-Current bond vectors use the reference's periodic images with the current cell, so
-positions must not be re-wrapped between reference and current configuration.
+Silica rule (:class:`BondRule`): an O bonded to two Si in the reference (within 2.2 Å) has
+*broken* one bond when that bond is longer than ``far`` while the O still holds its other Si
+within ``near``. FC22 stated it with ``far`` = 2.2 Å and ``near`` = 1.7 Å for states reached by
+damped dynamics, where a breaking bond opens fully and the O's other bond relaxes. Our label rule
+follows the gradient flow instead (:mod:`glassfrac.mechanics.aqs`), and there Watanabe's
+coordination switch holds a breaking bond inside its window: on FC22's reference bilayer at
+strain 0.1405 two Si–O bonds jump from 2.20 to 2.52 Å and stay there (a true minimum) with their O's
+other bond stretched to 1.81 Å, so FC22's numbers never count them, though the potential has begun
+to cut them. Hence the rule used for labels: ``far`` is where the potential begins to cut a bond
+(:attr:`glassfrac.potentials.Potential.bond_break_length`; Watanabe (R − D)·σ = 2.409 Å) or
+FC22's 2.2 Å, whichever is longer, and ``near`` is the reference bond cutoff, 2.2 Å (the O keeps
+its other Si as a bond). The general rule for any other network: a reference bond longer than
+``far`` is broken (``near=None``). Current bond vectors use the reference's periodic images with
+the current cell, so positions must not be re-wrapped between reference and current configuration.
 """
 
 from collections import deque
@@ -17,7 +26,7 @@ from scipy.sparse.csgraph import connected_components
 from glassfrac.structure import Structure, neighbor_pairs
 
 SILICA_BOND_CUTOFF = 2.2
-"""Si–O bond cutoff in the undeformed sample, Å (FC22 coordination check)."""
+"""Si–O bond cutoff in the undeformed sample, Å (FC22 coordination check), and FC22's break length."""
 
 
 @dataclass
@@ -54,8 +63,8 @@ def bond_lengths(structure: Structure, pairs, images) -> np.ndarray:
     return np.linalg.norm(d, axis=1)
 
 
-def broken_bonds(current: Structure, pairs, images, far: float = 2.2, near: float | None = 1.7,
-                 species=None) -> BondBreaks:
+def broken_bonds(current: Structure, pairs, images, far: float = SILICA_BOND_CUTOFF,
+                 near: float | None = SILICA_BOND_CUTOFF, species=None) -> BondBreaks:
     """Reference bonds broken in ``current``.
 
     With ``near`` (silica rule) a Si–O bond counts only if its O keeps its other Si within
@@ -72,6 +81,51 @@ def broken_bonds(current: Structure, pairs, images, far: float = 2.2, near: floa
         n_bonds = np.bincount(o_index, minlength=current.n_atoms)
         broken &= (shortest[o_index] < near) & (n_bonds[o_index] >= 2)
     return BondBreaks(pairs[broken], images[broken])
+
+
+@dataclass(frozen=True)
+class BondRule:
+    """When a reference bond of silica counts as broken: longer than ``far`` (Å) while its O keeps its other
+    Si within ``near`` (Å); see the module's text for why these numbers."""
+
+    far: float = SILICA_BOND_CUTOFF
+    near: float | None = SILICA_BOND_CUTOFF
+
+    @classmethod
+    def for_potential(cls, potential) -> "BondRule":
+        """The label rule with the potential's own break length where it has one (Watanabe: 2.409 Å)."""
+        return cls(far=max(SILICA_BOND_CUTOFF, potential.bond_break_length or 0.0))
+
+    def tracker(self, reference: Structure) -> "BondTracker":
+        """The reference bonds of ``reference``, judged by this rule in later structures."""
+        return BondTracker(self, *reference_bonds(reference, SILICA_BOND_CUTOFF))
+
+    def to_dict(self) -> dict:
+        return {"far_A": self.far, "near_A": self.near}
+
+
+@dataclass
+class BondTracker:
+    """A rule with the reference bonds (pairs (M, 2), images (M, d)) it judges."""
+
+    rule: BondRule
+    pairs: np.ndarray
+    images: np.ndarray
+
+    def __post_init__(self):
+        n_atoms = int(self.pairs.max()) + 1 if len(self.pairs) else 0
+        self.wraps = wrapping_axes(n_atoms, self.pairs, self.images, self.images.shape[1])
+
+    def broken(self, current: Structure) -> BondBreaks:
+        """The reference bonds broken in ``current``."""
+        return broken_bonds(current, self.pairs, self.images, self.rule.far, self.rule.near)
+
+    def cut(self, current: Structure) -> bool:
+        """Whether the bonds still shorter than ``far`` no longer wrap the periodic cell along an axis the
+        reference network wrapped along: the sample is cut through (FC22's final fracture)."""
+        intact = bond_lengths(current, self.pairs, self.images) <= self.rule.far
+        after = wrapping_axes(current.n_atoms, self.pairs[intact], self.images[intact], current.dim)
+        return bool(np.any(self.wraps & ~after))
 
 
 def bond_midpoints(structure: Structure, pairs, images) -> np.ndarray:

@@ -1,11 +1,12 @@
 """Labels of the two loading tests, made from a :class:`~glassfrac.mechanics.aqs.LoadingResult`.
 
 - :func:`tension_labels` (FC22): small-strain modulus, peak stress, rupture strain (first bond
-  break, bisected), rupture location (midpoint in the undeformed sample of the longest O–Si bond
-  broken in the first break event; ``rupture_bonds`` lists every bond broken in it), crack atoms
-  and per-atom classes (``first_break``: atoms of that longest bond; ``bond_changed``: atoms that
-  lost a bond by the end of the test; ``crack``: the crack atoms). The rule is
-  :func:`first_break_site`.
+  break, bisected), rupture location (midpoint in the undeformed sample of the first O–Si bond
+  to break along the descent of the first break event; ``rupture_bonds`` lists every bond broken
+  in it), crack atoms and per-atom classes (``first_break``: atoms of that bond; ``bond_changed``:
+  atoms that lost a bond by the end of the test; ``crack``: the crack atoms). The rule is
+  :func:`first_break_site`, with the run's bond rule (:class:`~glassfrac.analysis.bonds.BondRule`,
+  recorded in ``settings["bond_rule"]``).
 - :func:`shear_labels` (LISTI25): the stress drops of a pure-shear run with strain, drop,
   location (the atom that moved most in the event, at its undeformed position) and the D²min
   field of each event.
@@ -21,13 +22,12 @@ from typing import ClassVar
 import numpy as np
 
 from glassfrac.analysis.bonds import (
-    SILICA_BOND_CUTOFF,
     BondBreaks,
+    BondRule,
+    BondTracker,
     bond_lengths,
     bond_midpoints,
-    broken_bonds,
     crack_atoms,
-    reference_bonds,
 )
 from glassfrac.analysis.nonaffine import d2min
 from glassfrac.core.errors import InputError
@@ -208,10 +208,10 @@ class ShearLabels(LabelSet):
                    events=events, settings=record["settings"])
 
 
-def first_break_site(result, pairs, images):
-    """The rupture rule: in the first event with a bond break (FC22's rule), the bonds broken (relative
-    to the reference bonds ``pairs``, ``images``) and the index of the first broken bond, which locates
-    the rupture; None if no bond broke.
+def first_break_site(result, bonds: BondTracker):
+    """The rupture rule: in the first event with a bond break (by the rule of ``bonds``, which tracks the
+    reference bonds), the bonds broken and the index of the first broken bond, which locates the rupture;
+    None if no bond broke.
 
     The first broken bond is the first to cross the break criterion along the descent from the last
     stable state (:attr:`~glassfrac.mechanics.aqs.Event.break_order`), not the longest after the event:
@@ -221,7 +221,7 @@ def first_break_site(result, pairs, images):
     first = next((e for e in result.events if "bond_break" in e.kind), None)
     if first is None:
         return None
-    new = broken_bonds(first.after, pairs, images)
+    new = bonds.broken(first.after)
     if first.break_order is not None:
         for pair, image in zip(*first.break_order, strict=True):
             match = np.flatnonzero((new.pairs == pair).all(axis=1) & (new.images == image).all(axis=1))
@@ -233,18 +233,19 @@ def first_break_site(result, pairs, images):
 def tension_labels(result) -> TensionLabels:
     """Labels of a tension run (:func:`glassfrac.mechanics.protocols.tension_test`) of silica."""
     ref = result.reference
-    pairs, images = reference_bonds(ref, SILICA_BOND_CUTOFF)
+    rule = result.bond_rule or BondRule()
+    bonds = rule.tracker(ref)
     first_break = np.zeros(ref.n_atoms, dtype=np.int8)
     strain = location = pair = None
     rupture = BondBreaks(np.zeros((0, 2), np.int64), np.zeros((0, ref.dim), np.int64))
-    site = first_break_site(result, pairs, images)
+    site = first_break_site(result, bonds)
     if site is not None:
         event, rupture, k = site
         strain = event.strain
         location = bond_midpoints(ref, rupture.pairs[k:k + 1], rupture.images[k:k + 1])[0]
         pair = tuple(rupture.pairs[k].tolist())
         first_break[rupture.pairs[k]] = 1
-    final_breaks = broken_bonds(result.final, pairs, images)
+    final_breaks = bonds.broken(result.final)
     changed = np.zeros(ref.n_atoms, dtype=np.int8)
     changed[final_breaks.atoms()] = 1
     cracked = crack_atoms(ref, final_breaks) if result.fractured else np.zeros(0, np.int64)
@@ -259,7 +260,8 @@ def tension_labels(result) -> TensionLabels:
         fractured=result.fractured, rupture_strain=strain, rupture_location=location, first_broken_bond=pair,
         rupture_bonds=rupture.pairs, crack_atoms=cracked, n_broken_bonds=final_breaks.count,
         first_break=first_break, bond_changed=changed, crack=crack,
-        events=tuple(EventLabel.of(e) for e in result.events), settings=_settings_record(result.settings),
+        events=tuple(EventLabel.of(e) for e in result.events),
+        settings=_settings_record(result.settings) | {"bond_rule": rule.to_dict()},
     )
 
 

@@ -42,7 +42,10 @@ pure shear against 135–145 with the springs) and the term Hessians of Watanabe
 steps to strain 0.05 in 200 iterations against 634) (:mod:`glassfrac.mechanics.relax`).
 
 The run stops at ``max_strain``, after ``max_events`` events, or at fracture: the stress has
-fallen below ``fracture_fraction`` of its peak after the peak.
+fallen below ``fracture_fraction`` of its peak after the peak, or (with a bond rule) the bonds
+still intact no longer span the periodic cell along an axis they spanned: the sample is cut
+through. On the flow branch Watanabe bonds that break stay in the switch window and still carry
+some load, so the cut comes well before the stress falls.
 """
 
 from dataclasses import dataclass, field
@@ -50,7 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from glassfrac.analysis.bonds import bond_lengths
+from glassfrac.analysis.bonds import BondRule, bond_lengths
 from glassfrac.core.errors import InputError, NonFiniteError
 from glassfrac.core.progress import progress
 from glassfrac.mechanics.audit import EventAudit, audit_event
@@ -200,14 +203,13 @@ class AQSDriver:
         s = self.settings
         self.relaxer = Relaxer(potential, method=s.method, fmax=s.fmax, max_steps=s.max_relax_steps,
                                max_step=s.max_step, precondition=s.precondition if s.method == "lbfgs" else None)
-        # bond_rule(reference) -> breaks(current) -> the reference bonds broken in current (BondBreaks)
-        self.bond_rule = bond_rule
+        self.bond_rule = bond_rule  # a BondRule, or None: no bond-break events
         self.descender = Relaxer(potential, method="fire", fmax=s.fmax, max_steps=s.max_relax_steps,
                                  max_step=s.descent_step)
         # on_state(strain, stress, energy, events so far): called for every relaxed state
         # recorded, so that long runs can write their progress as they go
         self.on_state = on_state
-        self._breaks = None
+        self._bonds = None  # the rule's tracker of the reference bonds, during a run
 
     # -- state handling --------------------------------------------------------------
     def _relaxed_state(self, batch, strain, mask, stop_beyond=None) -> _State:
@@ -270,7 +272,7 @@ class AQSDriver:
         ``fmax``, noting the step at which each reference bond first counts as broken; returns the
         broken bonds (pairs, images) in that order (ties: the longer bond first, then the lower atom indices), or
         None without a bond rule."""
-        if self._breaks is None:
+        if self._bonds is None:
             self.descender.run(batch, cell_mask=mask, stress=False)
             return None
         seen, rows = set(), []
@@ -280,7 +282,7 @@ class AQSDriver:
             current = template.copy()
             current.positions = info["positions"]().cpu().numpy()
             current.box = Box(cell, template.box.pbc, template.box.origin)
-            breaks = self._breaks(current)
+            breaks = self._bonds.broken(current)
             if breaks.count == 0:
                 return
             # longer first; lengths equal to 1e-5 Å (mirror images in a symmetric bilayer, decided by round-off
@@ -320,7 +322,7 @@ class AQSDriver:
             kinds.append("stress_drop")
         if torch.max(a.per_atom_energy - b.per_atom_energy) > self.settings.energy_drop:
             kinds.append("energy_drop")
-        if self._breaks is not None and self._breaks(self._structure(template, b)).count > self._breaks_so_far:
+        if self._bonds is not None and self._bonds.broken(self._structure(template, b)).count > self._breaks_so_far:
             kinds.append("bond_break")
         return kinds
 
@@ -337,13 +339,13 @@ class AQSDriver:
         self.work = dict.fromkeys(("relaxations", "iterations", "evaluations", "stopped"), 0)
         state = self._relaxed_state(batch, 0.0, mask)
         reference = self._structure(structure, state)
-        self._breaks = self.bond_rule(reference) if self.bond_rule else None
+        self._bonds = self.bond_rule.tracker(reference) if self.bond_rule else None
         curve = LoadingCurve()
         record = self._recorder(curve)
         events: list[Event] = []
         record(state, events)
         peak = state.stress
-        fractured = False
+        fractured = cut = False
         bar = progress(total=int(np.ceil(s.max_strain / s.step)), desc=f"AQS {s.path}", unit="step")
         while state.strain < s.max_strain - 1e-12 and not fractured:
             target = min(state.strain + s.step, s.max_strain)
@@ -365,14 +367,16 @@ class AQSDriver:
                 if kinds:
                     events.append(self._event(lo, nxt, kinds, reference, structure))
                     if s.audit:
-                        events[-1].audit = self._audit(batch, lo, events[-1], mask, structure)
+                        events[-1].audit = self._audit(batch, lo, nxt, events[-1], mask, structure)
                     nxt.velocity = None  # a new branch starts after the event
                     if "bond_break" in kinds:
-                        self._breaks_so_far = self._breaks(self._structure(structure, nxt)).count
+                        after = self._structure(structure, nxt)
+                        self._breaks_so_far = self._bonds.broken(after).count
+                        cut = self._bonds.cut(after)
             record(nxt, events)
             bar.update(max(0, int(round(nxt.strain / s.step)) - bar.n))
             peak = max(peak, nxt.stress)
-            fractured = peak > 0 and nxt.stress < s.fracture_fraction * peak
+            fractured = cut or (peak > 0 and nxt.stress < s.fracture_fraction * peak)
             state = nxt
             if s.max_events is not None and len(events) >= s.max_events:
                 break
@@ -380,16 +384,17 @@ class AQSDriver:
         return LoadingResult(
             settings=s, reference=reference, final=self._structure(structure, state), curve=curve,
             events=events, fractured=fractured, stress_unit="N/m" if batch.is_sheet()[0] else "GPa",
-            work=dict(self.work),
+            work=dict(self.work), bond_rule=self.bond_rule,
         )
 
-    def _audit(self, batch, lo: _State, event: Event, mask, template: Structure) -> EventAudit:
-        """Audit ``event`` from the branch below its last stable state ``lo``."""
-        def state_at(strain):
-            return self._structure(template, self._advance(batch, lo, strain, mask))
+    def _audit(self, batch, lo: _State, after: _State, event: Event, mask, template: Structure) -> EventAudit:
+        """Audit ``event`` from the branch below its last stable state ``lo`` (``after``: the state after it)."""
+        def state_at(strain, descend=False):
+            return self._structure(template, self._advance(batch, lo, strain, mask,
+                                                           template=template if descend else None))
 
-        return audit_event(self.potential, state_at, (lo.strain, self._structure(template, lo)), event.strain,
-                           self.settings.precision, event.atoms, frozen=self._frozen)
+        return audit_event(self.potential, state_at, (lo.strain, self._structure(template, lo)),
+                           (event.strain, self._structure(template, after)), event.atoms, frozen=self._frozen)
 
     def _recorder(self, curve):
         def record(state: _State, events):
@@ -432,6 +437,8 @@ class LoadingResult:
     work: dict = field(default_factory=dict)
     """Relaxations, iterations and force evaluations of the whole run, bisection trials included,
     and how many trials were ``stopped`` early."""
+    bond_rule: BondRule | None = None
+    """The rule that judged bond breaks (None: the run had none)."""
 
     def modulus(self, max_strain: float = 0.02) -> float:
         """Small-strain slope of the stress measure (stress unit per unit strain), fit through

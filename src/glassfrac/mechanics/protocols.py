@@ -1,7 +1,8 @@
 """The two loading tests of the papers; their labels are made from the run by :mod:`glassfrac.labels`.
 
 - :func:`tension_test` (FC22): uniaxial strain along x, lateral sizes fixed, to fracture, with
-  the silica bond-break rule as an event (:func:`glassfrac.labels.tension_labels`).
+  the silica bond-break rule of the potential (:meth:`glassfrac.analysis.bonds.BondRule.for_potential`)
+  as an event and a cut through the bonded network as fracture (:func:`glassfrac.labels.tension_labels`).
 - :func:`shear_test` (LISTI25): area-preserving pure shear up to the first ``max_events`` stress
   drops (:func:`glassfrac.labels.shear_labels`).
 """
@@ -10,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from glassfrac.analysis.bonds import SILICA_BOND_CUTOFF, broken_bonds, reference_bonds
+from glassfrac.analysis.bonds import BondRule
 from glassfrac.mechanics.aqs import AQSDriver, AQSSettings, LoadingResult
 from glassfrac.structure import Structure
 
@@ -20,18 +21,12 @@ SHEAR_DEFAULTS = AQSSettings(path="pure_shear", max_strain=0.04, step=1e-4, prec
                              max_events=6, fracture_fraction=-np.inf)
 
 
-def silica_bond_rule(reference: Structure):
-    """The Si–O bonds of ``reference`` broken in a structure (FC22 rule): a function of the structure."""
-    pairs, images = reference_bonds(reference, SILICA_BOND_CUTOFF)
-    return lambda current: broken_bonds(current, pairs, images)
-
-
 def tension_test(structure: Structure, potential, settings: AQSSettings | None = None,
                  device="cpu", on_state=None) -> LoadingResult:
     """Uniaxial-strain tension to fracture (the structures after bond-break events are kept).
     ``on_state``: see :class:`~glassfrac.mechanics.aqs.AQSDriver`."""
-    driver = AQSDriver(potential, settings or TENSION_DEFAULTS, device=device, bond_rule=silica_bond_rule,
-                       on_state=on_state)
+    driver = AQSDriver(potential, settings or TENSION_DEFAULTS, device=device,
+                       bond_rule=BondRule.for_potential(potential), on_state=on_state)
     return driver.run(structure)
 
 

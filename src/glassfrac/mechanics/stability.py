@@ -5,10 +5,15 @@ Hessian with respect to the atoms' positions at a fixed cell, by LOBPCG on exact
 Hessian-vector products: central differences of the forces, H v = −(F(x + h v) − F(x − h v)) / 2h,
 which hold for every potential, also where its analytic Hessian is approximate (Watanabe's in
 the coordination switch window, where a stretched Si–O bond of an event lies). Where the
-potential declares the ``"hessian"`` ability, its sparse Hessian preconditions LOBPCG and its
-lowest modes (shift-invert Lanczos) are the start; where that model is indefinite (strained
-Watanabe networks: eigenvalues down to −1.5 eV/Å² on a 192-atom bilayer at strain 0.16, whose
-exact lowest is +0.27), each term's block is clipped to positive semidefinite first. The
+potential declares the ``"hessian"`` ability, the exact sparse Hessian is assembled from it
+(:meth:`_Hessian.exact`: the potential's blocks where they are exact, central differences of the
+forces in the rows and columns of the atoms :meth:`~glassfrac.potentials.Potential.hessian_gaps`
+names, the ends of Watanabe Si–O bonds in the coordination switch window); its lowest modes
+(shift-invert Lanczos) start LOBPCG and its shifted inverse preconditions it, so LOBPCG only
+confirms them. Where it is indefinite (a saddle) the preconditioner is the potential's blocks
+clipped to positive semidefinite instead. (Watanabe's blocks alone are far off in the window:
+eigenvalues down to −1.5 eV/Å² on a 192-atom bilayer at strain 0.16 whose exact lowest is +0.27;
+with them as preconditioner LOBPCG with 40 modes did not converge in 20 minutes on FC22's bilayer.) The
 trivial zero modes (rigid translations; rotations in planes of non-periodic axes) are projected
 out; frozen atoms are held (their coordinates are not degrees of freedom).
 
@@ -106,6 +111,34 @@ class _Hessian:
         size = self.n * self.d
         return scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(size, size))
 
+    def exact(self) -> scipy.sparse.csr_matrix | None:
+        """The exact sparse Hessian (eV/Å²): :meth:`sparse` with the rows and columns of the potential's
+        :meth:`~glassfrac.potentials.Potential.hessian_gaps` atoms replaced by central differences of the
+        forces (two force evaluations per coordinate); None without the ``"hessian"`` ability."""
+        model = self.sparse()
+        if model is None:
+            return None
+        gaps = self.potential.hessian_gaps(self.batch, self.verlet.update(self.batch)).cpu().numpy()
+        if len(gaps) == 0:
+            return model
+        size = self.n * self.d
+        coords = (gaps[:, None] * self.d + np.arange(self.d)).ravel()
+        unit = np.zeros((size, len(coords)))
+        unit[coords, np.arange(len(coords))] = 1.0
+        columns = self.matmat(unit)  # H[:, coords]
+        columns[np.abs(columns) < 1e-12 * np.abs(columns).max()] = 0.0  # round-off where nothing depends
+        in_gap = np.zeros(size, dtype=bool)
+        in_gap[coords] = True
+        model = model.tocoo()
+        keep = ~(in_gap[model.row] | in_gap[model.col])
+        select = scipy.sparse.csr_matrix((np.ones(len(coords)), (coords, np.arange(len(coords)))),
+                                         shape=(size, len(coords)))
+        C = scipy.sparse.csr_matrix(columns)
+        gap_block = scipy.sparse.csr_matrix(0.5 * (columns[coords] + columns[coords].T))
+        # C E^T puts the columns in place, E C^T the rows; the gap block, counted twice, is kept once (symmetric)
+        return (scipy.sparse.csr_matrix((model.data[keep], (model.row[keep], model.col[keep])), shape=(size, size))
+                + C @ select.T + select @ C.T - select @ gap_block @ select.T).tocsr()
+
 
 def trivial_modes(structure: Structure, frozen=None) -> np.ndarray:
     """Orthonormal zero modes (n·d, t) of a structure's energy: a translation per axis and a rotation per
@@ -175,18 +208,15 @@ def lowest_modes(potential: Potential, structure: Structure, k: int = 1, frozen=
 
 def _start(hess: _Hessian, keep, Y, k, rng):
     """Start block X (free coordinates, m ≥ k columns) and preconditioner M for LOBPCG: the lowest
-    modes of the potential's sparse Hessian and its shifted inverse, or random vectors and none."""
+    modes of the exact sparse Hessian and its shifted inverse (or, where it is indefinite, that of the
+    potential's clipped blocks), or random vectors and none."""
     m = k + 2
     if not hess.potential.can("hessian"):
         return rng.standard_normal((int(keep.sum()), m)), None
-    for clip in (False, True):  # the model as it is if it is positive definite (trivial modes shifted), else clipped
-        H = hess.sparse(clip)[keep][:, keep].tocsc()
-        shift = 1e-3 * float(np.abs(H.diagonal()).mean())
-        factor = scipy.sparse.linalg.splu((H + shift * scipy.sparse.identity(H.shape[0], format="csc")).tocsc(),
-                                          permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                                          options={"SymmetricMode": True})
-        if np.all(factor.U.diagonal() > 0):
-            break
+    H = hess.exact()[keep][:, keep].tocsc()
+    shift, factor = _shifted_factor(H)
+    if factor is None:
+        factor = _shifted_factor(hess.sparse(clip=True)[keep][:, keep].tocsc())[1]
 
     def solve(V):  # kept orthogonal to the trivial modes, along which (H + shift)^-1 is 1 / shift
         out = factor.solve(np.ascontiguousarray(V))
@@ -194,7 +224,7 @@ def _start(hess: _Hessian, keep, Y, k, rng):
 
     M = scipy.sparse.linalg.LinearOperator(H.shape, matvec=solve, matmat=solve, dtype=np.float64)
     X = rng.standard_normal((H.shape[0], m + Y.shape[1]))
-    try:  # shift-invert Lanczos on the model Hessian, trivial modes included, then projected out
+    try:  # shift-invert Lanczos on the exact Hessian, trivial modes included, then projected out
         _, X = scipy.sparse.linalg.eigsh(H, k=m + Y.shape[1], sigma=-shift, which="LM", v0=X[:, 0], tol=1e-8)
     except (scipy.sparse.linalg.ArpackNoConvergence, RuntimeError):
         pass
@@ -203,6 +233,16 @@ def _start(hess: _Hessian, keep, Y, k, rng):
     norms = np.linalg.norm(X, axis=0)
     X = X[:, np.argsort(-norms)[:m]]
     return X, M
+
+
+def _shifted_factor(H):
+    """(shift, LU factor of H + shift) with a small shift (eV/Å²) that makes a positive semidefinite H
+    definite; the factor is None where H + shift is indefinite."""
+    shift = 1e-3 * float(np.abs(H.diagonal()).mean())
+    factor = scipy.sparse.linalg.splu((H + shift * scipy.sparse.identity(H.shape[0], format="csc")).tocsc(),
+                                      permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                                      options={"SymmetricMode": True})
+    return shift, factor if np.all(factor.U.diagonal() > 0) else None
 
 
 def saddle_node_fit(strain, eigenvalue, critical: float) -> dict:

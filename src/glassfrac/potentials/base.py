@@ -42,8 +42,8 @@ class Potential(ABC):
       ``hessian(batch, pairs) -> [(atoms (T, m), blocks (T, m, d, m, d)), ...]`` (eV/Å², tensors on
       the batch's device): the Hessian is the sum over terms of each block placed at its atoms'
       coordinates. Pair terms may come in pair form, ``(atoms (P, 2), k (P, d, d))`` for the
-      block [[k, −k], [−k, k]]. The potential's docstring says where it is approximate. Local
-      probing needs it.
+      block [[k, −k], [−k, k]]. Where it is approximate, :meth:`hessian_gaps` names the atoms whose
+      rows and columns are wrong (every other entry is exact). Local probing needs it.
     - ``"ignores_pairs"``: :meth:`compute` does not read ``pairs`` (an external engine such as
       LAMMPS finds its own neighbours); callers may skip building a pair list for it.
     """
@@ -51,6 +51,9 @@ class Potential(ABC):
     name: str = "potential"
     species: tuple[str, ...] = ()
     cutoff: float = 0.0
+    bond_break_length: float | None = None
+    """Bond length, Å, beyond which the potential itself begins to cut a bond (a coordination switch), or None
+    where it has no such length; the silica bond-break rule uses it (:class:`glassfrac.analysis.bonds.BondRule`)."""
     abilities: frozenset[str] = frozenset()
 
     caches: dict = {}
@@ -79,6 +82,11 @@ class Potential(ABC):
         and per-atom virials (energies may be None) and :meth:`hessian`'s blocks, at the same positions.
         A potential that shares work between the two overrides this."""
         return self.compute(batch, pairs, virial=False, per_atom=True), self.hessian(batch, pairs)
+
+    def hessian_gaps(self, batch: Batch, pairs: Pairs) -> torch.Tensor:
+        """Atoms (indices into the batch) whose rows and columns of :meth:`hessian` are approximate; the
+        Hessian is exact elsewhere. None by default (the Hessian is exact)."""
+        return torch.zeros(0, dtype=torch.long, device=batch.device)
 
     def parameters(self) -> dict:
         """The parameters that define this potential (recorded next to every output)."""

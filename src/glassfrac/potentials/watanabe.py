@@ -172,6 +172,7 @@ class Watanabe(Potential):
     name = "watanabe"
     species = ("Si", "O")
     cutoff = CUTOFF
+    bond_break_length = (FC_R - FC_D) * SIGMA  # 2.409 Å: the coordination switch begins to cut a Si–O bond
     abilities = frozenset({"term_hessians", "hessian"})
     caches = {"_tables": dict, "_cache": type(None)}
 
@@ -356,6 +357,15 @@ class Watanabe(Potential):
         """The Hessian as term blocks (eV/Å²): :meth:`term_hessians`, exact where no Si–O distance
         lies in the coordination switch window (2.41–2.62 Å; there the z-dependence is left out)."""
         return self.term_hessians(batch, pairs)
+
+    def hessian_gaps(self, batch: Batch, pairs: Pairs) -> torch.Tensor:
+        """The ends of Si–O pairs in the coordination switch window: only there does z depend on positions,
+        so every entry :meth:`hessian` leaves out has one of them as its row or column."""
+        topo = self._topology(batch, pairs)
+        sub = topo.pairs
+        r = torch.linalg.vector_norm(sub.vectors(batch).detach(), dim=1) / SIGMA
+        win = _flatnonzero((topo.ptype == 1) & (r >= FC_R - FC_D) & (r < FC_R + FC_D)).to(batch.device)
+        return torch.unique(torch.cat([sub.i.index_select(0, win), sub.j.index_select(0, win)]))
 
     def _topology(self, batch: Batch, pairs: Pairs) -> _Topology:
         """The acting pairs and candidate triplets of ``pairs``, cached while still valid."""

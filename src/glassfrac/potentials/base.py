@@ -85,7 +85,7 @@ class Potential(ABC):
 
     def hessian_gaps(self, batch: Batch, pairs: Pairs) -> torch.Tensor:
         """Atoms (indices into the batch) whose rows and columns of :meth:`hessian` are approximate; the
-        Hessian is exact elsewhere. None by default (the Hessian is exact)."""
+        Hessian is exact elsewhere. No atom by default (the Hessian is exact everywhere)."""
         return torch.zeros(0, dtype=torch.long, device=batch.device)
 
     def parameters(self) -> dict:

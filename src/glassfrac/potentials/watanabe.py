@@ -95,6 +95,12 @@ def switch(r: torch.Tensor) -> torch.Tensor:
     return 1.0 - 0.5 * x + torch.sin(math.pi * x) / (2.0 * math.pi)
 
 
+def _switch_window(ptype: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Indices of the Si–O pairs (``ptype`` 1) whose distance ``r`` (σ, detached) lies in the coordination
+    switch window R − D ≤ r < R + D, the only pairs whose coordination share depends on their length."""
+    return _flatnonzero((ptype == 1) & (r >= FC_R - FC_D) & (r < FC_R + FC_D))
+
+
 def _flatnonzero(mask: torch.Tensor) -> torch.Tensor:
     """Indices of the True entries of a 1D mask (numpy's is ~7x faster than torch's on CPU)."""
     if mask.device.type == "cpu":
@@ -258,7 +264,7 @@ class Watanabe(Potential):
         ones = torch.ones(inner.numel(), dtype=r.dtype, device=dev)
         z = torch.zeros(batch.n_atoms, dtype=r.dtype, device=dev)
         z = z.index_add(0, sub.i.index_select(0, inner), ones).index_add(0, sub.j.index_select(0, inner), ones)
-        win = _flatnonzero(unlike & (r0 >= FC_R - FC_D) & (r0 < FC_R + FC_D)).to(dev)
+        win = _switch_window(ptype, r0).to(dev)
         if win.numel():
             fc = switch(r.index_select(0, win))
             z = z.index_add(0, sub.i.index_select(0, win), fc).index_add(0, sub.j.index_select(0, win), fc)
@@ -364,7 +370,7 @@ class Watanabe(Potential):
         topo = self._topology(batch, pairs)
         sub = topo.pairs
         r = torch.linalg.vector_norm(sub.vectors(batch).detach(), dim=1) / SIGMA
-        win = _flatnonzero((topo.ptype == 1) & (r >= FC_R - FC_D) & (r < FC_R + FC_D)).to(batch.device)
+        win = _switch_window(topo.ptype, r).to(batch.device)
         return torch.unique(torch.cat([sub.i.index_select(0, win), sub.j.index_select(0, win)]))
 
     def _topology(self, batch: Batch, pairs: Pairs) -> _Topology:

@@ -6,6 +6,7 @@ files from which the documentation's results pages are generated (``docs/_ext/be
 import json
 import os
 import platform
+import re
 import shlex
 import sys
 from datetime import datetime, timezone
@@ -57,3 +58,84 @@ def publish(record: dict) -> dict:
     with open(folder / f"{stored['benchmark']}.jsonl", "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
     return stored
+
+
+# -- figures quoted in the README ------------------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+FIGURE_LINK = re.compile(r"\[(?P<text>[^\]]+)\]\(benchmarks/results/(?P<benchmark>[\w.-]+)\.jsonl"
+                         r"#(?P<figure>[^)\s]+)\)")
+"""A README figure: ``[124.3](benchmarks/results/loading.jsonl#FIGURE)``, the value of the newest record of FIGURE
+in that file, printed with as many decimals as the text has (a link, so the reader can follow it to its record);
+``#FIGURE/key/0`` takes an entry of that record instead (here ``record["key"][0]``)."""
+NUMBER = re.compile(r"^-?\d+(?:\.(\d+))?$")
+
+
+def newest_records(folder: Path = RESULTS) -> dict:
+    """``{(benchmark, figure): record}``: the last record of each figure in ``folder/*.jsonl``."""
+    out = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                out[(path.stem, record["figure"])] = record
+    return out
+
+
+def _formatted(value, like: str) -> str:
+    """``value`` printed as the figure text ``like`` is: the same number of decimals (or an integer)."""
+    match = NUMBER.match(like)
+    if match is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"README figure {like!r}: expected a number in the text and a numeric record, got {value!r}")
+    decimals = len(match.group(1) or "")
+    return f"{value:.{decimals}f}"
+
+
+def _linked_value(m, records: dict):
+    """The number a figure link ``m`` names (module docstring); a ValueError if there is none."""
+    figure, *path = m["figure"].split("/")
+    record = records.get((m["benchmark"], figure))
+    if record is None:
+        raise ValueError(f"README figure {m[0]}: no record {figure!r} in benchmarks/results/{m['benchmark']}.jsonl")
+    value = record if path else record["value"]
+    for step in path:
+        try:
+            value = value[int(step)] if isinstance(value, list) else value[step]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise ValueError(f"README figure {m[0]}: the record has no entry {m['figure']!r}") from None
+    return value
+
+
+def readme_figures(text: str, records: dict) -> list:
+    """Per figure link of ``text``: ``(text, benchmark, figure, expected text)``; a link to a figure without a
+    record is a ValueError."""
+    return [(m["text"], m["benchmark"], m["figure"], _formatted(_linked_value(m, records), m["text"]))
+            for m in FIGURE_LINK.finditer(text)]
+
+
+def update_readme(path: Path = README, folder: Path = RESULTS) -> int:
+    """Rewrite every figure link of the README with its newest record; returns how many changed."""
+    records = newest_records(folder)
+    text = path.read_text(encoding="utf-8")
+    changed = 0
+
+    def replace(m):
+        nonlocal changed
+        new = _formatted(_linked_value(m, records), m["text"])
+        changed += new != m["text"]
+        return m[0].replace(f"[{m['text']}]", f"[{new}]", 1)
+
+    readme_figures(text, records)  # every link has a record before anything is written
+    path.write_text(FIGURE_LINK.sub(replace, text), encoding="utf-8")
+    return changed
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="README figures from benchmarks/results/*.jsonl")
+    parser.add_argument("--readme", action="store_true", help="rewrite the README's figure links with their newest "
+                                                              "records")
+    args = parser.parse_args()
+    if args.readme:
+        print(json.dumps({"readme": str(README), "changed": update_readme()}))

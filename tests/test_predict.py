@@ -123,6 +123,8 @@ def test_domain_monolayer_given_to_the_bilayer_watanabe_model_is_out_of_domain(t
 
     own = read_card(trained["models"] / "yukawa-softness.json").check_domain(facts)
     assert own.in_domain and own.reasons == ()
+    larger = read_card(trained["models"] / "yukawa-softness.json").check_domain(replace(facts, n_atoms=10 ** 5))
+    assert larger.in_domain  # a per-atom model of a neighbourhood takes larger samples
     disordered = read_card(trained["models"] / "yukawa-softness.json").check_domain(replace(facts, mu2=9.0))
     assert disordered.reasons == ("mu2 9, trained on 0-3",)
 
@@ -141,19 +143,33 @@ def test_a_3d_oxide_given_to_a_2d_model_is_an_error(trained, tmp_path, capsys):
 
 # -- the commands ------------------------------------------------------------------------------------
 
-def test_models_lists_cards_and_says_when_none_is_installed(trained, capsys, monkeypatch):
+def test_models_lists_cards_and_says_when_none_is_installed(trained, capsys, tmp_path):
     status, out, _ = _run(capsys, "models", "--models", trained["models"])
     assert status == 0 and out["installed"] == 1
     card = out["models"][0]
     assert card["name"] == "yukawa-softness" and card["training"]["potential"] == "yukawa2d"
     assert card["rebuild"].startswith("glassfrac softness train") and card["training_cpu_seconds"] > 0
 
-    monkeypatch.delenv(ENVIRONMENT, raising=False)
-    assert not list(SHIPPED.glob("*.safetensors"))  # no toy model is shipped
-    status, out, _ = _run(capsys, "models")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status, out, _ = _run(capsys, "models", "--models", empty)
     assert status == 0 and out["installed"] == 0 and "no model is installed" in out["message"]
-    status, out, _ = _run(capsys, "predict", "any.extxyz", "-o", "never")
+    status, out, _ = _run(capsys, "predict", "any.extxyz", "-o", "never", "--models", empty)
     assert status == 2 and "no model installed" in out["error"] and "datasets" in out["error"]
+
+
+def test_every_shipped_model_is_built_by_its_recipe_from_a_dataset_of_the_repository():
+    from glassfrac.learn.recipes import RECIPES
+
+    root = SHIPPED.parents[2]  # src/glassfrac/models -> the repository
+    for card in Registry(SHIPPED).cards():  # no toy model: each comes from datasets/ by its recipe
+        recipe = RECIPES[card.name]
+        assert (card.kind, card.rebuild, card.training["dataset"]) == (recipe.kind, recipe.rebuild, recipe.dataset)
+        dataset = json.loads((root / recipe.dataset / "card.json").read_text())
+        assert card.training["samples"] <= dataset["samples"] and card.training["potential"] == recipe.potential
+        assert card.training["test_samples"] >= 20 and card.metrics and card.load() is not None
+        for name, m in card.metrics.items():
+            assert m["low"] <= m["high"] and np.isfinite(m["value"]), name
 
 
 def test_predict_end_to_end_on_a_generated_sample(trained, tmp_path, capsys, monkeypatch):

@@ -39,6 +39,18 @@ def _arrays_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
 
 
+def test_a_run_stopped_at_the_first_break_has_the_labels_of_the_full_run(sample, tension_run):
+    settings = dataclasses.replace(tension_run.settings, stop_at_first_break=True)
+    short = tension_test(sample, get_potential("yukawa2d"), settings)
+    full, cut = tension_labels(tension_run), tension_labels(short)
+    assert "bond_break" in short.events[-1].kind and sum("bond_break" in e.kind for e in short.events) == 1
+    assert short.curve.strain[-1] == cut.rupture_strain < tension_run.curve.strain[-1]
+    assert cut.rupture_strain == full.rupture_strain and cut.first_broken_bond == full.first_broken_bond
+    np.testing.assert_array_equal(cut.first_break, full.first_break)
+    np.testing.assert_array_equal(cut.rupture_location, full.rupture_location)
+    assert cut.peak_stress_before_break == full.peak_stress_before_break and cut.modulus == full.modulus
+
+
 def test_tension_labels_leave_the_run_alone_and_follow_the_first_break(tension_run):
     ref = tension_run.reference
     before = {name: values.copy() for name, values in ref.arrays.items()}

@@ -64,6 +64,8 @@ AQS = Schema((
     Key("fracture_fraction", float, 0.2, "stop when the stress falls below this fraction of its peak "
         "(-inf: never)", hi=1.0, finite=False),
     Key("max_events", int, None, "stop after this many events", positive=True),
+    Key("stop_at_first_break", bool, False, "stop after the first event that breaks a bond (its labels are "
+        "complete then; no crack path)"),
     Key("snapshots", bool, True, "keep the structures before and after every event"),
     Key("descent_step", float, 0.02, "largest move of one atom per step of the damped descent after each event "
         "(0.02 follows the gradient flow; 0.1 gives FC22's dynamics)", "Å", positive=True),

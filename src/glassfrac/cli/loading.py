@@ -32,6 +32,8 @@ def _load(args) -> dict:
         overrides["path"] = "simple_shear"
     if args.audit:
         overrides["audit"] = True
+    if getattr(args, "stop_at_first_break", False):
+        overrides["stop_at_first_break"] = True
     if args.fixed_steps:  # a bracket one step wide is never bisected (AQSDriver.run)
         overrides["precision"] = overrides.get("step", defaults.step)
     settings = dataclasses.replace(defaults, **overrides)
@@ -135,6 +137,10 @@ def _register_loading(subparsers) -> None:
         p.add_argument("--fmax", type=positive_float, default=None, help="relaxation tolerance, eV/Å (default 1e-8)")
         p.add_argument("--events", type=positive_int, default=None,
                        help="stop after this many events (shear default 6)")
+        if test == "tension":
+            p.add_argument("--stop-at-first-break", action="store_true",
+                           help="end the test after the first event that breaks a bond (first broken bond, rupture "
+                                "strain and location, peak before the break; no crack path)")
         p.add_argument("--descent-step", type=positive_float, default=None,
                        help="largest atom move per step (Å) of the damped descent after each event (default 0.02: "
                             "the gradient flow's outcome; 0.1, LAMMPS's dmax, gives FC22's damped dynamics)")

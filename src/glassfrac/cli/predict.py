@@ -1,4 +1,5 @@
-"""``glassfrac models`` (the registered models and their cards) and ``glassfrac predict FILE -o DIR``
+"""``glassfrac models`` (the registered models and their cards; ``models NAME --build`` trains a shipped model
+from its dataset, :mod:`glassfrac.learn.recipes`) and ``glassfrac predict FILE -o DIR``
 (every applicable registered model on a structure file or a microscope image).
 
 Models come from the shipped registry (``glassfrac/models/``), or from the folder ``--models`` or the
@@ -24,6 +25,13 @@ def register(subparsers) -> None:
     m.add_argument("--models", metavar="DIR", default=None,
                    help="registry folder (default: GLASSFRAC_MODELS, else the models shipped with glassfrac)")
     m.add_argument("name", nargs="?", default=None, help="show only this model")
+    m.add_argument("--build", action="store_true",
+                   help="train model NAME from its dataset (datasets/, run from the repository root) with its recipe, "
+                        "measure its held-out metrics and register it with its card in the registry folder (default: "
+                        "the package's own models folder)")
+    m.add_argument("--dataset", metavar="DIR", default=None, help="with --build: the dataset folder (default: the "
+                                                                  "recipe's)")
+    add_overwrite(m)
 
     p = add_command(subparsers, "predict", "run every applicable registered model on a structure or an image",
                     _predict)
@@ -41,8 +49,16 @@ def register(subparsers) -> None:
 
 def _models(args) -> dict:
     from glassfrac.core.errors import InputError
-    from glassfrac.learn.registry import Registry
+    from glassfrac.learn.registry import SHIPPED, Registry
 
+    if args.build:
+        from glassfrac.learn.recipes import build
+
+        if args.name is None:
+            raise InputError("--build needs the NAME of the model to build")
+        return build(args.name, args.models or SHIPPED, args.dataset, args.overwrite)
+    if args.dataset is not None:
+        raise InputError("--dataset goes with --build")
     registry = Registry.default(args.models)
     cards = [c.to_dict() for c in registry.cards() if args.name in (None, c.name)]
     if args.name is not None and not cards:

@@ -7,7 +7,9 @@ reasons. What each task gives (units: Å, N/m, strain dimensionless):
 
 - ``first_break`` / ``oxide_softness`` (softness SVM): per-atom ``softness`` (signed distance to the SVM
   boundary, standardised descriptor units; NaN for atoms of other species than the model's), the
-  predicted class (softness > 0) and the top 10 % softest atoms. On an image, the summary is over the Si
+  predicted class (softness > 0), the top 10 % softest atoms and, for models built by their recipe
+  (:mod:`glassfrac.learn.recipes`), ``first_break_probability``: a distribution over the atoms (sums to 1)
+  of where the first broken bond starts. On an image, the summary is over the Si
   whose descriptor reach lies inside the imaged region (:class:`~glassfrac.imaging.predict.SoftnessPredictor`).
 - ``rupture_strain`` / ``mu2`` (image ResNet): the structure rendered at the model's pixel size, windows
   of its input side slid over the imaged region, the mean prediction and the Grad-CAM attention map
@@ -193,7 +195,15 @@ def _softness(card, model, structure, facts, kind):
                         "indices": np.flatnonzero(top)[np.argsort(-softness[top])].tolist()},
               "softest_atom": {"index": int(np.flatnonzero(scored)[np.argmax(v)]),
                                "position": structure.positions[np.flatnonzero(scored)[np.argmax(v)]].tolist()}}
-    return values, {"softness": softness, "top": top}
+    arrays = {"softness": softness, "top": top}
+    if "calibration" in model.info:  # models built by their recipe: a first-break distribution over the atoms
+        p = model.break_probability(structure)
+        order = np.argsort(-p, kind="stable")
+        arrays["first_break_probability"] = p
+        values["first_break_probability"] = {
+            "max": float(p[order[0]]), "atoms_for_half": int(np.searchsorted(np.cumsum(p[order]), 0.5) + 1),
+            "temperature": model.info["calibration"]["temperature"]}
+    return values, arrays
 
 
 def _sliding(card, model, structure, facts, kind):

@@ -16,7 +16,8 @@ kind, element set, potential, size and measured mu2). A model whose geometry dif
 oxide given to a model of 2D sheets, or the reverse), or whose centre species the structure lacks,
 makes no sense on it: an :class:`~glassfrac.core.errors.InputError`. Otherwise the model predicts,
 and the prediction is ``in_domain`` only when the potential, the kind of structure and the element
-set are those of its training data, the number of atoms and mu2 lie in its training ranges, and
+set are those of its training data, the number of atoms and mu2 lie in its training ranges (models that
+predict per atom or window from a neighbourhood, :attr:`KindSpec.local`, take larger samples too), and
 (image input) the pixel size is within 5 % of the training images'; each difference is a reason.
 """
 
@@ -57,13 +58,16 @@ class KindSpec:
     format: str
     geometry: str
     help: str
+    local: bool = False
+    """Predicts per atom or window from a neighbourhood: a sample larger than the training ones is in its
+    domain (only a smaller one, whose periodic images come closer, is not)."""
 
 
 KINDS = {
     "softness-bilayer": KindSpec("first_break", svm.MODEL_FORMAT, "sheet",
-                                 "softness SVM (FC22): per-atom first broken bond of Watanabe bilayers"),
+                                 "softness SVM (FC22): per-atom first broken bond of Watanabe bilayers", local=True),
     "softness-monolayer": KindSpec("first_break", svm.MODEL_FORMAT, "sheet",
-                                   "softness SVM: per-atom first broken bond of Yukawa monolayers"),
+                                   "softness SVM: per-atom first broken bond of Yukawa monolayers", local=True),
     "rupture-strain": KindSpec("rupture_strain", training.MODEL_FORMAT, "sheet",
                                "image ResNet (FC22): rupture strain, with Grad-CAM attention"),
     "rupture-location": KindSpec("rupture_location", training.MODEL_FORMAT, "sheet",
@@ -71,9 +75,9 @@ KINDS = {
     "crack": KindSpec("crack", training.MODEL_FORMAT, "sheet", "image ResNet (FC22): crack path map"),
     "mu2": KindSpec("mu2", training.MODEL_FORMAT, "sheet", "image ResNet (FC22): ring-size disorder mu2"),
     "listi-gnn": KindSpec("threshold_map", listi.MODEL_FORMAT, "sheet",
-                          "LISTI25 graph network: local shear-stress threshold map (N/m)"),
+                          "LISTI25 graph network: local shear-stress threshold map (N/m)", local=True),
     "oxide-softness": KindSpec("oxide_softness", svm.MODEL_FORMAT, "bulk",
-                               "DU21 softness SVM: per-Al rearrangement of 3D amorphous alumina"),
+                               "DU21 softness SVM: per-Al rearrangement of 3D amorphous alumina", local=True),
 }
 """The kinds of registered model, by name."""
 
@@ -257,7 +261,7 @@ def check_domain(card: ModelCard, facts: StructureFacts, pixel_size: float | Non
     if set(facts.species) != set(t["species"]):
         reasons.append(f"element set {'-'.join(facts.species)}, trained on {'-'.join(sorted(t['species']))}")
     lo, hi = t["atoms"]
-    if not lo <= facts.n_atoms <= hi:
+    if facts.n_atoms < lo or (facts.n_atoms > hi and not card.spec.local):
         reasons.append(f"{facts.n_atoms} atoms, trained on {lo}-{hi}")
     if t.get("mu2") is not None:
         lo, hi = t["mu2"]

@@ -23,6 +23,14 @@ Decisions recorded here:
   weight vector (DU21's softness); for RBF it is the norm of w in the kernel's feature space,
   ‖w‖² = Σ_kl a_k a_l K(s_k, s_l) over support vectors s with dual coefficients a, so softness
   is the distance to the separating hyperplane in that space (same ranking as f).
+- First-break probability (:meth:`SoftnessModel.break_probability`): one bond breaks first per sample,
+  so the probability is a distribution over the atoms of a structure, p_i ∝ exp(−β q_i), q_i the fraction
+  of the structure's atoms softer than atom i (:func:`break_distribution`), with the temperature β fitted
+  on held-out samples (:func:`fit_break_temperature`) to make the mass on the atoms of the true first
+  broken bond as likely as possible. The mass on the softest fraction q is (1 − e^(−βq)) / (1 − e^(−β)),
+  whatever the number of atoms, so it does not depend on the size of the training samples (a per-atom
+  logistic calibration would: its base rate is 2/N); and ranks are immune to the few atoms of extreme
+  softness that would set the scale of exp(β s).
 - A fitted model is held as arrays (scaler mean and scale; linear weights or support vectors,
   dual coefficients and γ; intercept) and evaluated with numpy, before and after saving, so a
   loaded model predicts exactly what the original did. Files (:mod:`glassfrac.learn.model_file`):
@@ -35,7 +43,9 @@ from pathlib import Path
 
 import numpy as np
 import sklearn
+from scipy.optimize import minimize_scalar
 from scipy.spatial.distance import cdist
+from scipy.special import logsumexp
 from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -230,6 +240,15 @@ class SoftnessModel:
         out = np.full(structure.n_atoms, np.nan)
         out[mask] = self.softness_from_features(self.descriptor.transform_one(structure)[mask])
         return out
+
+    def break_probability(self, structure: Structure) -> np.ndarray:
+        """Probability (N,) that the first broken bond starts at each atom (module docstring): sums to 1
+        over the classified atoms, 0 elsewhere. Needs the temperature of :func:`fit_break_temperature`
+        in ``info["calibration"]``."""
+        if "calibration" not in self.info:
+            raise InputError("this model has no first-break calibration (info['calibration']); models "
+                             "built by 'glassfrac models NAME --build' have one")
+        return break_distribution(self.softness(structure), self.info["calibration"]["temperature"])
 
     def annotate(self, structure: Structure) -> Structure:
         """A copy with per-atom ``softness`` (float, NaN where not classified) and ``predicted``
@@ -474,6 +493,60 @@ def _subsample(idx, y, ratio, seed):
     if keep < len(neg):
         neg = np.random.default_rng(seed).choice(neg, keep, replace=False)
     return np.sort(np.concatenate([pos, neg]))
+
+
+def softness_rank(scores, groups=None) -> np.ndarray:
+    """Per entry, the fraction of the finite entries of its group (all one group if ``groups`` is None) with a
+    higher score: 0 for the softest atom of a sample; NaN stays NaN."""
+    scores = np.asarray(scores, float)
+    groups = np.zeros(len(scores), int) if groups is None else np.asarray(groups)
+    out = np.full(len(scores), np.nan)
+    for g in np.unique(groups):
+        m = np.flatnonzero((groups == g) & np.isfinite(scores))
+        order = np.argsort(-scores[m], kind="stable")
+        out[m[order]] = np.arange(len(m)) / len(m)
+    return out
+
+
+def softmax_by_sample(values, temperature: float, groups=None) -> np.ndarray:
+    """exp(β v) normalised over the finite entries of each group (all one group if ``groups`` is None); 0 where
+    ``values`` is NaN."""
+    values = np.asarray(values, float)
+    groups = np.zeros(len(values), int) if groups is None else np.asarray(groups)
+    out = np.zeros(len(values))
+    for g in np.unique(groups):
+        m = (groups == g) & np.isfinite(values)
+        if m.any():
+            z = temperature * values[m]
+            w = np.exp(z - z.max())
+            out[m] = w / w.sum()
+    return out
+
+
+def break_distribution(scores, temperature: float, groups=None) -> np.ndarray:
+    """First-break probability of each atom from its softness ``scores`` (module docstring): exp(−β q) over the
+    atoms of each sample, q from :func:`softness_rank`."""
+    return softmax_by_sample(-softness_rank(scores, groups), temperature, groups)
+
+
+def fit_break_temperature(scores, y, groups) -> dict:
+    """Temperature β ≥ 0 of :func:`break_distribution` from held-out ``scores`` (softness) and labels ``y`` of the
+    atoms of samples ``groups``: the β that maximises the mean over samples with a positive of
+    log Σ_{positives} p_i. Returns ``temperature``, the mean log-likelihood per sample ``log_likelihood`` and
+    that of uniform guessing ``log_likelihood_uniform`` (nats), ``samples``."""
+    scores, y, groups = np.asarray(scores, float), np.asarray(y), np.asarray(groups)
+    kept = [g for g in np.unique(groups) if y[groups == g].any()]
+    if not kept:
+        raise InputError("no held-out sample has a positive atom: the first-break temperature needs some")
+    members = [(-softness_rank(scores[groups == g]), y[groups == g] == 1) for g in kept]
+
+    def loss(beta):
+        return float(np.mean([logsumexp(beta * q) - logsumexp(beta * q[pos]) for q, pos in members]))
+
+    best = minimize_scalar(loss, bounds=(0.0, 1000.0), method="bounded", options={"xatol": 1e-3})
+    uniform = float(np.mean([np.log(pos.sum() / len(q)) for q, pos in members]))
+    return {"temperature": float(best.x), "log_likelihood": float(-best.fun), "log_likelihood_uniform": uniform,
+            "samples": len(members)}
 
 
 def _versions() -> dict:

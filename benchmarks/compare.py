@@ -13,7 +13,15 @@ disorder levels at mu2 = 0.6. Predictors, each a score per atom (higher: more li
   strained);
 - ``ring_defects``: the summed |n − 6| of the rings whose centres lie within 5 Å of the atom in the plane;
 - ``largest_ring``: minus the in-plane distance to the centre of the sample's largest ring (Å);
-- ``random``: uniform random numbers (seeded).
+- ``random``: uniform random numbers (seeded);
+- ``location_map``: the shipped heat-map location model's probability at the atom's pixel (the whole cell,
+  fully convolutional, at the training pixel size);
+- ``strain_windows``: minus the rupture strain the shipped image model predicts for the window centred nearest
+  the atom, windows slid periodically over cells larger than the training ones (FC22's sliding window; on a
+  cell of the training size there is one window and the score is constant).
+
+Samples 4x larger than the training ones (``monolayer-tension-4x``, all held out) test FC22's sliding-window
+figure: P(rupture inside the 25 % most probable area).
 
 Metrics per predictor, dataset and disorder level (bootstrap over samples, 95 % interval): ROC AUC of the
 first-broken-bond atoms per sample (mean) and pooled; the fraction of a sample's atoms, flagged highest score
@@ -32,9 +40,12 @@ import numpy as np
 
 from glassfrac.analysis.rings import RingAnalysis
 from glassfrac.learn.exports import export_structure, read_export
+from glassfrac.learn.gradcam import location_probability, render_for_model, scan
+from glassfrac.learn.images import fractional
 from glassfrac.learn.metrics import bootstrap_by_sample, classification_metrics
 from glassfrac.learn.recipes import RECIPES, dataset_roles
 from glassfrac.learn.registry import Registry
+from glassfrac.learn.training import atom_values
 from glassfrac.potentials import get_potential
 from results import publish
 
@@ -45,13 +56,14 @@ LEVEL_SPLIT = 0.6
 TOP = (5, 10, 25, 50)
 
 
-def test_samples(name: str, limit: int | None = None) -> list:
-    """The test samples of dataset ``name`` with a first broken bond: (structure, first_break, location, mu2)."""
+def test_samples(name: str, limit: int | None = None, held_out_all: bool = False) -> list:
+    """The test samples of dataset ``name`` (every sample with ``held_out_all``) with a first broken bond:
+    (structure, first_break, location, mu2)."""
     path = ROOT / "datasets" / name / "dataset.npz"
     roles = dataset_roles(path)
     out = []
     for sample in read_export(path, ("first_break",)):
-        if roles[sample["sample_id"]] != "test" or not np.any(sample["first_break"] == 1):
+        if (roles[sample["sample_id"]] != "test" and not held_out_all) or not np.any(sample["first_break"] == 1):
             continue
         structure = export_structure(sample)
         out.append((structure, np.asarray(sample["first_break"]) == 1, np.asarray(sample["rupture_location"]),
@@ -84,6 +96,25 @@ def baselines(structure, potential, rng) -> dict:
     return {"energy": energy, "ring_defects": defects,
             "largest_ring": -_in_plane_distance(structure, structure.positions, centres[largest]),
             "random": rng.random(structure.n_atoms)}
+
+
+def image_scores(cards: dict, structure, potential_name: str) -> dict:
+    """Per-atom scores of the shipped image models of ``potential_name`` (module docstring)."""
+    out = {}
+    uv = None
+    for card in cards.values():
+        if card.training["potential"] != potential_name or card.kind not in ("rupture-location", "rupture-strain"):
+            continue
+        model = card.load()
+        rendered = render_for_model(model, structure)
+        image = rendered.image.astype(np.float32)
+        uv = fractional(rendered.pixel_map, structure.box.wrap(structure.positions)[:, :2])
+        if card.kind == "rupture-location" and model.head == "heatmap":
+            out["location_map"] = atom_values(location_probability(model, image), uv)
+        elif card.kind == "rupture-strain":
+            if image.shape[0] > model.image_settings.size:
+                out["strain_windows"] = -atom_values(scan(model, image, stride=model.config.stride), uv)
+    return out
 
 
 def _rank_fraction(scores) -> np.ndarray:
@@ -132,19 +163,25 @@ def pooled_auc(scores: list, positives: list) -> float:
     return classification_metrics(np.concatenate(positives).astype(int), q)["roc_auc"]
 
 
+LARGER = {"monolayer-tension-4x": "monolayer-tension"}
+"""Held-out datasets of larger samples and the dataset whose models they test (all their samples are held out)."""
+
+
 def compare(name: str, limit: int | None, seed: int = 0) -> None:
-    recipe = next(r for r in RECIPES.values() if r.dataset == f"datasets/{name}" and r.kind.startswith("softness"))
+    trained_on = LARGER.get(name, name)
+    recipe = next(r for r in RECIPES.values() if r.dataset == f"datasets/{trained_on}"
+                  and r.kind.startswith("softness"))
     potential = get_potential(recipe.potential)
     models = {c.name: c for c in Registry.default().cards()}
     softness = models[recipe.name].load() if recipe.name in models else None
-    samples = test_samples(name, limit)
+    samples = test_samples(name, limit, held_out_all=name in LARGER)
     rng = np.random.default_rng(seed)
     levels = {"mu2<0.6": [s for s in samples if s[3] < LEVEL_SPLIT], "mu2>=0.6": [s for s in samples
                                                                                if s[3] >= LEVEL_SPLIT]}
     for level, members in levels.items():
         rows, raw = {}, {}
         for structure, positive, location, _ in members:
-            scores = baselines(structure, potential, rng)
+            scores = {**baselines(structure, potential, rng), **image_scores(models, structure, recipe.potential)}
             if softness is not None:
                 scores = {"softness": softness.softness(structure), **scores}
             for predictor, s in scores.items():
@@ -161,7 +198,8 @@ def compare(name: str, limit: int | None, seed: int = 0) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["bilayer-tension", "monolayer-tension"])
+    parser.add_argument("--datasets", nargs="+", default=["bilayer-tension", "monolayer-tension",
+                                                          "monolayer-tension-4x"])
     parser.add_argument("--samples", type=int, default=None, help="at most this many test samples per dataset")
     args = parser.parse_args(argv)
     for name in args.datasets:

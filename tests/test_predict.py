@@ -204,3 +204,4 @@ def test_predict_end_to_end_on_a_generated_sample(trained, tmp_path, capsys, mon
     status, out, _ = _run(capsys, "predict", path, "-o", user)
     assert status == 2 and "not made by glassfrac" in out["error"]
     assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+

@@ -11,13 +11,17 @@ reasons. What each task gives (units: Å, N/m, strain dimensionless):
   (:mod:`glassfrac.learn.recipes`), ``first_break_probability``: a distribution over the atoms (sums to 1)
   of where the first broken bond starts. On an image, the summary is over the Si
   whose descriptor reach lies inside the imaged region (:class:`~glassfrac.imaging.predict.SoftnessPredictor`).
-- ``rupture_strain`` / ``mu2`` (image ResNet): the structure rendered at the model's pixel size, windows
-  of its input side slid over the imaged region, the mean prediction and the Grad-CAM attention map
-  (:class:`~glassfrac.imaging.predict.ResNetPredictor`); ``mu2`` also gives the measured ring mu2.
-- ``rupture_location`` / ``crack`` (image ResNet, whole cell): a periodic sheet rendered as its training
-  images were (:func:`~glassfrac.learn.images.render_sample`), the location in Å (augmentation-averaged,
-  periodic) or the crack map (pixels of the rendered image). An open structure (an image) is not
-  applicable: these models see whole periodic cells.
+- ``rupture_strain`` / ``mu2`` (image ResNet), Grad-CAM attention beside the value. A periodic sheet is
+  rendered as the training images were (:func:`~glassfrac.learn.gradcam.render_for_model`; at their pixel size
+  when the cell is larger): a cell of the training size is one network input; a larger cell gets windows of
+  the input size slid periodically over it (:func:`~glassfrac.learn.gradcam.scan`), and the prediction is
+  their mean (mu2) or their minimum (rupture strain: the weakest window breaks first). An image (open
+  edges): windows of the input side inside the imaged region, their mean
+  (:class:`~glassfrac.imaging.predict.ResNetPredictor`). ``mu2`` also gives the measured ring mu2.
+- ``rupture_location`` / ``crack`` (image ResNet, periodic sheets only): the location in Å (augmentation-
+  averaged, periodic; for a cell larger than the training ones, the peak of the heat-map model's probability
+  over the whole cell, :func:`~glassfrac.learn.gradcam.location_probability`) or the crack map (pixels of the
+  rendered image). An open structure (an image) is not applicable: these models see whole periodic cells.
 - ``threshold_map`` (LISTI): Δτ (N/m) of windows over the sample, the lowest ones (at least one radius
   apart) marked: on a periodic sheet, the probe grid with spacing about a quarter of the window radius;
   on an image, windows inside the imaged region (:class:`~glassfrac.imaging.predict.ListiPredictor`).
@@ -40,10 +44,13 @@ from glassfrac.imaging.predict import (
     SoftnessPredictor,
     separated_lowest,
 )
-from glassfrac.learn.images import angstrom, render_sample
+from glassfrac.learn.gradcam import attention, location_probability, render_for_model, scan
+from glassfrac.learn.images import Transform, angstrom
 from glassfrac.learn.registry import ModelCard, Registry, StructureFacts, describe
 from glassfrac.structure import Structure, read
 
+ATTENTION_STAGE = 16
+"""Grad-CAM resolution (px of the network input) shown for image models on periodic sheets."""
 LISTI_MAX_GRID = 50
 """Largest threshold-map grid on a periodic sheet (the probe's default)."""
 
@@ -165,7 +172,11 @@ def _run(structure, facts, registry, source, kind, pixel_size) -> Prediction:
                                                             "has open edges"}]
             continue
         wall, cpu = time.perf_counter(), time.process_time()
-        values, arrays = RUNNERS[task](card, card.load(), structure, facts, kind)
+        try:
+            values, arrays = RUNNERS[task](card, card.load(), structure, facts, kind)
+        except InputError as exc:  # this model cannot take this structure (a sheared cell for an image model)
+            refused[task] = [{"model": card.name, "reason": str(exc)}]
+            continue
         seconds = {"wall": round(time.perf_counter() - wall, 3), "cpu": round(time.process_time() - cpu, 3)}
         tasks[task] = TaskPrediction(task, card, domain.in_domain, domain.reasons, values, arrays, seconds)
     return Prediction(source, kind, structure, facts, str(registry.folder), tasks, refused)
@@ -206,7 +217,39 @@ def _softness(card, model, structure, facts, kind):
     return values, arrays
 
 
-def _sliding(card, model, structure, facts, kind):
+def _image_scalar(card, model, structure, facts, kind):
+    """mu2 or rupture strain (module docstring): periodic windows over a periodic sheet, else windows inside the
+    imaged region."""
+    if kind == "image" or not bool(np.all(structure.box.pbc[:2])):
+        return _sliding(card, model, structure, facts)
+    rendered = render_for_model(model, structure)
+    image, pm = rendered.image.astype(np.float32), rendered.pixel_map
+    size = model.image_settings.size
+    whole = image.shape == (size, size)
+    if whole:
+        value, grid = float(model.predict(image[None])[0]), None
+        flips = None
+    else:  # a larger cell: the network's windows slid periodically; the weakest window breaks first
+        grid = scan(model, image, stride=model.config.stride)
+        value = float(grid.min() if card.task == "rupture_strain" else grid.mean())
+        flips = [Transform(image.shape[-1], 0, 0, fx, fy) for fx in (False, True) for fy in (False, True)]
+    maps = attention(model, image, transforms=flips)
+    stage = min(maps, key=lambda r: abs(r - ATTENTION_STAGE))
+    values = {"prediction": value, "whole_cell": whole, "pixel_size": pm.pixel_size, "attention_stage": int(stage)}
+    if grid is not None:
+        values.update(windows=int(grid.size), input_side=size * pm.pixel_size, reduce="min" if
+                      card.task == "rupture_strain" else "mean",
+                      window_values={"mean": float(grid.mean()), "std": float(grid.std()), "min": float(grid.min()),
+                                     "max": float(grid.max())})
+    if card.task == "mu2":
+        values["measured_mu2"] = facts.mu2
+    arrays = {"image": image, "attention": maps[stage], "pixel_map": pm}
+    if grid is not None:
+        arrays["window_map"] = grid
+    return values, arrays
+
+
+def _sliding(card, model, structure, facts):
     r = ResNetPredictor(model, card.path).predict_structure(structure)
     s = r["summary"]
     values = {"prediction": r["prediction"], "windows": s["windows"], "input_side": s["input_side"],
@@ -223,14 +266,23 @@ def _sliding(card, model, structure, facts, kind):
 
 
 def _whole_cell(card, model, structure, facts, kind):
-    rendered = render_sample(structure, model.image_settings, seed=model.image_settings.render_seed)
+    rendered = render_for_model(model, structure)
     image = rendered.image.astype(np.float32)
-    predicted = model.predict(image[None])[0]
     arrays = {"image": image, "pixel_map": rendered.pixel_map}
     if card.task == "rupture_location":
+        if image.shape == (model.image_settings.size,) * 2:
+            predicted = model.predict(image[None])[0]
+        elif model.head == "heatmap":  # a larger cell: the fully convolutional heat map over all of it
+            probability = location_probability(model, image)
+            arrays["probability"] = probability
+            row, col = np.unravel_index(np.argmax(probability), probability.shape)
+            predicted = (np.array([col, row]) + 0.5) / np.array(probability.shape[::-1])
+        else:
+            raise InputError(f"model {card.name!r} (pooled regression head) takes cells of its training size only")
         xy = angstrom(rendered.pixel_map, predicted)
         return {"location": np.asarray(xy, float).tolist(), "fraction": np.asarray(predicted, float).tolist(),
-                "unit": "Å"}, {**arrays, "location": np.asarray(xy, float)}
+                "unit": "Å", "whole_cell": "probability" not in arrays}, {**arrays, "location": np.asarray(xy, float)}
+    predicted = model.predict(image[None])[0]
     crack = np.asarray(predicted, float)
     return {"map_shape": list(crack.shape), "max": float(crack.max()), "mean": float(crack.mean()),
             "high_fraction": float(np.mean(crack > 0.5 * crack.max())) if crack.max() > 0 else 0.0}, \
@@ -258,6 +310,6 @@ def _threshold_map(card, model, structure, facts, kind):
     return values, {"threshold": threshold, "centres": centres, "lowest": lowest}
 
 
-RUNNERS = {"first_break": _softness, "oxide_softness": _softness, "rupture_strain": _sliding, "mu2": _sliding,
+RUNNERS = {"first_break": _softness, "oxide_softness": _softness, "rupture_strain": _image_scalar, "mu2": _image_scalar,
            "rupture_location": _whole_cell, "crack": _whole_cell, "threshold_map": _threshold_map}
 """Per task, ``(card, model, structure, facts, input kind) → (values, arrays)``."""

@@ -78,6 +78,11 @@ RECIPES = {r.name: r for r in (
            IMAGE_SETTINGS),
     Recipe("rupture-location-monolayer", "rupture-location", "datasets/monolayer-tension", "yukawa2d",
            "monolayer", LOCATION_SETTINGS),
+    Recipe("mu2-bilayer", "mu2", "datasets/bilayer-tension", "watanabe", "bilayer", IMAGE_SETTINGS),
+    Recipe("rupture-strain-bilayer", "rupture-strain", "datasets/bilayer-tension", "watanabe", "bilayer",
+           IMAGE_SETTINGS),
+    Recipe("rupture-location-bilayer", "rupture-location", "datasets/bilayer-tension", "watanabe", "bilayer",
+           LOCATION_SETTINGS),
 )}
 """The recipes of the shipped models, by registry name."""
 

@@ -11,7 +11,7 @@ import pytest
 import glassfrac as gf
 
 DOCUMENTED = ("generate", "relax", "rings", "tension", "shear", "probe", "read", "write", "get_potential",
-              "calculator", "to_atoms", "LoadingTest", "SoftnessSVM", "ThresholdPredictor", "predict",
+              "calculator", "to_atoms", "LoadingTest", "SoftnessSVM", "ThresholdPredictor", "ImagePredictor", "predict",
               "run_campaign", "open_campaign", "export_dataset")
 CAMPAIGN_CHAIN = ("run_campaign", "open_campaign", "export_dataset")
 """Their examples share one folder, in this order: the later ones read the campaign the first one runs."""
@@ -118,3 +118,19 @@ def test_threshold_predictor_saves_and_loads(tmp_path):
     back = gf.ThresholdPredictor.load(tmp_path / "gnn.safetensors")
     np.testing.assert_allclose(back.predict(samples[0], grid=2).threshold,
                                predictor.predict(samples[0], grid=2).threshold)
+
+
+def test_image_predictor_learns_locations_in_angstrom_and_saves(tmp_path):
+    samples = [gf.generate((4, 4), mu2=m, seed=k) for k, m in enumerate((0.3, 0.5, 0.7, 0.9))]
+    sites = [s.positions[k, :2] for k, s in enumerate(samples)]  # an atom of each sample, Å
+    cnn = gf.ImagePredictor("location", size=32, pixels=64, epochs=2).fit(samples, sites)
+    xy = cnn.predict(samples[1])
+    lengths = np.diag(samples[1].box.cell)[:2]
+    assert xy.shape == (2,) and np.all(xy >= samples[1].box.origin[:2]) and np.all(xy < lengths + 1e-9)
+    cnn.save(tmp_path / "loc.safetensors")
+    back = gf.ImagePredictor.load(tmp_path / "loc.safetensors")
+    np.testing.assert_allclose(back.predict(samples[1]), xy, rtol=1e-6)
+    with pytest.raises(gf.InputError, match="one label per structure"):
+        gf.ImagePredictor("strain").fit(samples, [0.1])
+    with pytest.raises(gf.InputError, match="not fitted"):
+        gf.ImagePredictor("mu2").predict(samples[0])

@@ -3,10 +3,10 @@
 Units are LAMMPS "metal" throughout (eV, Å, ps, amu); 2D stress in N/m, 3D stress in GPa.
 
 The Python API (:mod:`glassfrac.api`: ``generate``, ``relax``, ``rings``, ``tension``, ``shear``, ``probe``,
-``get_potential``, ``calculator``, ``to_atoms``; the predictors ``SoftnessSVM`` and ``ThresholdPredictor``;
-``predict`` with the registered models; the
-campaigns ``run_campaign``, ``open_campaign``, ``export_dataset``) is loaded on first use, so that
-``import glassfrac`` does not import torch; ``Box``, ``Structure``, ``read`` and ``write`` are here at once.
+``get_potential``, ``calculator``, ``to_atoms``; the predictors ``SoftnessSVM``, ``ThresholdPredictor`` and
+``ImagePredictor``; ``predict`` with the registered models; the campaigns ``run_campaign``, ``open_campaign``,
+``export_dataset``) is loaded on first use, so that ``import glassfrac`` does not import torch; ``Box``,
+``Structure``, ``read`` and ``write`` are here at once.
 """
 
 import functools
@@ -20,8 +20,8 @@ from glassfrac.structure import Box, Structure, read, write
 __version__ = VERSION
 
 API = ("generate", "relax", "rings", "tension", "shear", "probe", "get_potential", "calculator", "to_atoms",
-       "LoadingTest", "SoftnessSVM", "ThresholdPredictor", "predict", "run_campaign", "open_campaign",
-       "export_dataset")
+       "LoadingTest", "SoftnessSVM", "ThresholdPredictor", "ImagePredictor", "predict", "run_campaign",
+       "open_campaign", "export_dataset")
 """Names of :mod:`glassfrac.api`, loaded on first access (:func:`__getattr__`)."""
 
 __all__ = ["Box", "Structure", "read", "write", "GlassfracError", "InputError", "__version__", *API]

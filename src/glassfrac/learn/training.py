@@ -226,12 +226,14 @@ def split_samples(n: int, fractions=(0.72, 0.08, 0.20), seed: int = 0) -> dict:
 
 
 def _check_split(split: dict, n: int) -> dict:
-    """A given split: non-empty, disjoint index arrays ``train``, ``validation``, ``test`` within ``n``."""
+    """A given split: disjoint index arrays ``train``, ``validation`` (both non-empty) and ``test`` (empty when
+    every sample trains, as for a model fitted to all of its data) within ``n``."""
     out = {k: np.sort(np.asarray(split[k], int)) for k in ("train", "validation", "test")}
     joined = np.concatenate(list(out.values()))
-    if min(len(v) for v in out.values()) == 0 or len(np.unique(joined)) != len(joined) or \
+    if min(len(out["train"]), len(out["validation"])) == 0 or len(np.unique(joined)) != len(joined) or \
             joined.min() < 0 or joined.max() >= n:
-        raise InputError(f"split: train, validation and test must be non-empty, disjoint indices below {n}")
+        raise InputError(f"split: train and validation must be non-empty; train, validation and test disjoint "
+                         f"indices below {n}")
     return out
 
 

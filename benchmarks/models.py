@@ -5,9 +5,9 @@
 
 Per shipped model (``glassfrac/models/NAME.json``): one record per held-out metric of its card (``value``,
 ``low`` and ``high`` of the bootstrap over test samples, ``n_samples``), and its training CPU seconds. Per
-dataset the models come from (``datasets/NAME``): samples, labelled atoms and the CPU-hours of the campaign
-that made them (the sum of the per-sample run times, one thread per sample). Records go to
-``results/models.jsonl``; the README's model figures link to them.
+dataset of the repository (``datasets/NAME``, those the models come from and the held-out ones): samples,
+labelled atoms and the CPU-hours of the campaign that made them (the sum of the per-sample run times, one
+thread per sample). Records go to ``results/models.jsonl``; the README's model figures link to them.
 """
 
 import argparse
@@ -61,7 +61,8 @@ def main(argv=None) -> int:
         return 1
     for card in cards:
         publish_model(card)
-    for folder in sorted({card.training["dataset"] for card in cards}):
+    held_out = {f"datasets/{p.parent.name}" for p in (ROOT / "datasets").glob("*/card.json")}
+    for folder in sorted({card.training["dataset"] for card in cards} | held_out):
         publish_dataset(folder)
     return 0
 

@@ -106,7 +106,7 @@ def test_models_build_trains_registers_and_the_model_predicts_a_break_distributi
     sample = export_structure(read_export(data / "dataset.npz")[0])
     p = model.break_probability(sample)
     assert p.shape == (80,) and p.sum() == pytest.approx(1.0) and np.all(p >= 0)
-    assert np.array_equal(np.argsort(-p, kind="stable"), np.argsort(-model.softness(sample), kind="stable"))
+    assert np.all(np.diff(p[np.argsort(-model.softness(sample), kind="stable")]) <= 0)  # softer, more probable
 
     status, out = run("models", "softness-monolayer", "--build", "--dataset", data, "--models", registry)
     assert status == 2 and "exists" in out["error"]  # refused before training, nothing replaced

@@ -50,7 +50,7 @@ from glassfrac.analysis.structure_functions import GAUSSIAN_REACH
 from glassfrac.core.errors import GlassfracError, InputError
 from glassfrac.imaging.build import hull_depth
 from glassfrac.learn.gradcam import attention, defect_pixels, pearson
-from glassfrac.learn.images import Transform
+from glassfrac.learn.images import flips
 from glassfrac.learn.listi import ListiModel
 from glassfrac.learn.render import PixelMap, render
 from glassfrac.learn.svm import SoftnessModel
@@ -188,7 +188,7 @@ class ResNetPredictor:
         image, pm = rendered.image.astype(np.float32), rendered.pixel_map
         corners = self.windows(structure, pm)
         n = self.size
-        flips = [Transform(n, 0, 0, fx, fy) for fx in (False, True) for fy in (False, True)]
+        four = flips(n)
         summary = {"model": self.path, "task": self.model.task, "input_side": n * pm.pixel_size,
                    "pixel_size": pm.pixel_size, "stride": self.stride, "windows": int(len(corners))}
         out = {"image": image, "pixel_map": pm, "windows": np.zeros((0, 4)), "values": np.zeros(0),
@@ -199,13 +199,13 @@ class ResNetPredictor:
                                                    f"model's input side {n * pm.pixel_size:.1f} Å")
             return {**out, "summary": summary}
         crops = np.stack([image[r:r + n, c:c + n] for r, c in corners])
-        values = self.model.predict_raw(np.stack([t.image(w) for w in crops for t in flips])).reshape(-1, 4).mean(1)
+        values = self.model.predict_raw(np.stack([t.image(w) for w in crops for t in four])).reshape(-1, 4).mean(1)
         taper = 0.05 + 0.95 * np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
         weight = np.outer(taper, taper)
         total, count = np.zeros(image.shape), np.zeros(image.shape)
         stage = None
         for (r, c), crop in zip(corners, crops, strict=True):
-            maps = attention(self.model, crop, 0, flips)
+            maps = attention(self.model, crop, 0, four)
             stage = max(maps)
             total[r:r + n, c:c + n] += weight * maps[stage]
             count[r:r + n, c:c + n] += weight

@@ -45,7 +45,7 @@ from glassfrac.imaging.predict import (
     separated_lowest,
 )
 from glassfrac.learn.gradcam import attention, location_probability, render_for_model, scan
-from glassfrac.learn.images import Transform, angstrom
+from glassfrac.learn.images import angstrom, flips
 from glassfrac.learn.registry import ModelCard, Registry, StructureFacts, describe
 from glassfrac.structure import Structure, read
 
@@ -226,26 +226,25 @@ def _image_scalar(card, model, structure, facts, kind):
     image, pm = rendered.image.astype(np.float32), rendered.pixel_map
     size = model.image_settings.size
     whole = image.shape == (size, size)
+    values = {"whole_cell": whole, "pixel_size": pm.pixel_size}
+    arrays = {"image": image, "pixel_map": pm}
     if whole:
-        value, grid = float(model.predict(image[None])[0]), None
-        flips = None
+        values["prediction"] = float(model.predict(image[None])[0])
+        maps = attention(model, image)
     else:  # a larger cell: the network's windows slid periodically; the weakest window breaks first
         grid = scan(model, image, stride=model.config.stride)
-        value = float(grid.min() if card.task == "rupture_strain" else grid.mean())
-        flips = [Transform(image.shape[-1], 0, 0, fx, fy) for fx in (False, True) for fy in (False, True)]
-    maps = attention(model, image, transforms=flips)
+        reduce = "min" if card.task == "rupture_strain" else "mean"
+        spread = {"mean": float(grid.mean()), "std": float(grid.std()), "min": float(grid.min()),
+                  "max": float(grid.max())}
+        values.update(prediction=spread[reduce], windows=int(grid.size), input_side=size * pm.pixel_size,
+                      reduce=reduce, window_values=spread)
+        arrays["window_map"] = grid
+        maps = attention(model, image, transforms=flips(image.shape[-1]))
     stage = min(maps, key=lambda r: abs(r - ATTENTION_STAGE))
-    values = {"prediction": value, "whole_cell": whole, "pixel_size": pm.pixel_size, "attention_stage": int(stage)}
-    if grid is not None:
-        values.update(windows=int(grid.size), input_side=size * pm.pixel_size, reduce="min" if
-                      card.task == "rupture_strain" else "mean",
-                      window_values={"mean": float(grid.mean()), "std": float(grid.std()), "min": float(grid.min()),
-                                     "max": float(grid.max())})
+    values["attention_stage"] = int(stage)
+    arrays["attention"] = maps[stage]
     if card.task == "mu2":
         values["measured_mu2"] = facts.mu2
-    arrays = {"image": image, "attention": maps[stage], "pixel_map": pm}
-    if grid is not None:
-        arrays["window_map"] = grid
     return values, arrays
 
 

@@ -41,9 +41,9 @@ from torch.nn import functional as F
 from glassfrac.analysis.rings import RingAnalysis
 from glassfrac.core.errors import GlassfracError, InputError
 from glassfrac.learn.images import (
-    Transform,
     angstrom,
     augmentations,
+    flips,
     fractional,
     image_lengths,
     pixel_sizes,
@@ -211,12 +211,12 @@ def scan(model: ImageModel, image, stride: int = 16, batch_size: int = 64) -> np
     rows, cols = image.shape
     if rows % stride or cols % stride:
         raise InputError(f"the image ({rows} × {cols} px) must be a multiple of the stride {stride}")
-    flips = [Transform(size, 0, 0, fx, fy) for fx in (False, True) for fy in (False, True)]
+    four = flips(size)
     c = stride // 2
     windows = [np.roll(image, (size // 2 - a - c, size // 2 - b - c), (0, 1))[:size, :size]
                for a in range(0, rows, stride) for b in range(0, cols, stride)]
-    values = model.predict_raw(np.stack([t.image(w) for w in windows for t in flips]), batch_size)
-    return values.reshape(rows // stride, cols // stride, len(flips)).mean(axis=2)
+    values = model.predict_raw(np.stack([t.image(w) for w in windows for t in four]), batch_size)
+    return values.reshape(rows // stride, cols // stride, len(four)).mean(axis=2)
 
 
 def location_probability(model: ImageModel, image, n_shifts: int = 16, seed: int = 0) -> np.ndarray:

@@ -133,13 +133,17 @@ def _lib(a):
     raise TypeError(f"expected a numpy array or torch tensor, got {type(a).__name__}")
 
 
+def flips(size: int) -> list:
+    """The four flip combinations of an image of ``size`` × ``size`` px, unshifted (none, y, x, both)."""
+    return [Transform(size, 0, 0, fx, fy) for fx in (False, True) for fy in (False, True)]
+
+
 def augmentations(size: int, n_shifts: int = 16, seed: int = 0) -> list:
     """``4 · n_shifts`` transforms: ``n_shifts`` random periodic shifts (seeded), each with the four
     flip combinations (FC22: 16 × 4 = 64 copies)."""
     rng = np.random.default_rng(seed)
     shifts = rng.integers(0, size, size=(n_shifts, 2))
-    return [Transform(size, int(dx), int(dy), fx, fy) for dx, dy in shifts
-            for fx in (False, True) for fy in (False, True)]
+    return [replace(flip, dx=int(dx), dy=int(dy)) for dx, dy in shifts for flip in flips(size)]
 
 
 def sample_augmentations(size: int, n_samples: int, n_shifts: int = 16, seed: int = 0) -> list:

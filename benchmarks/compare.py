@@ -42,7 +42,7 @@ from glassfrac.analysis.rings import RingAnalysis
 from glassfrac.learn.exports import export_structure, read_export
 from glassfrac.learn.gradcam import location_probability, render_for_model, scan
 from glassfrac.learn.images import fractional
-from glassfrac.learn.metrics import bootstrap_by_sample, classification_metrics
+from glassfrac.learn.metrics import bootstrap_by_sample, bootstrap_mean, classification_metrics, flagged_fraction
 from glassfrac.learn.recipes import RECIPES, dataset_roles
 from glassfrac.learn.registry import Registry
 from glassfrac.learn.training import atom_values
@@ -117,15 +117,9 @@ def image_scores(cards: dict, structure, potential_name: str) -> dict:
     return out
 
 
-def _rank_fraction(scores) -> np.ndarray:
-    """Fraction of atoms scored strictly higher (ties count against the predictor: they rank first)."""
-    scores = np.asarray(scores, float)
-    return np.array([np.mean(scores > s) + np.mean(scores == s) for s in scores])
-
-
 def per_sample(scores, positive, location, structure) -> dict:
     """The per-sample quantities of one predictor on one sample."""
-    q = _rank_fraction(scores)
+    q = flagged_fraction(scores)
     top = int(np.argmax(scores))
     error = float(_in_plane_distance(structure, structure.positions[top:top + 1], location)[0])
     return {"auc": classification_metrics(positive.astype(int), scores)["roc_auc"], "q_positive": q[positive],
@@ -138,8 +132,7 @@ def score(rows: list) -> dict:
     index = np.arange(n)
 
     def boot(values):
-        values = np.asarray(values, float)
-        b = bootstrap_by_sample(lambda v, _: float(np.mean(v)), values, values, index)
+        b = bootstrap_mean(values)
         return {k: b[k] for k in ("value", "low", "high")}
 
     def needed(fraction):
@@ -159,7 +152,7 @@ def score(rows: list) -> dict:
 
 def pooled_auc(scores: list, positives: list) -> float:
     """ROC AUC over the atoms of all samples, each sample's scores as ranks (so scales do not mix)."""
-    q = np.concatenate([1 - _rank_fraction(s) for s in scores])
+    q = np.concatenate([1 - flagged_fraction(s) for s in scores])
     return classification_metrics(np.concatenate(positives).astype(int), q)["roc_auc"]
 
 

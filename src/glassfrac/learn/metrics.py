@@ -80,7 +80,7 @@ def flagged_curve(y_true, scores, groups=None, n_points: int = 101) -> dict:
     groups = np.zeros(len(y_true), int) if groups is None else np.asarray(groups)
     if not y_true.any():
         raise InputError("no positive atoms: the flagged-fraction curve is undefined")
-    quantile, size = _rank_quantile(scores, groups)
+    quantile, size = rank_quantile(scores, groups)
     q_pos = np.sort(quantile[y_true])
     flagged = np.linspace(0.0, 1.0, n_points)
     caught = np.searchsorted(q_pos, flagged, side="right") / len(q_pos)
@@ -107,9 +107,9 @@ def sensitivity_at_specificity(y_true, scores, specificity: float) -> dict:
             "flagged_fraction": float(np.mean(flagged)), "threshold": float(threshold)}
 
 
-def _rank_quantile(scores, groups):
-    """Per atom: rank in its group by descending score (1 = highest) over the group size, and
-    the group size."""
+def rank_quantile(scores, groups):
+    """Per atom: rank in its group by descending score (1 = highest; ties in index order) over the group size,
+    and the group size."""
     _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
     order = np.lexsort((np.arange(len(scores)), -scores, inverse))
     g = inverse[order]
@@ -117,6 +117,20 @@ def _rank_quantile(scores, groups):
     quantile = np.empty(len(scores))
     quantile[order] = rank / counts[g]
     return quantile, counts[inverse]
+
+
+def flagged_fraction(scores) -> np.ndarray:
+    """Per atom, the fraction of the atoms that are flagged, highest score first, when it is: the fraction scored
+    at least as high (ties count against the ranking)."""
+    scores = np.asarray(scores, float)
+    ordered = np.sort(scores)
+    return (len(ordered) - np.searchsorted(ordered, scores, side="left")) / len(ordered)
+
+
+def bootstrap_mean(values) -> dict:
+    """Mean of per-sample ``values`` with its spread over the samples (:func:`bootstrap_by_sample`)."""
+    values = np.asarray(values, float)
+    return bootstrap_by_sample(lambda v, _: float(np.mean(v)), values, values, np.arange(len(values)))
 
 
 def plot_evaluation(y_true, scores, path, groups=None, title: str = "", reference: dict | None = None) -> None:

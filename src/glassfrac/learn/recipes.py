@@ -36,7 +36,7 @@ from glassfrac.core.errors import InputError
 from glassfrac.core.provenance import now
 from glassfrac.learn import images, svm, training
 from glassfrac.learn.exports import read_npz
-from glassfrac.learn.metrics import bootstrap_by_sample, regression_metrics
+from glassfrac.learn.metrics import bootstrap_by_sample, bootstrap_mean, flagged_fraction, regression_metrics
 from glassfrac.learn.registry import IMAGE_TASKS, ModelCard, register_model
 from glassfrac.learn.resnet import ResNetConfig
 
@@ -171,11 +171,11 @@ def _softness(r: Recipe, path: Path, seed: int):
     metrics = tested.bootstrap()
     caught = _caught_per_sample(y, scores, groups)
     for percent in (5, 10):
-        metrics[f"first_break_in_top{percent}"] = _boot_mean((caught <= percent / 100).astype(float))
+        metrics[f"first_break_in_top{percent}"] = bootstrap_mean((caught <= percent / 100).astype(float))
     broken = [g for g in np.unique(groups) if y[groups == g].any()]
-    metrics["first_break_log_likelihood"] = _boot_mean(
+    metrics["first_break_log_likelihood"] = bootstrap_mean(
         [_log_mass(scores[groups == g], y[groups == g] == 1, calibration["temperature"]) for g in broken])
-    metrics["first_break_log_likelihood_uniform"] = _boot_mean(
+    metrics["first_break_log_likelihood_uniform"] = bootstrap_mean(
         [np.log(np.mean(y[groups == g] == 1)) for g in broken])
     metrics = {k: {kk: v[kk] for kk in ("value", "low", "high", "std", "n_samples")} for k, v in metrics.items()}
     facts = _dataset_facts(path, dataset.names)
@@ -212,7 +212,7 @@ def _image(r: Recipe, path: Path, seed: int):
     if task == "location":
         errors = np.asarray(test["model"]["errors"])
         baseline = np.asarray(test["baseline"]["errors"])
-        metrics = {"mean_error": _boot_mean(errors), "baseline_mean_error": _boot_mean(baseline)}
+        metrics = {"mean_error": bootstrap_mean(errors), "baseline_mean_error": bootstrap_mean(baseline)}
     else:
         position = {name: k for k, name in enumerate(data.names)}
         mean = float(np.mean(data.values[[position[name] for name in record["split"]["train"]]]))
@@ -221,7 +221,7 @@ def _image(r: Recipe, path: Path, seed: int):
             return regression_metrics(t, p)["r2"]
 
         metrics = {"r2": bootstrap_by_sample(r2, truth, predicted, index),
-                   "mae": _boot_mean(np.abs(truth - predicted)),
+                   "mae": bootstrap_mean(np.abs(truth - predicted)),
                    "baseline_r2": bootstrap_by_sample(r2, truth, np.full(len(truth), mean), index)}
     metrics = {k: {kk: v[kk] for kk in ("value", "low", "high", "std", "n_samples")} for k, v in metrics.items()}
     used = [name for names in record["split"].values() for name in names]
@@ -236,12 +236,6 @@ def _image(r: Recipe, path: Path, seed: int):
     return model, details, table
 
 
-def _boot_mean(values) -> dict:
-    """Mean of per-sample ``values`` with its bootstrap spread over the samples."""
-    values = np.asarray(values, float)
-    return bootstrap_by_sample(lambda v, _: float(np.mean(v)), values, values, np.arange(len(values)))
-
-
 def _caught_per_sample(y, scores, groups) -> np.ndarray:
     """Per sample with a first broken bond: the smallest fraction of its atoms, flagged softest first, that
     includes an atom of that bond (ties count against the model)."""
@@ -249,9 +243,7 @@ def _caught_per_sample(y, scores, groups) -> np.ndarray:
     for g in np.unique(groups):
         m = groups == g
         if y[m].any():
-            s = scores[m]
-            best = s[y[m] == 1].max()
-            out.append(np.sum(s >= best) / len(s))
+            out.append(flagged_fraction(scores[m])[y[m] == 1].min())
     return np.asarray(out)
 
 

@@ -64,6 +64,7 @@ from glassfrac.learn.metrics import (
     classification_metrics,
     flagged_curve,
     plot_evaluation,
+    rank_quantile,
     sensitivity_at_specificity,
 )
 from glassfrac.structure import Structure, read
@@ -501,10 +502,10 @@ def softness_rank(scores, groups=None) -> np.ndarray:
     scores = np.asarray(scores, float)
     groups = np.zeros(len(scores), int) if groups is None else np.asarray(groups)
     out = np.full(len(scores), np.nan)
-    for g in np.unique(groups):
-        m = np.flatnonzero((groups == g) & np.isfinite(scores))
-        order = np.argsort(-scores[m], kind="stable")
-        out[m[order]] = np.arange(len(m)) / len(m)
+    m = np.isfinite(scores)
+    if m.any():
+        quantile, size = rank_quantile(scores[m], groups[m])
+        out[m] = quantile - 1.0 / size
     return out
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from glassfrac.analysis.structure_functions import StructureFunctions, du21_descriptor, fc22_descriptor
 from glassfrac.api.chain import LoadingTest
 from glassfrac.core.errors import InputError
-from glassfrac.imaging.prediction import Prediction, predict_file, predict_structure
+from glassfrac.imaging.prediction import ATTENTION_STAGE, Prediction, predict_file, predict_structure
 from glassfrac.labels.probe import ThresholdMap
 from glassfrac.learn.gradcam import attention as grad_cam
 from glassfrac.learn.gradcam import render_for_model
@@ -232,10 +232,7 @@ class ThresholdPredictor:
                                 np.asarray(m.centres, float), m.load_angle) for k, (s, m) in
                    enumerate(zip(structures, maps, strict=True))]
         spec = WindowSpec(radius=float(self.radius))
-        order = np.random.default_rng(self.seed).permutation(len(samples))
-        n_validation = min(len(samples) - 1, max(1, round(self.validation * len(samples))))
-        split = {"train": sorted(order[n_validation:].tolist()), "validation": sorted(order[:n_validation].tolist()),
-                 "test": []}
+        split = _validation_split(len(samples), self.validation, self.seed)
         settings = TrainSettings(epochs=self.epochs, patience=self.patience, batch_size=self.batch_size,
                                  seed=self.seed)
         self.model_, self.record_ = Trainer(self.model, build_windows(samples, spec), split, spec, settings).run()
@@ -321,6 +318,15 @@ def predict(structure_or_path, models=None, pixel_size: float | None = None, rel
     return predict_file(structure_or_path, registry, format, pixel_size, relax)
 
 
+def _validation_split(n: int, fraction: float, seed: int) -> dict:
+    """Sample indices for training a final model on everything: ``validation`` (a seeded ``fraction`` of the
+    ``n`` samples, at least one, and one fewer than all) for early stopping, the rest ``train``, no ``test``."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_validation = min(n - 1, max(1, round(fraction * n)))
+    return {"train": sorted(order[n_validation:].tolist()), "validation": sorted(order[:n_validation].tolist()),
+            "test": []}
+
+
 IMAGE_TARGETS = {"strain": "rupture_strain", "location": "rupture_location", "mu2": "mu2"}
 """Targets of :class:`ImagePredictor` and the label of a :class:`LoadingTest` (or ``info`` key) each reads."""
 
@@ -401,16 +407,13 @@ class ImagePredictor:
                                  crack_seed=self.seed)
         data = images_from_structures(structures, [f"sample_{k}" for k in range(len(structures))], self.target,
                                       settings, progress=False)
-        order = np.random.default_rng(self.seed).permutation(len(data))
-        n_validation = min(len(data) - 1, max(1, round(self.validation * len(data))))
-        split = {"train": sorted(order[n_validation:].tolist()), "validation": sorted(order[:n_validation].tolist())}
         loop = ImageTrainSettings(epochs=self.epochs, patience=self.patience, batch_size=self.batch_size,
                                   copies_per_epoch=self.copies_per_epoch, seed=self.seed,
                                   head="heatmap" if self.target == "location" else "regression",
                                   location_loss="heatmap" if self.target == "location" else "fc22")
-        trainer = ImageTrainer(data, ResNetConfig.preset(self.arch), loop, split={**split, "test": []})
+        trainer = ImageTrainer(data, ResNetConfig.preset(self.arch), loop,
+                               split=_validation_split(len(data), self.validation, self.seed))
         self.model_, _ = trainer.run()
-        self.model_.info["pixel_size"] = float(np.mean([data.pixel_maps[i].pixel_size for i in split["train"]]))
         return self
 
     def _fitted(self):
@@ -432,9 +435,10 @@ class ImagePredictor:
         return float(value)
 
     def attention(self, structure: Structure) -> np.ndarray:
-        """Grad-CAM of the prediction at the input resolution (size × size; 16 px stage), transforms undone."""
+        """Grad-CAM of the prediction at the input resolution (size × size; the 16 px stage, as ``glassfrac
+        predict`` shows), transforms undone."""
         maps = grad_cam(self._fitted(), self._image(structure))
-        return maps[min(maps, key=lambda r: abs(r - 16))]
+        return maps[min(maps, key=lambda r: abs(r - ATTENTION_STAGE))]
 
     def save(self, path) -> None:
         """Write the trained model (safetensors with a JSON header; nothing pickled)."""
@@ -444,10 +448,9 @@ class ImagePredictor:
     def load(cls, path) -> "ImagePredictor":
         """A fitted predictor from a file written by :meth:`save`, ``glassfrac cnn train`` or a recipe."""
         model = ImageModel.load(path)
-        target = {"strain": "strain", "location": "location", "mu2": "mu2"}.get(model.task)
-        if target is None:
+        if model.task not in IMAGE_TARGETS:
             raise InputError(f"the image model predicts {model.task!r}; ImagePredictor takes strain, location, mu2",
                              path)
-        predictor = cls(target, size=model.image_settings.size, pixels=model.image_settings.pixels)
+        predictor = cls(model.task, size=model.image_settings.size, pixels=model.image_settings.pixels)
         predictor.model_ = model
         return predictor

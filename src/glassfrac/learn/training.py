@@ -464,8 +464,10 @@ class Trainer:
         s = self.settings
         record = fit(self, self.model.network, self.optimizer, s.epochs, s.patience, s.seed, self.checkpoint,
                      self.progress, f"train {self.task}", count_key="images")
+        pixel_size = float(np.mean([self.data.pixel_maps[i].pixel_size for i in self.split["train"]]))
         record.update(split={k: [self.data.names[i] for i in v] for k, v in self.split.items()},
-                      settings=s.to_dict())
+                      settings=s.to_dict(), pixel_size=pixel_size)
+        self.model.info["pixel_size"] = pixel_size  # what predictions render other structures at
         return self.model, record
 
     def _validation_pairs(self):
@@ -531,8 +533,7 @@ def train_and_evaluate(dataset: ImageDataset, config: ResNetConfig | None = None
     model, record = trainer.run()
     test = evaluate(model, dataset, trainer.split["test"], baseline_from=trainer.split["train"])
     test.pop("predicted_maps", None)
-    pixel_size = float(np.mean([dataset.pixel_maps[i].pixel_size for i in trainer.split["train"]]))
-    record.update(test=test, published=PUBLISHED.get(dataset.target), dropped=dataset.dropped, pixel_size=pixel_size,
+    record.update(test=test, published=PUBLISHED.get(dataset.target), dropped=dataset.dropped,
                   n_samples={k: len(v) for k, v in trainer.split.items()},
                   versions=package_versions(), git=git_revision())
     model.info.update(record)

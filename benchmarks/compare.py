@@ -9,11 +9,8 @@ disorder levels at mu2 = 0.6. Predictors, each a score per atom (higher: more li
 
 - ``softness``: the shipped softness SVM of the dataset's potential (``softness-bilayer`` /
   ``softness-monolayer``);
-- ``energy``: the atom's potential energy in the undeformed sample, standardised within its species (high =
-  strained);
-- ``ring_defects``: the summed |n − 6| of the rings whose centres lie within 5 Å of the atom in the plane;
-- ``largest_ring``: minus the in-plane distance to the centre of the sample's largest ring (Å);
-- ``random``: uniform random numbers (seeded);
+- ``energy``, ``ring_defects``, ``largest_ring``, ``random``: the baselines of
+  :func:`glassfrac.learn.scores.baseline_scores`;
 - ``location_map``: the shipped heat-map location model's probability at the atom's pixel (the whole cell,
   fully convolutional, at the training pixel size);
 - ``strain_windows``: minus the rupture strain the shipped image model predicts for the window centred nearest
@@ -33,25 +30,28 @@ scores (the rupture is inside when an atom of the first broken bond is among the
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from glassfrac.analysis.rings import RingAnalysis
-from glassfrac.learn.exports import export_structure, read_export
-from glassfrac.learn.gradcam import location_probability, render_for_model, scan
-from glassfrac.learn.images import fractional
+from glassfrac.campaign.export import split
+from glassfrac.imaging.prediction import ATTENTION_STAGE
+from glassfrac.labels.probe import goodness
+from glassfrac.learn.exports import export_structure, read_export, read_npz
+from glassfrac.learn.gradcam import attention, location_probability, render_for_model, scan
+from glassfrac.learn.images import flips, fractional
 from glassfrac.learn.metrics import bootstrap_by_sample, bootstrap_mean, classification_metrics, flagged_fraction
 from glassfrac.learn.recipes import RECIPES, dataset_roles
 from glassfrac.learn.registry import Registry
+from glassfrac.learn.scores import atom_goodness, baseline_scores, first_break_scores
 from glassfrac.learn.training import atom_values
 from glassfrac.potentials import get_potential
-from results import publish
+from glassfrac.report.html import write_page
+from results import RESULTS, newest_records, publish
 
 ROOT = Path(__file__).resolve().parent.parent
-RING_RADIUS = 5.0
-"""Å: rings whose centres lie this close to an atom (in the plane) make its ring-defect score."""
 LEVEL_SPLIT = 0.6
 TOP = (5, 10, 25, 50)
 
@@ -73,33 +73,9 @@ def test_samples(name: str, limit: int | None = None, held_out_all: bool = False
     return out
 
 
-def _in_plane_distance(structure, points, centre) -> np.ndarray:
-    d = np.zeros((len(points), structure.dim))
-    d[:, :2] = np.asarray(points)[:, :2] - np.asarray(centre)[:2]
-    return np.linalg.norm(structure.box.minimum_image(d)[:, :2], axis=1)
-
-
-def baselines(structure, potential, rng) -> dict:
-    """The baseline scores of ``structure`` (module docstring)."""
-    energy = np.asarray(potential.evaluate([structure], per_atom=True)[0]["per_atom_energy"], float)
-    for species in np.unique(structure.species):  # Si and O energies differ by eV: compare within a species
-        m = structure.species == species
-        energy[m] = (energy[m] - energy[m].mean()) / (energy[m].std() or 1.0)
-    rings = RingAnalysis().compute(structure)
-    sizes, centres = np.asarray(rings.ring_sizes), np.asarray(rings.ring_centres)
-    defects = np.zeros(structure.n_atoms)
-    for size, centre in zip(sizes, centres, strict=True):
-        if size != 6:
-            near = _in_plane_distance(structure, structure.positions, centre) < RING_RADIUS
-            defects[near] += abs(int(size) - 6)
-    largest = int(np.lexsort((np.asarray(rings.ring_areas), sizes))[-1])
-    return {"energy": energy, "ring_defects": defects,
-            "largest_ring": -_in_plane_distance(structure, structure.positions, centres[largest]),
-            "random": rng.random(structure.n_atoms)}
-
-
-def image_scores(cards: dict, structure, potential_name: str) -> dict:
-    """Per-atom scores of the shipped image models of ``potential_name`` (module docstring)."""
+def image_scores(cards: dict, structure, potential_name: str, attention_maps: bool = False) -> dict:
+    """Per-atom scores of the shipped image models of ``potential_name`` (module docstring); with
+    ``attention_maps``, also the Grad-CAM attention of the rupture-strain model over the whole cell."""
     out = {}
     uv = None
     for card in cards.values():
@@ -114,16 +90,10 @@ def image_scores(cards: dict, structure, potential_name: str) -> dict:
         elif card.kind == "rupture-strain":
             if image.shape[0] > model.image_settings.size:
                 out["strain_windows"] = -atom_values(scan(model, image, stride=model.config.stride), uv)
+            if attention_maps:
+                maps = attention(model, image, transforms=flips(image.shape[-1]))
+                out["strain_attention"] = atom_values(maps[min(maps, key=lambda r: abs(r - ATTENTION_STAGE))], uv)
     return out
-
-
-def per_sample(scores, positive, location, structure) -> dict:
-    """The per-sample quantities of one predictor on one sample."""
-    q = flagged_fraction(scores)
-    top = int(np.argmax(scores))
-    error = float(_in_plane_distance(structure, structure.positions[top:top + 1], location)[0])
-    return {"auc": classification_metrics(positive.astype(int), scores)["roc_auc"], "q_positive": q[positive],
-            "caught_at": float(q[positive].min()), "error": error}
 
 
 def score(rows: list) -> dict:
@@ -174,11 +144,11 @@ def compare(name: str, limit: int | None, seed: int = 0) -> None:
     for level, members in levels.items():
         rows, raw = {}, {}
         for structure, positive, location, _ in members:
-            scores = {**baselines(structure, potential, rng), **image_scores(models, structure, recipe.potential)}
+            scores = {**baseline_scores(structure, potential, rng), **image_scores(models, structure, recipe.potential)}
             if softness is not None:
                 scores = {"softness": softness.softness(structure), **scores}
             for predictor, s in scores.items():
-                rows.setdefault(predictor, []).append(per_sample(s, positive, location, structure))
+                rows.setdefault(predictor, []).append(first_break_scores(s, positive, location, structure))
                 raw.setdefault(predictor, ([], []))
                 raw[predictor][0].append(s), raw[predictor][1].append(positive)
         for predictor, r in rows.items():
@@ -189,14 +159,130 @@ def compare(name: str, limit: int | None, seed: int = 0) -> None:
                      "model": recipe.name if predictor == "softness" else None})
 
 
+SHEARED = {"monolayer-shear": "monolayer-tension"}
+"""Datasets loaded in shear, in tension and probed (all samples held out), and the dataset whose models they test."""
+EVENTS = 6
+"""Shear events scored per sample (LISTI25: the first six)."""
+
+
+def sheared_samples(name: str, limit: int | None = None) -> list:
+    """The samples of dataset ``name`` with shear events and a probed map: (structure, rupture location, mu2,
+    shear event locations in order, window centres, window thresholds)."""
+    path = ROOT / "datasets" / name / "dataset.npz"
+    tables = split(read_npz(path))
+    out = []
+    for sample, table in zip(read_export(path), tables, strict=True):
+        shear = table["event_test"] == "shear"
+        order = np.argsort(table["event_rank"][shear])
+        events = table["event_location"][shear][order][:EVENTS, :2]
+        if not len(events) or not len(table["window_threshold"]):
+            continue
+        out.append((export_structure(sample), np.asarray(sample["rupture_location"]), float(sample["mu2"]), events,
+                    table["window_centre"], table["window_threshold"]))
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
+def compare_shear(name: str, limit: int | None, seed: int = 0) -> None:
+    """Shear rows and cross-task rows (module docstring) of dataset ``name``."""
+    recipe = next(r for r in RECIPES.values() if r.dataset == f"datasets/{SHEARED[name]}"
+                  and r.kind.startswith("softness"))
+    potential = get_potential(recipe.potential)
+    models = {c.name: c for c in Registry.default().cards()}
+    softness = models[recipe.name].load() if recipe.name in models else None
+    rng = np.random.default_rng(seed)
+    samples = sheared_samples(name, limit)
+    for level in ("mu2<0.6", "mu2>=0.6"):
+        members = [s for s in samples if (s[2] < LEVEL_SPLIT) == (level == "mu2<0.6")]
+        per_event, at_rupture = {}, {}
+        for structure, location, _, events, centres, thresholds in members:
+            scores = {**baseline_scores(structure, potential, rng),
+                      **image_scores(models, structure, recipe.potential, attention_maps=True)}
+            if softness is not None:
+                scores = {"softness": softness.softness(structure), **scores}
+            c = {p: atom_goodness(v, structure, events) for p, v in scores.items()}
+            c["probed_map"] = goodness(thresholds, centres, events, structure.box)
+            site = {p: atom_goodness(v, structure, location[None])[0] for p, v in scores.items()}
+            site["probed_map"] = goodness(thresholds, centres, location[None], structure.box)[0]
+            for p in c:
+                per_event.setdefault(p, []).append(c[p])
+                if np.all(np.isfinite(location)):
+                    at_rupture.setdefault(p, []).append(site[p])
+        for predictor, rows in per_event.items():
+            by_rank = {}
+            for k in range(EVENTS):
+                values = [r[k] for r in rows if len(r) > k]
+                if values:
+                    b = bootstrap_mean(values)
+                    by_rank[k + 1] = {"value": b["value"], "low": b["low"], "high": b["high"], "samples": len(values)}
+            mean = bootstrap_mean([float(np.mean(r)) for r in rows])
+            site = bootstrap_mean(at_rupture.get(predictor, [np.nan]))
+            publish({"benchmark": "compare", "figure": f"{name}_{level}_{predictor}_shear_goodness",
+                     "value": mean["value"], "unit": "", "dataset": name, "level": level, "predictor": predictor,
+                     "samples": len(rows), "low": mean["low"], "high": mean["high"], "by_event": by_rank,
+                     "tension_site_goodness": {k: site[k] for k in ("value", "low", "high")},
+                     "tension_site_samples": len(at_rupture.get(predictor, [])),
+                     "model": recipe.name if predictor == "softness" else None})
+
+
+PREDICTORS = ("softness", "probed_map", "location_map", "strain_windows", "strain_attention", "energy", "ring_defects",
+              "largest_ring", "random")
+"""Row order of the tables: the learned and probed predictors first, then the baselines."""
+
+
+def _cell(m) -> str:
+    """A metric with its 95 % interval: ``0.93 [0.90, 0.95]`` (– when there is none)."""
+    if not isinstance(m, dict) or m.get("value") is None or not np.isfinite(m["value"]):
+        return "–"
+    return f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]"
+
+
+def tables(records: dict) -> list:
+    """The comparison tables (``{"caption", "columns", "rows"}``) from the newest ``compare`` records."""
+    mine = sorted((r for (benchmark, _), r in records.items() if benchmark == "compare"),
+                  key=lambda r: (r["dataset"], r["level"], PREDICTORS.index(r["predictor"])
+                                 if r["predictor"] in PREDICTORS else len(PREDICTORS), r["predictor"]))
+    tension = [r for r in mine if r["figure"].endswith("_auc_per_sample")]
+    shear = [r for r in mine if r["figure"].endswith("_shear_goodness")]
+    return [
+        {"caption": "Tension: the first broken bond and the rupture site (held-out samples; mean [95 % bootstrap "
+                    "interval over samples])",
+         "columns": ["dataset", "μ₂", "predictor", "samples", "ROC AUC per sample", "pooled ROC AUC",
+                     "atoms flagged to catch 50 %", "90 %", "top atom to rupture (Å)",
+                     *[f"rupture in top {k} %" for k in TOP]],
+         "rows": [[r["dataset"], r["level"], r["predictor"], r["samples"], _cell(r["auc_per_sample"]),
+                   f"{r['pooled_auc']:.3f}", _cell(r["flagged_to_catch_50"]), _cell(r["flagged_to_catch_90"]),
+                   _cell(r["location_error"]), *[_cell(r[f"inside_top{k}"]) for k in TOP]] for r in tension]},
+        {"caption": "Shear events and cross-task: goodness C = 1 − 2F of each predictor for shear events 1–6 "
+                    "(LISTI25; 1: the event is where the predictor ranks the sample weakest, 0: random) and at "
+                    "the tension rupture site of the same sample",
+         "columns": ["dataset", "μ₂", "predictor", "samples", *[f"event {k}" for k in range(1, EVENTS + 1)],
+                     "mean over events", "tension rupture site"],
+         "rows": [[r["dataset"], r["level"], r["predictor"], r["samples"],
+                   *[_cell(r["by_event"].get(str(k), r["by_event"].get(k))) for k in range(1, EVENTS + 1)],
+                   _cell(r), _cell(r["tension_site_goodness"])] for r in shear]},
+    ]
+
+
+def write_tables() -> None:
+    """``results/compare.html`` (the report page) and ``results/compare.tables.json`` (the documentation's
+    tables) from the newest records."""
+    made = tables(newest_records())
+    write_page(RESULTS / "compare.html", "Which predictor to trust", __doc__.split("\n\n")[1].replace("\n", " "),
+               made)
+    (RESULTS / "compare.tables.json").write_text(json.dumps(made, ensure_ascii=False, indent=1) + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["bilayer-tension", "monolayer-tension",
-                                                          "monolayer-tension-4x"])
+                                                          "monolayer-tension-4x", *SHEARED])
     parser.add_argument("--samples", type=int, default=None, help="at most this many test samples per dataset")
     args = parser.parse_args(argv)
     for name in args.datasets:
-        compare(name, args.samples)
+        (compare_shear if name in SHEARED else compare)(name, args.samples)
+    write_tables()
     return 0
 
 

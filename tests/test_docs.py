@@ -165,3 +165,28 @@ def test_results_pages_come_from_the_benchmark_files(site):
         for record in records:
             assert record["figure"] in page and record["date"] in page and record["machine"]["cpu"] in page
         assert records[0]["command"] in page
+
+
+def test_summary_tables_a_benchmark_wrote_are_on_its_page(site):
+    """The predictor comparison (``benchmarks/compare.py``) writes its tables beside its records; the page shows
+    every row."""
+    for path in (ROOT / "benchmarks" / "results").glob("*.tables.json"):
+        page = "".join(_parse(site / "results" / f"{path.name.split('.')[0]}.html").text)
+        for table in json.loads(path.read_text()):
+            assert table["columns"][-1] in page
+            for row in table["rows"]:
+                assert all(str(cell) in page for cell in row[2:5])
+
+
+def test_the_comparison_report_page_renders_its_tables(tmp_path):
+    """``benchmarks/results/compare.html`` (the report page of the predictor comparison) opens in headless
+    Chromium and shows its tables."""
+    from glassfrac.report.html import ink, screenshot
+
+    _browser()
+    page = ROOT / "benchmarks" / "results" / "compare.html"
+    tables = json.loads(page.with_name("compare.tables.json").read_text())
+    text = "".join(_parse(page).text)
+    assert all(t["caption"] in text and all(str(row[2]) in text for row in t["rows"]) for t in tables)
+    shot = ink(screenshot(page, tmp_path / "compare.png", height=1600))
+    assert shot["non_white"] > 0.05  # a page of tables, not a blank one

@@ -129,6 +129,19 @@ def test_domain_monolayer_given_to_the_bilayer_watanabe_model_is_out_of_domain(t
     assert disordered.reasons == ("mu2 9, trained on 0-3",)
 
 
+def test_a_rupture_strain_model_of_one_potential_does_not_predict_for_another():
+    registry = Registry(SHIPPED)
+    card = next(c for c in registry.cards() if c.kind == "rupture-strain")
+    bilayer = gf.generate(rings=(6, 6), mu2=0.5, kind="bilayer", seed=1)
+    facts = describe(bilayer)
+    assert (card.training["potential"], facts.potential) == ("yukawa2d", "watanabe")
+    with pytest.raises(InputError, match="predicts a value of the yukawa2d potential's physics"):
+        card.check_domain(facts)
+    chosen = registry.for_structure(bilayer, facts=facts)
+    assert "rupture_strain" not in chosen and chosen["not_applicable"]["rupture_strain"][0]["model"] == card.name
+    assert chosen["mu2"]["domain"].in_domain  # a structural target still has its bilayer model
+
+
 def test_a_3d_oxide_given_to_a_2d_model_is_an_error(trained, tmp_path, capsys):
     oxide = _oxide()
     card = read_card(trained["models"] / "yukawa-softness.json")

@@ -2,8 +2,9 @@
 benchmarks append to ``benchmarks/results/<benchmark>.jsonl`` (``benchmarks/results.py``).
 
 Before reading the sources (``builder-inited``) it writes ``results/index.rst`` and ``results/<benchmark>.rst``
-into the documentation folder: per record the figure, value, unit, the date, machine and command line of the
-run. Configuration: ``benchmark_results_source`` (the folder of ``.jsonl`` files).
+into the documentation folder: the summary tables a benchmark wrote beside its records
+(``<benchmark>.tables.json``, e.g. the predictor comparison), then per record the figure, value, unit, the
+date, machine and command line of the run. Configuration: ``benchmark_results_source`` (the folder of ``.jsonl`` files).
 """
 
 import json
@@ -48,12 +49,28 @@ def _machine(machine: dict) -> str:
     return f"{machine.get('cpu', '?')} ({machine.get('cores', '?')} cores), {machine.get('platform', '?')}"
 
 
-def benchmark_page(name: str, records: list) -> str:
-    """reST of one benchmark's page: its runs (date, machine, command) and a table of its figures."""
+def summary_tables(tables: list) -> list:
+    """reST lines of the tables a benchmark wrote beside its records (``<name>.tables.json``: a list of
+    ``{"caption", "columns", "rows"}``), one list-table each."""
+    lines = []
+    for table in tables:
+        lines += [f".. list-table:: {_text(table['caption'])}", "   :header-rows: 1", ""]
+        for row in [table["columns"], *table["rows"]]:
+            lines.append(f"   * - {_text(row[0])}")
+            lines += [f"     - {_text(cell)}" for cell in row[1:]]
+        lines.append("")
+    return lines
+
+
+def benchmark_page(name: str, records: list, tables: list = ()) -> str:
+    """reST of one benchmark's page: the tables it wrote (:func:`summary_tables`), its runs (date, machine,
+    command) and a table of its figures."""
     title = f"Benchmark ``{name}``"
     lines = [title, "=" * len(title), "",
              f"Generated from ``benchmarks/results/{name}.jsonl`` ({len(records)} records, newest first). Each "
              f"record is one figure printed by ``benchmarks/{name}.py``; values are in the unit of the row.", ""]
+    if tables:
+        lines += ["Summary", "-------", "", *summary_tables(tables)]
     runs = {}
     for record in records:
         runs.setdefault((record["date"], record["command"]), record["machine"])
@@ -99,7 +116,9 @@ def generate_pages(app) -> None:
         records = read_records(path)
         if records:
             names.append(path.stem)
-            _write_if_changed(out / f"{path.stem}.rst", benchmark_page(path.stem, records))
+            tables = path.with_suffix(".tables.json")
+            _write_if_changed(out / f"{path.stem}.rst", benchmark_page(
+                path.stem, records, json.loads(tables.read_text()) if tables.is_file() else ()))
     for stale in out.glob("*.rst"):
         if stale.stem not in names and stale.name != "index.rst":
             stale.unlink()

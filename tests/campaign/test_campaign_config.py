@@ -58,6 +58,8 @@ def test_shipped_configs_are_valid():
     (BASE + '[potential]\nmonolayer = "lj"\n', "key 'potential.monolayer.name'"),
     (BASE.replace('seed = 3', 'seed = "3"'), "key 'campaign.seed': expected an int >= 0, got '3'"),
     ("[campaign\n", "not valid TOML"),
+    (BASE.replace("count = 2", 'count = 2\ntests = ["shear"]') + '[tests]\nrun = ["tension"]\n',
+     "key 'samples[0].tests': expected tests listed in tests.run (['tension']), got 'shear'"),
 ])
 def test_errors_name_file_and_key(text, message):
     with pytest.raises(InputError) as err:
@@ -160,3 +162,13 @@ def test_a_campaign_json_without_its_definition_is_named(tmp_path, capsys, text,
         assert main([*argv, str(tmp_path / "c"), "--json"]) == 2
         error = json.loads(capsys.readouterr().out)["error"]
         assert error.startswith(f"{record}: ") and message in error
+
+
+def test_a_group_runs_its_own_tests_and_is_probed_only_if_they_say_so():
+    two_groups = BASE.replace('kind = "monolayer"', 'kind = "bilayer"') + BASE[BASE.index("[[samples]]"):]
+    config = parse_config(two_groups.replace("count = 2", 'count = 2\ntests = ["predict", "tension"]', 1)
+                          + '[potential]\nbilayer = "matsui"\n[tests]\nrun = ["predict", "tension", "probe"]\n')
+    specs = expand(config)
+    assert [s.tests for s in specs[:2]] == [("predict", "tension")] * 2 and specs[-1].tests is None
+    with pytest.raises(InputError, match="potential.bilayer"):  # all groups probed: the bilayers need a Hessian
+        parse_config(two_groups + '[potential]\nbilayer = "matsui"\n[tests]\nrun = ["probe"]\n')

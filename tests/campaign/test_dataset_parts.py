@@ -8,6 +8,7 @@ import pytest
 
 from glassfrac.campaign.config import load_config
 from glassfrac.campaign.datasets import export_part, merge_parts, part_name, read_part
+from glassfrac.campaign.export import concatenate, split
 from glassfrac.campaign.runner import run_campaign
 from glassfrac.campaign.store import CampaignStore
 from glassfrac.core.errors import InputError
@@ -69,3 +70,21 @@ def test_a_part_with_unfinished_samples_or_a_wrong_name_is_refused(write_config,
     with pytest.raises(InputError, match="file name says"):
         merge_parts(tmp_path / "d")
     assert info["samples"] == 2
+
+
+def test_samples_exported_before_the_window_table_concatenate_with_probed_ones():
+    def sample(n, windows=None):
+        out = {"sample_id": np.array([f"s{n}"]), "positions": np.zeros((n, 3)), "first_break": np.ones(n, np.int8),
+               "event_test": np.array(["tension"]), "event_strain": np.array([n / 10]),
+               "curve_test": np.array(["tension"] * 2), "curve_strain": np.array([0.0, 0.1])}
+        if windows is not None:
+            out["window_threshold"], out["window_centre"] = np.arange(windows, dtype=float), np.ones((windows, 2))
+        return out
+
+    old, probed = sample(2), sample(3, windows=4)  # a part written before maps were exported, and a new one
+    joined = concatenate([old, probed])
+    assert joined["window_sample"].tolist() == [1] * 4 and joined["window_centre"].shape == (4, 2)
+    back = split(joined)
+    assert back[0]["window_threshold"].shape == (0,) and back[0]["window_centre"].shape == (0, 2)
+    assert np.array_equal(back[1]["window_threshold"], np.arange(4.0))
+    assert back[1]["event_strain"].tolist() == [0.3] and back[0]["first_break"].tolist() == [1, 1]

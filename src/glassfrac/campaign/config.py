@@ -14,12 +14,16 @@ expected. Layout (see ``configs/quickstart.toml`` for a commented example)::
         count             int (samples per value, or in all for a range)
         generator         optional "module:function" replacing the built-in generator
         options           optional table passed to the generator as keyword arguments
+        tests             optional: this group's tests, a subset of [tests] run in its order
+                          (default: all of them)
     [potential]           monolayer = "yukawa2d", bilayer = "watanabe" (defaults), or a table
                           {name = ..., parameters = {...}} per kind
     [relax]               method ("fire" | "lbfgs" | "cg" | "none"), fmax (eV/Å), max_steps
                           (force evaluations), cell (bool, default true: relax the lengths of the
                           periodic axes to zero stress, without tilting the cell)
-    [tests]               run = ["tension", "shear", "probe"] (in order; "module:function" for your own)
+    [tests]               run = ["tension", "shear", "probe"] (in order; "module:function" for your own;
+                          "predict" runs the installed models on the relaxed sample, put first: a
+                          prediction made before the sample is loaded)
     [tests.tension]       AQS settings overriding the protocol defaults (any field of
     [tests.shear]         ``glassfrac.mechanics.aqs.AQSSettings``: max_strain, step, ...)
     [tests.probe]         local probing settings (any field of
@@ -55,7 +59,9 @@ from glassfrac.potentials import POTENTIALS, get_potential
 KINDS = ("monolayer", "bilayer")
 DISTRIBUTIONS = ("gamma", "lognormal")
 RELAX_METHODS = ("fire", "lbfgs", "cg", "none")
-BUILTIN_TESTS = ("tension", "shear", "probe")
+BUILTIN_TESTS = ("predict", "tension", "shear", "probe")
+SETTINGS_TESTS = ("tension", "shear", "probe")
+"""The built-in tests that take a ``[tests.<name>]`` table."""
 DEFAULT_POTENTIALS = {"monolayer": "yukawa2d", "bilayer": "watanabe"}
 DEFAULT_RELAX = {"method": "fire", "fmax": 1e-8, "max_steps": 100_000, "cell": True}
 
@@ -75,6 +81,7 @@ class SampleGroup:
     sigma_factor: tuple | None = None
     generator: str | None = None
     options: dict = field(default_factory=dict)
+    tests: tuple | None = None
 
     @property
     def n_samples(self) -> int:
@@ -178,6 +185,7 @@ GROUP = Schema((
     Key("count", int, help="samples per value (or in all, for a range)", positive=True),
     Key("generator", str, None, "'module:function' replacing the built-in generator", check=_generator),
     Key("options", dict, {}, "keyword arguments of the generator"),
+    Key("tests", list, None, "this group's tests: a subset of tests.run (default: all)", items=str, nonempty=True),
 ), rules=(_one_disorder,))
 POTENTIAL_SPEC = Schema((
     Key("name", str, help="potential", choices=tuple(POTENTIALS)),
@@ -226,7 +234,7 @@ def parse_config(text: str, source: str = "<config>") -> CampaignConfig:
     relax = RELAX.read(r, r.table(raw, "relax"), "relax", fill=True)
 
     tests_raw = r.table(raw, "tests")
-    r.keys(tests_raw, "tests", ("run", *BUILTIN_TESTS))
+    r.keys(tests_raw, "tests", ("run", *SETTINGS_TESTS))
     tests = tuple(TESTS.read(r, {"run": tests_raw.get("run", ["tension", "shear"])}, "tests")["run"])
     for k, test in enumerate(tests):
         if not (test in BUILTIN_TESTS or ":" in test):
@@ -237,7 +245,13 @@ def parse_config(text: str, source: str = "<config>") -> CampaignConfig:
         r.fail("tests.run", f"each test once, got {list(tests)}")
     test_settings = {}
     relaxed = {} if relax["method"] == "none" else {"method": relax["method"], "fmax": relax["fmax"]}
-    for test in BUILTIN_TESTS:
+    for k, g in enumerate(groups):
+        for test in g.tests or ():
+            if test not in tests:
+                r.fail(f"samples[{k}].tests", f"tests listed in tests.run ({list(tests)}), got {test!r}")
+        if g.tests is not None and len(set(g.tests)) != len(g.tests):
+            r.fail(f"samples[{k}].tests", f"each test once, got {list(g.tests)}")
+    for test in SETTINGS_TESTS:
         table = r.table(tests_raw, test, prefix="tests")
         if table and test not in tests:
             r.fail(f"tests.{test}", f"settings only for a test listed in tests.run ({list(tests)})")
@@ -247,8 +261,9 @@ def parse_config(text: str, source: str = "<config>") -> CampaignConfig:
             defaults = TENSION_DEFAULTS if test == "tension" else SHEAR_DEFAULTS
             schemas.AQS.read(r, table, f"tests.{test}", base={**asdict(defaults), **relaxed})
         test_settings[test] = dict(table)  # as written: the campaign's fingerprint hashes these
-    if "probe" in tests:
-        _check_probe(r, groups, potentials)
+    probed = [(k, g) for k, g in enumerate(groups) if "probe" in (g.tests or tests)]
+    if probed:
+        _check_probe(r, probed, potentials)
 
     out = OUTPUT.read(r, r.table(raw, "output"), "output", fill=True)
     run = RUNNER.read(r, r.table(raw, "runner"), "runner", fill=True)
@@ -278,11 +293,12 @@ def _potential(r, value, key) -> dict:
 
 
 def _check_probe(r, groups, potentials) -> None:
-    """Local probing needs sheets (monolayers, bilayers) and potentials with the ``hessian`` ability."""
-    for k, g in enumerate(groups):
+    """Local probing needs sheets (monolayers, bilayers) and potentials with the ``hessian`` ability;
+    ``groups``: (index, group) of the groups that are probed."""
+    for k, g in groups:
         if g.kind not in KINDS:
             r.fail(f"samples[{k}].kind", f"one of {list(KINDS)} when tests.run has 'probe', got {g.kind!r}")
-    for kind in sorted({g.kind for g in groups}):
+    for kind in sorted({g.kind for _, g in groups}):
         spec = potentials[kind]
         if not get_potential(spec["name"], **spec["parameters"]).can("hessian"):
             r.fail(f"potential.{kind}", f"a potential with the 'hessian' ability for 'probe', got {spec['name']!r}")

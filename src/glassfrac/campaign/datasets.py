@@ -72,7 +72,7 @@ def export_part(store: CampaignStore, folder, start: int, stop: int, overwrite: 
                          f"finished ({len(pending)} pending); run the campaign first", store.directory)
     if not rows:
         raise InputError(f"no complete sample in [{start}, {stop})", store.directory)
-    samples = [sample_arrays(r) for r in rows]
+    samples = [sample_arrays(r, store.sample_dir(r.sample_id)) for r in rows]
     metadata = {"format": FORMAT, "campaign": store.name, "definition": definition,
                 "units": rows[0].data.get("units", {}), "n_samples": len(rows), "exported": now(),
                 "part": {"start": start, "stop": stop, "indices": sorted(done), "failed": failed}}

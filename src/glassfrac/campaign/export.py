@@ -39,10 +39,13 @@ event_location             (E, 3)   event site in the undeformed sample (z = 0 f
 event_atom                 (E,)     atom that moved most (−1 if not recorded)
 curve_sample, curve_test   (C,)     stress–strain curves, point by point, sorted by strain
 curve_strain, curve_stress (C,)
+window_sample              (W,)     probed samples' threshold maps, window by window (grid order)
+window_centre              (W, 2)   window centre in the undeformed sample, Å
+window_threshold           (W,)     local shear-stress threshold Δτ of the window, N/m
 =========================  =======  ==========================================================
 
-Local threshold maps are not exported here: the probe stage leaves ``structure.xyz``, ``map.npz``
-and ``events.json`` in each sample folder, which :func:`glassfrac.learn.windows.load_probed` reads.
+The windows come from the probe stage's ``map.npz`` of each sample folder (the folder also holds
+``structure.xyz`` and ``events.json`` in the layout :func:`glassfrac.learn.windows.load_probed` reads).
 """
 
 import json
@@ -55,15 +58,20 @@ from glassfrac.core.errors import InputError
 from glassfrac.core.files import atomic_open
 from glassfrac.core.outputs import OutputFolder, check_file
 from glassfrac.core.provenance import now
+from glassfrac.labels.probe import ThresholdMap
 
 FORMAT = "glassfrac-dataset-1"
 TESTS = ("tension", "shear")
+TABLES = {"event_": "event_test", "curve_": "curve_test", "window_": "window_threshold"}
+"""Row tables of a dataset (name prefix → the column that counts a sample's rows); ``<prefix>sample`` gives
+each row's sample in the concatenated form."""
 _SAMPLE_FIELDS = ("sample_id", "kind", "index", "dim", "nx", "ny", "seed", "mu2", "mu2_target",
                   "rupture_strain", "rupture_location", "cell", "pbc")
 
 
-def sample_arrays(row) -> dict:
-    """The arrays of one stored sample (module docstring), without the concatenation fields."""
+def sample_arrays(row, folder=None) -> dict:
+    """The arrays of one stored sample (module docstring), without the concatenation fields; ``folder``: the
+    sample's folder, whose ``map.npz`` (if the sample was probed) gives the window table."""
     structure = row_structure(row)
     atoms = row.toatoms()
     kvp, data = row.key_value_pairs, row.data
@@ -109,6 +117,10 @@ def sample_arrays(row) -> dict:
     out["curve_test"] = np.array([t for t, s, _ in curves for _ in s], dtype=str).reshape(-1)
     out["curve_strain"] = np.concatenate([s for _, s, _ in curves]) if curves else np.zeros(0)
     out["curve_stress"] = np.concatenate([y for _, _, y in curves]) if curves else np.zeros(0)
+    probed = None if folder is None or not (Path(folder) / "map.npz").is_file() else ThresholdMap.load(
+        Path(folder) / "map.npz")
+    out["window_centre"] = np.zeros((0, 2)) if probed is None else np.asarray(probed.centres, float).reshape(-1, 2)
+    out["window_threshold"] = np.zeros(0) if probed is None else np.asarray(probed.threshold, float).ravel()
     return out
 
 
@@ -125,12 +137,13 @@ def concatenate(samples: list) -> dict:
     """One dataset from per-sample arrays (module docstring)."""
     counts = np.array([len(s["positions"]) for s in samples])
     out = {"atom_start": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)}
-    for prefix in ("event_", "curve_"):
-        lengths = [len(s[f"{prefix}test"]) for s in samples]
+    for prefix, counter in TABLES.items():
+        lengths = [len(s.get(counter, ())) for s in samples]  # samples exported before a table existed: none
         out[f"{prefix}sample"] = np.repeat(np.arange(len(samples)), lengths).astype(np.int64)
     for name in sorted(set().union(*samples)):
-        if name.startswith(("event_", "curve_")):
-            out[name] = np.concatenate([s[name] for s in samples])
+        if name.startswith(tuple(TABLES)):
+            template = next(s[name] for s in samples if name in s)
+            out[name] = np.concatenate([s.get(name, template[:0]) for s in samples])
         elif name in _SAMPLE_FIELDS or name.startswith("key_"):
             out[name] = np.concatenate([s.get(name, np.array([np.nan])) for s in samples])
         else:  # per atom; samples without this array get -1 (integer labels) or NaN
@@ -148,16 +161,17 @@ def split(arrays: dict) -> list:
     ``metadata`` and the offsets are left out."""
     start = np.asarray(arrays["atom_start"])
     n = len(start) - 1
-    rows = {prefix: np.asarray(arrays[f"{prefix}sample"]) for prefix in ("event_", "curve_")}
+    rows = {prefix: np.asarray(arrays[f"{prefix}sample"]) for prefix in TABLES if f"{prefix}sample" in arrays}
     out = []
     for s in range(n):
         atoms = slice(int(start[s]), int(start[s + 1]))
         sample = {}
         for name, values in arrays.items():
-            if name in ("format", "metadata", "atom_start", "event_sample", "curve_sample"):
+            if name in ("format", "metadata", "atom_start") or name in {f"{p}sample" for p in TABLES}:
                 continue
-            if name.startswith(("event_", "curve_")):
-                sample[name] = values[rows[name[:6]] == s]
+            prefix = next((p for p in TABLES if name.startswith(p)), None)
+            if prefix is not None:
+                sample[name] = values[rows[prefix] == s]
             elif name in _SAMPLE_FIELDS or name.startswith("key_"):
                 sample[name] = values[s:s + 1]
             else:
@@ -188,7 +202,7 @@ def export_dataset(store: CampaignStore, output, overwrite: bool = False) -> dic
         raise InputError("no complete samples to export", store.directory)
     if folder is not None:
         folder.check(f"{row.sample_id}.npz" for row in rows)
-    samples = [sample_arrays(row) for row in rows]
+    samples = [sample_arrays(row, store.sample_dir(row.sample_id)) for row in rows]
     metadata = {"format": FORMAT, "campaign": store.name, "definition": store.definition(),
                 "units": rows[0].data.get("units", {}), "n_samples": len(rows), "exported": now()}
     head = {"format": np.array(FORMAT), "metadata": np.array(json.dumps(metadata, default=str))}

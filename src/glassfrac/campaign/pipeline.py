@@ -51,14 +51,17 @@ from glassfrac.core.jsonable import to_jsonable
 from glassfrac.core.provenance import now
 from glassfrac.core.threads import set_threads
 from glassfrac.generate import generate as generate_network
+from glassfrac.imaging.prediction import predict_structure, require_models, write_prediction_arrays
 from glassfrac.labels import shear_labels, tension_labels
 from glassfrac.labels.probe import ThresholdMap, goodness
+from glassfrac.learn.registry import Registry
 from glassfrac.mechanics.probe import ProbeSettings, probe_map
 from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS, shear_test, tension_test
 from glassfrac.mechanics.relax import relax_to_minimum
 from glassfrac.potentials import get_potential
 from glassfrac.report.loading import save_run
 from glassfrac.report.network_plot import plot_rings, plot_rings_marked
+from glassfrac.report.prediction_plot import write_prediction_figures
 from glassfrac.report.probe_plot import plot_threshold_map
 from glassfrac.structure import Structure, write
 
@@ -80,9 +83,10 @@ class Plan:
     threads: int = 1
     provenance: dict = field(default_factory=dict)
 
-    def stages(self) -> list:
-        """Stage names in order: generate, relax (unless method "none"), the tests."""
-        return ["generate"] + ([] if self.relax["method"] == "none" else ["relax"]) + list(self.tests)
+    def stages(self, spec: SampleSpec) -> list:
+        """Stage names of ``spec`` in order: generate, relax (unless method "none"), its tests."""
+        tests = self.tests if spec.tests is None else spec.tests
+        return ["generate"] + ([] if self.relax["method"] == "none" else ["relax"]) + list(tests)
 
 
 class SampleContext:
@@ -171,7 +175,7 @@ def run_sample(spec: SampleSpec, plan: Plan):
     timings = {}
     stage = "setup"
     try:
-        for stage in plan.stages():
+        for stage in plan.stages(spec):
             t0 = time.perf_counter()
             stage_function(stage)(ctx)
             timings[stage] = round(time.perf_counter() - t0, 4)
@@ -212,7 +216,7 @@ def generate(ctx: SampleContext) -> None:
     ctx.structure = structure
 
     write(structure, ctx.path("generated.xyz"))
-    if "relax" not in ctx.plan.stages():
+    if ctx.plan.relax["method"] == "none":
         _ring_statistics(ctx)
 
 
@@ -256,6 +260,39 @@ def relax(ctx: SampleContext) -> None:
     ctx.keys.update(relax_energy=stats["energy"], relax_iterations=stats["iterations"])
     ctx.data["relax"] = stats
     _ring_statistics(ctx)
+
+
+PREDICTED_KEYS = {"predicted_mu2": ("mu2", "prediction"), "predicted_rupture_strain": ("rupture_strain", "prediction")}
+"""Row keys of the ``predict`` stage taken from a task's values: key → (task, value name)."""
+
+
+def predict(ctx: SampleContext) -> None:
+    """The installed models (:meth:`Registry.default`: ``GLASSFRAC_MODELS`` or the shipped ones) on the
+    relaxed sample, before the tests listed after this stage see it: ``prediction/`` (``prediction.json``
+    with the time it was made, ``structure.extxyz``, ``arrays.npz``, one figure per task), the keys of
+    :data:`PREDICTED_KEYS` and ``predicted_rupture_x``/``_y`` (Å), and the per-atom ``softness`` and
+    ``first_break_probability`` of the first-break model."""
+    registry = Registry.default()
+    require_models(registry)
+    prediction = predict_structure(ctx.structure, registry, source=ctx.spec.sample_id)
+    path_of = lambda name: ctx.path(f"prediction/{name}")  # noqa: E731
+    write_prediction_arrays(prediction, path_of)
+    figures = write_prediction_figures(prediction, path_of)
+    record = {**prediction.to_dict(), "predicted_at": now()}
+    with atomic_open(path_of("prediction.json")) as handle:
+        json.dump(to_jsonable(record), handle, indent=1)
+    ctx.data["prediction"] = record
+    tasks = prediction.tasks
+    for key, (task, name) in PREDICTED_KEYS.items():
+        if task in tasks:
+            ctx.keys[key] = tasks[task].values[name]
+    if "rupture_location" in tasks:
+        ctx.keys["predicted_rupture_x"], ctx.keys["predicted_rupture_y"] = tasks["rupture_location"].values["location"]
+    if "first_break" in tasks:
+        ctx.arrays.update({name: tasks["first_break"].arrays[name] for name in ("softness", "first_break_probability")
+                           if name in tasks["first_break"].arrays})
+    for task, path in figures.items():
+        ctx.add_figure(f"prediction: {task} ({tasks[task].card.name})", f"prediction/{Path(path).name}")
 
 
 def tension(ctx: SampleContext) -> None:
@@ -340,7 +377,7 @@ def _event_locations(events) -> np.ndarray:
     return np.array([e["location"][:2] for e in events], float).reshape(-1, 2)
 
 
-STAGES = {"generate": generate, "relax": relax, "tension": tension, "shear": shear, "probe": probe}
+STAGES = {"generate": generate, "relax": relax, "predict": predict, "tension": tension, "shear": shear, "probe": probe}
 """Built-in stages by name (module docstring)."""
 
 

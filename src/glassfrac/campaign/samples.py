@@ -18,7 +18,8 @@ from glassfrac.campaign.config import CampaignConfig
 @dataclass(frozen=True)
 class SampleSpec:
     """What one sample is: its index and id, the generator's inputs and its seed; ``replica``
-    counts the samples before it in its group with the same disorder value (0, 1, ...)."""
+    counts the samples before it in its group with the same disorder value (0, 1, ...); ``tests`` are its
+    group's tests (None: all of the campaign's)."""
 
     index: int
     sample_id: str
@@ -32,6 +33,7 @@ class SampleSpec:
     generator: str | None = None
     options: dict = field(default_factory=dict)
     replica: int = 0
+    tests: tuple | None = None
 
     def keys(self) -> dict:
         """Key-value pairs of the store row describing the sample's inputs."""
@@ -74,6 +76,6 @@ def expand(config: CampaignConfig) -> list[SampleSpec]:
             specs.append(SampleSpec(
                 index=index, sample_id=sample_id(index), group=g, kind=group.kind, rings=tuple(group.rings),
                 distribution=group.distribution, seed=seed, generator=group.generator,
-                options=dict(group.options), replica=k % group.count, **{name: value},
+                options=dict(group.options), replica=k % group.count, tests=group.tests, **{name: value},
             ))
     return specs

@@ -277,7 +277,7 @@ class CampaignStore:
         if not self.directory.is_dir():
             return removed
         # only names glassfrac makes, where it makes them: a folder used with --overwrite may hold the user's files
-        parts = [p for d in (self.directory, self.failed_dir, self.directory / "report", self.directory / "predictor")
+        parts = [p for d in (self.directory, self.failed_dir, self.directory / "report", self.directory / "outcome")
                  if d.is_dir() for p in d.glob(".*.part")]
         if self.samples_dir.is_dir():
             parts += [p for d in self.samples_dir.iterdir() if d.is_dir() and re.fullmatch(r"s\d{6,}", d.name)

@@ -73,26 +73,19 @@ def _models(args) -> dict:
 def _predict(args) -> dict:
     import json
 
-    import numpy as np
-
     from glassfrac.core.files import atomic_open
     from glassfrac.core.jsonable import to_jsonable
     from glassfrac.core.outputs import OutputFolder
-    from glassfrac.imaging.prediction import predict_file, require_models
+    from glassfrac.imaging.prediction import predict_file, require_models, write_prediction_arrays
     from glassfrac.learn.registry import Registry
     from glassfrac.report.prediction_plot import figure_names, write_prediction_figures
-    from glassfrac.structure import write
 
     registry = Registry.default(args.models)
     require_models(registry)
     folder = OutputFolder(args.output, "predict", args.overwrite, names=FILES)
     prediction = predict_file(args.file, registry, args.format, args.pixel_size, args.relax)
     folder.check(figure_names(prediction).values())
-    write(prediction.annotated(), folder.file("structure.extxyz"))
-    arrays = {f"{task}.{name}": np.asarray(value) for task, p in prediction.tasks.items()
-              for name, value in p.arrays.items() if name != "pixel_map" and np.asarray(value).dtype != object}
-    with atomic_open(folder.file("arrays.npz"), "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+    write_prediction_arrays(prediction, folder.file)
     out = {**prediction.to_dict(), "output": str(args.output),
            "figures": write_prediction_figures(prediction, folder.file)}
     with atomic_open(folder.file("prediction.json")) as handle:

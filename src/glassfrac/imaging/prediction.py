@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from glassfrac.core.errors import InputError
+from glassfrac.core.files import atomic_open
 from glassfrac.imaging.build import BuiltStructure
 from glassfrac.imaging.detect import IMAGE_SUFFIXES, read_image
 from glassfrac.imaging.pipeline import analyse_image
@@ -47,7 +48,7 @@ from glassfrac.imaging.predict import (
 from glassfrac.learn.gradcam import attention, location_probability, render_for_model, scan
 from glassfrac.learn.images import angstrom, flips
 from glassfrac.learn.registry import ModelCard, Registry, StructureFacts, describe
-from glassfrac.structure import Structure, read
+from glassfrac.structure import Structure, read, write
 
 ATTENTION_STAGE = 16
 """Grad-CAM resolution (px of the network input) shown for image models on periodic sheets."""
@@ -112,6 +113,17 @@ class Prediction:
                 out.set_array(f"{prefix}softness", self.tasks[task].arrays["softness"])
                 out.set_array(f"{prefix}soft_top10", self.tasks[task].arrays["top"].astype(np.int8))
         return out
+
+
+def write_prediction_arrays(prediction: Prediction, path_of) -> None:
+    """Write ``structure.extxyz`` (the structure with :meth:`Prediction.annotated`'s per-atom values) and
+    ``arrays.npz`` (per task, its per-atom values and maps as ``TASK.NAME``); ``path_of(name)`` gives each
+    file's path."""
+    write(prediction.annotated(), path_of("structure.extxyz"))
+    arrays = {f"{task}.{name}": np.asarray(value) for task, p in prediction.tasks.items()
+              for name, value in p.arrays.items() if name != "pixel_map" and np.asarray(value).dtype != object}
+    with atomic_open(path_of("arrays.npz"), "wb") as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 def is_image(path) -> bool:

@@ -13,8 +13,10 @@ variable ``GLASSFRAC_MODELS`` (a folder) or a ``folder`` argument replaces it (:
 
 Domain (:func:`check_domain`). A structure is described by :class:`StructureFacts` (its geometry,
 kind, element set, potential, size and measured mu2). A model whose geometry differs (a 3D bulk
-oxide given to a model of 2D sheets, or the reverse), or whose centre species the structure lacks,
-makes no sense on it: an :class:`~glassfrac.core.errors.InputError`. Otherwise the model predicts,
+oxide given to a model of 2D sheets, or the reverse), whose centre species the structure lacks, or
+that predicts a number of its own potential's physics (:attr:`KindSpec.per_potential`: a rupture strain,
+a stress threshold) for a structure of another potential, makes no sense on it: an
+:class:`~glassfrac.core.errors.InputError`. Otherwise the model predicts,
 and the prediction is ``in_domain`` only when the potential, the kind of structure and the element
 set are those of its training data, the number of atoms and mu2 lie in its training ranges (models that
 predict per atom or window from a neighbourhood, :attr:`KindSpec.local`, take larger samples too), and
@@ -61,6 +63,9 @@ class KindSpec:
     local: bool = False
     """Predicts per atom or window from a neighbourhood: a sample larger than the training ones is in its
     domain (only a smaller one, whose periodic images come closer, is not)."""
+    per_potential: bool = False
+    """Predicts a number of the potential's physics (a strain at which a bond breaks, a stress threshold):
+    a structure of another potential gets no prediction from it (an error, not an out-of-domain value)."""
 
 
 KINDS = {
@@ -69,13 +74,14 @@ KINDS = {
     "softness-monolayer": KindSpec("first_break", svm.MODEL_FORMAT, "sheet",
                                    "softness SVM: per-atom first broken bond of Yukawa monolayers", local=True),
     "rupture-strain": KindSpec("rupture_strain", training.MODEL_FORMAT, "sheet",
-                               "image ResNet (FC22): rupture strain, with Grad-CAM attention"),
+                               "image ResNet (FC22): rupture strain, with Grad-CAM attention", per_potential=True),
     "rupture-location": KindSpec("rupture_location", training.MODEL_FORMAT, "sheet",
                                  "image ResNet (FC22): rupture location in the cell"),
     "crack": KindSpec("crack", training.MODEL_FORMAT, "sheet", "image ResNet (FC22): crack path map"),
     "mu2": KindSpec("mu2", training.MODEL_FORMAT, "sheet", "image ResNet (FC22): ring-size disorder mu2"),
     "listi-gnn": KindSpec("threshold_map", listi.MODEL_FORMAT, "sheet",
-                          "LISTI25 graph network: local shear-stress threshold map (N/m)", local=True),
+                          "LISTI25 graph network: local shear-stress threshold map (N/m)", local=True,
+                          per_potential=True),
     "oxide-softness": KindSpec("oxide_softness", svm.MODEL_FORMAT, "bulk",
                                "DU21 softness SVM: per-Al rearrangement of 3D amorphous alumina", local=True),
 }
@@ -253,6 +259,9 @@ def check_domain(card: ModelCard, facts: StructureFacts, pixel_size: float | Non
     if centres and not set(centres) & set(facts.species):
         raise InputError(f"model {card.name!r} ({card.kind}) predicts for {', '.join(centres)} atoms; the structure "
                          f"has none ({'-'.join(facts.species)})")
+    if card.spec.per_potential and facts.potential != t["potential"]:
+        raise InputError(f"model {card.name!r} ({card.kind}) predicts a value of the {t['potential']} potential's "
+                         f"physics; the structure is one of {facts.potential}")
     reasons = []
     if facts.potential != t["potential"]:
         reasons.append(f"potential {facts.potential}, trained on {t['potential']}")

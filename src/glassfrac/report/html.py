@@ -10,8 +10,9 @@ is. Only the first ``max_samples`` samples get a section of their own; all appea
 
 A step after the campaign (a predictor, an attention map) adds a section by writing
 ``<campaign>/<step>/report.json``: ``{"title": str, "text": str, "table": [[name, value], ...],
-"figures": [{"title": str, "path": path relative to the campaign folder}, ...]}``. Sections
-appear in folder-name order.
+"tables": [{"caption": str, "columns": [str, ...], "rows": [[value, ...], ...]}, ...],
+"figures": [{"title": str, "path": path relative to the campaign folder}, ...]}`` (every key but
+the title optional). Sections appear in folder-name order.
 """
 
 import html
@@ -39,6 +40,7 @@ th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 .figs figure { margin: 0; width: 360px; } .figs img { width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .85em; color: #555; }
 .bad { color: #b00; } code { font-size: .9em; }
+caption { text-align: left; font-weight: 600; padding: .3em 0; }
 """
 
 TABLE_COLUMNS = (
@@ -84,6 +86,17 @@ def write_report(store, status: dict, max_samples: int = 100) -> Path:
     with atomic_open(path) as handle:
         handle.write("\n".join(parts))
     return path
+
+
+def write_page(path, title: str, text: str, tables: list) -> Path:
+    """Write a standalone HTML page (the report's style) to ``path``: a title, a paragraph ``text`` and
+    ``tables`` (``{"caption", "columns", "rows"}`` each, as in a step's section); returns ``path``."""
+    body = "".join(f"<h2>{_e(t['caption'])}</h2>" + _table("", t["columns"], t["rows"]) for t in tables)
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1><p>{_e(text)}</p>{body}</body></html>")
+    with atomic_open(path) as handle:
+        handle.write(page)
+    return Path(path)
 
 
 def browser() -> str | None:
@@ -174,11 +187,20 @@ def _step_section(path: Path) -> str:
         s = json.loads(path.read_text())
         rows = "".join(f"<tr><th class='l'>{_e(k)}</th><td class='l'>{_e(_fmt(v))}</td></tr>"
                        for k, v in s.get("table", []))
+        tables = "".join(_table(t["caption"], t["columns"], t["rows"]) for t in s.get("tables", []))
         figures = "".join(_figure(f["path"], f["title"]) for f in s.get("figures", []))
         return (f"<h2>{_e(s['title'])}</h2><p>{_e(s.get('text', ''))}</p>"
-                + (f"<table>{rows}</table>" if rows else "") + f"<div class='figs'>{figures}</div>")
+                + (f"<table>{rows}</table>" if rows else "") + tables + f"<div class='figs'>{figures}</div>")
     except (ValueError, KeyError, TypeError) as exc:
         return f"<h2>{_e(path.parent.name)}</h2><p class='bad'>{_e(path)}: unreadable section ({_e(exc)})</p>"
+
+
+def _table(caption: str, columns: list, rows: list) -> str:
+    """A table with a caption, a header row and one row per list (first column left-aligned)."""
+    head = "".join(f"<th{' class=l' if k == 0 else ''}>{_e(c)}</th>" for k, c in enumerate(columns))
+    body = "".join("<tr>" + "".join(f"<td{' class=l' if k == 0 else ''}>{_e(_fmt(v))}</td>"
+                                    for k, v in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><caption>{_e(caption)}</caption><tr>{head}</tr>{body}</table>"
 
 
 def _sample_table(rows) -> str:

@@ -1,0 +1,90 @@
+"""The campaign stage ``predict`` (shipped models on the relaxed sample, before its tests) and the
+prediction-against-outcome section it makes possible (:mod:`glassfrac.campaign.outcome`)."""
+
+import json
+
+import numpy as np
+
+from glassfrac.campaign.config import parse_config
+from glassfrac.campaign.export import export_dataset, split
+from glassfrac.campaign.outcome import write_outcome
+from glassfrac.campaign.runner import open_store, report_campaign, run_campaign
+from glassfrac.campaign.store import row_structure
+from glassfrac.labels.probe import ThresholdMap
+
+CONFIG = """
+[campaign]
+name = "predicted"
+seed = 5
+
+[[samples]]
+kind = "monolayer"
+rings = [8, 8]
+mu2 = [0.5]
+count = 1
+tests = ["predict"]
+
+[[samples]]
+kind = "monolayer"
+rings = [8, 8]
+mu2 = [0.5]
+count = 1
+
+[relax]
+method = "lbfgs"
+fmax = 1e-5
+
+[tests]
+run = ["predict", "tension", "probe"]
+
+[tests.tension]
+step = 0.01
+precision = 0.001
+fmax = 1e-5
+stop_at_first_break = true
+
+[tests.probe]
+grid = 3
+r_free = 5.0
+shell = 5.0
+
+[output]
+directory = "{directory}"
+"""
+
+
+def test_samples_are_predicted_before_their_tests_and_scored_against_the_outcome(tmp_path):
+    config = parse_config(CONFIG.format(directory=tmp_path / "c"))
+    assert run_campaign(config, workers=0, show_progress=False)["done"] == 2
+    store = open_store(config)
+    only, loaded = store.rows()
+    assert list(only.data["provenance"]["timings"]) == ["generate", "relax", "predict"]
+    assert list(loaded.data["provenance"]["timings"]) == ["generate", "relax", "predict", "tension", "probe"]
+    assert only.get("rupture_strain") is None and loaded.rupture_strain > 0
+    for row in (only, loaded):  # the 8 x 8 Yukawa monolayers are the shipped monolayer models' domain
+        predictions = row.data["prediction"]["predictions"]
+        assert {"first_break", "mu2", "rupture_strain", "rupture_location"} <= set(predictions)
+        assert all(p["in_domain"] for p in predictions.values())
+        assert 0 < row.predicted_mu2 < 2 and 0 < row.predicted_rupture_strain < 0.3
+        probability = np.asarray(row.data["arrays"]["first_break_probability"])
+        assert probability.shape == (row.natoms,) and abs(probability.sum() - 1) < 1e-9
+        saved = json.loads((store.sample_dir(row.sample_id) / "prediction/prediction.json").read_text())
+        assert saved["predicted_at"] == row.data["prediction"]["predicted_at"]
+    data = split(np.load(export_dataset(store, tmp_path / "d.npz")["output"]))
+    probed = ThresholdMap.load(store.sample_dir("s000001") / "map.npz")
+    assert data[0]["window_threshold"].shape == (0,)
+    assert np.array_equal(data[1]["window_threshold"], probed.threshold.ravel())
+    assert np.array_equal(data[1]["window_centre"], probed.centres.reshape(-1, 2))
+    assert np.array_equal(data[1]["softness"], loaded.data["arrays"]["softness"])
+    outcome = write_outcome(store)
+    assert outcome["samples"] == 2
+    softness = outcome["scores"]["monolayer"]["softness"]
+    assert softness["first break: ROC AUC"]["n"] == 1  # only the loaded sample has a first break
+    assert softness["first break: ROC AUC"]["mean"] > softness["first break: ROC AUC"]["sd"] == 0
+    cross = outcome["scores"]["monolayer"]["probed map"]["goodness at the tension rupture site"]
+    assert cross["n"] == 1 and cross["mean"] == probed.goodness(
+        np.array([[loaded.rupture_x, loaded.rupture_y]]), row_structure(loaded).box)[0]
+    section = json.loads((tmp_path / "c/outcome/report.json").read_text())
+    assert [r[0] for r in section["tables"][0]["rows"]] == ["s000000", "s000001"]
+    assert all((tmp_path / "c" / f["path"]).is_file() for f in section["figures"])
+    assert "Predicted first, then loaded" in report_campaign(store).read_text()

@@ -1,7 +1,7 @@
 """Which predictor to trust (issue 20): every per-atom predictor and simple baselines scored on the same
 held-out samples with the same metrics, with their spread over samples.
 
-    python benchmarks/compare.py [--datasets bilayer-tension monolayer-tension] [--samples N]
+    python benchmarks/compare.py [--datasets bilayer-tension monolayer-tension monolayer-shear] [--samples N]
 
 Samples: the test samples of each shipped dataset (``datasets/NAME/dataset.npz``, the samples whose index
 is a test index of :func:`glassfrac.learn.recipes.role`: no shipped model trained on them), split into two
@@ -20,6 +20,13 @@ disorder levels at mu2 = 0.6. Predictors, each a score per atom (higher: more li
 Samples 4x larger than the training ones (``monolayer-tension-4x``, all held out) test FC22's sliding-window
 figure: P(rupture inside the 25 % most probable area).
 
+Shear and cross-task (``monolayer-shear``: its test samples, each loaded in tension, in pure shear and probed):
+the goodness C = 1 − 2F (LISTI25) of every predictor for shear events 1–6, per event and averaged, and at the
+tension rupture site of the same sample. Per-atom scores are ranked over the atoms, threshold maps over their
+windows (low Δτ: weak): ``probed_map`` (the probe stage's Δτ), ``listi_gnn`` (the shipped threshold-map GNN at
+the same window centres), ``strain_attention`` (Grad-CAM of the rupture-strain model over the whole cell),
+softness, the location map and the baselines.
+
 Metrics per predictor, dataset and disorder level (bootstrap over samples, 95 % interval): ROC AUC of the
 first-broken-bond atoms per sample (mean) and pooled; the fraction of a sample's atoms, flagged highest score
 first, needed to catch 50 % and 90 % of the first broken bonds; the rupture-location error of the top-scored
@@ -36,10 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from glassfrac.campaign.export import split
 from glassfrac.imaging.prediction import ATTENTION_STAGE
 from glassfrac.labels.probe import goodness
-from glassfrac.learn.exports import export_structure, read_export, read_npz
+from glassfrac.learn.exports import export_structure, read_export
 from glassfrac.learn.gradcam import attention, location_probability, render_for_model, scan
 from glassfrac.learn.images import flips, fractional
 from glassfrac.learn.metrics import bootstrap_by_sample, bootstrap_mean, classification_metrics, flagged_fraction
@@ -49,7 +55,7 @@ from glassfrac.learn.scores import atom_goodness, baseline_scores, first_break_s
 from glassfrac.learn.training import atom_values
 from glassfrac.potentials import get_potential
 from glassfrac.report.html import write_page
-from results import RESULTS, newest_records, publish
+from results import newest_records, publish, results_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVEL_SPLIT = 0.6
@@ -168,17 +174,19 @@ EVENTS = 6
 def sheared_samples(name: str, limit: int | None = None) -> list:
     """The samples of dataset ``name`` with shear events and a probed map: (structure, rupture location, mu2,
     shear event locations in order, window centres, window thresholds)."""
-    path = ROOT / "datasets" / name / "dataset.npz"
-    tables = split(read_npz(path))
     out = []
-    for sample, table in zip(read_export(path), tables, strict=True):
-        shear = table["event_test"] == "shear"
-        order = np.argsort(table["event_rank"][shear])
-        events = table["event_location"][shear][order][:EVENTS, :2]
-        if not len(events) or not len(table["window_threshold"]):
+    path = ROOT / "datasets" / name / "dataset.npz"
+    roles = dataset_roles(path)
+    for sample in read_export(path, tables=("event_", "window_")):
+        if roles[sample["sample_id"]] != "test":  # the threshold-map GNN trains on the others
+            continue
+        shear = sample["event_test"] == "shear"
+        order = np.argsort(sample["event_rank"][shear])
+        events = sample["event_location"][shear][order][:EVENTS, :2]
+        if not len(events) or not len(sample["window_threshold"]):
             continue
         out.append((export_structure(sample), np.asarray(sample["rupture_location"]), float(sample["mu2"]), events,
-                    table["window_centre"], table["window_threshold"]))
+                    sample["window_centre"], sample["window_threshold"]))
         if limit and len(out) >= limit:
             break
     return out
@@ -191,6 +199,8 @@ def compare_shear(name: str, limit: int | None, seed: int = 0) -> None:
     potential = get_potential(recipe.potential)
     models = {c.name: c for c in Registry.default().cards()}
     softness = models[recipe.name].load() if recipe.name in models else None
+    listi = next((c.load() for c in models.values() if c.kind == "listi-gnn" and c.training["dataset"] ==
+                  f"datasets/{name}"), None)
     rng = np.random.default_rng(seed)
     samples = sheared_samples(name, limit)
     for level in ("mu2<0.6", "mu2>=0.6"):
@@ -202,9 +212,12 @@ def compare_shear(name: str, limit: int | None, seed: int = 0) -> None:
             if softness is not None:
                 scores = {"softness": softness.softness(structure), **scores}
             c = {p: atom_goodness(v, structure, events) for p, v in scores.items()}
-            c["probed_map"] = goodness(thresholds, centres, events, structure.box)
+            maps = {"probed_map": thresholds}
+            if listi is not None:
+                maps["listi_gnn"] = listi.predict_map(structure, centres=centres)["threshold"]
+            c.update({p: goodness(m, centres, events, structure.box) for p, m in maps.items()})
             site = {p: atom_goodness(v, structure, location[None])[0] for p, v in scores.items()}
-            site["probed_map"] = goodness(thresholds, centres, location[None], structure.box)[0]
+            site.update({p: goodness(m, centres, location[None], structure.box)[0] for p, m in maps.items()})
             for p in c:
                 per_event.setdefault(p, []).append(c[p])
                 if np.all(np.isfinite(location)):
@@ -226,8 +239,8 @@ def compare_shear(name: str, limit: int | None, seed: int = 0) -> None:
                      "model": recipe.name if predictor == "softness" else None})
 
 
-PREDICTORS = ("softness", "probed_map", "location_map", "strain_windows", "strain_attention", "energy", "ring_defects",
-              "largest_ring", "random")
+PREDICTORS = ("softness", "probed_map", "listi_gnn", "location_map", "strain_windows", "strain_attention", "energy",
+              "ring_defects", "largest_ring", "random")
 """Row order of the tables: the learned and probed predictors first, then the baselines."""
 
 
@@ -268,10 +281,11 @@ def tables(records: dict) -> list:
 def write_tables() -> None:
     """``results/compare.html`` (the report page) and ``results/compare.tables.json`` (the documentation's
     tables) from the newest records."""
-    made = tables(newest_records())
-    write_page(RESULTS / "compare.html", "Which predictor to trust", __doc__.split("\n\n")[1].replace("\n", " "),
-               made)
-    (RESULTS / "compare.tables.json").write_text(json.dumps(made, ensure_ascii=False, indent=1) + "\n")
+    folder = results_folder()
+    made = tables(newest_records(folder))
+    text = " ".join(__doc__.split("\n\n")[k].replace("\n", " ") for k in (0, 2))
+    write_page(folder / "compare.html", "Which predictor to trust", text, made)
+    (folder / "compare.tables.json").write_text(json.dumps(made, ensure_ascii=False, indent=1) + "\n")
 
 
 def main(argv=None) -> int:

@@ -5,13 +5,15 @@
 Runs ``glassfrac demo --json`` in a fresh process into a new temporary folder (so nothing is reused) and
 publishes to ``results/demo.jsonl``: the wall seconds, the CPU seconds of the process and its workers, the
 number of samples, the machine's 1-minute load average before the run (other work on the cores slows it),
-and per sheet kind the softness first-break ROC AUC and the shear-event goodness of the softness and of the
-probed map on these samples (mean ± SD over samples, as the report's table shows them).
+and per sheet kind the softness first-break ROC AUC and the shear-event goodness of the softness, of the
+probed map and of the learned (LISTI GNN) map on these samples (mean ± SD over samples, as the report's
+table shows them).
 """
 
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -47,10 +49,11 @@ def main(argv=None) -> int:
     for kind, predictors in result["outcome"]["scores"].items():
         for predictor, column in (("softness", "first break: ROC AUC"), ("softness", "shear events: goodness"),
                                   ("probed map", "shear events: goodness"),
+                                  ("learned map (LISTI GNN)", "shear events: goodness"),
                                   ("probed map", "goodness at the tension rupture site")):
             spread = predictors.get(predictor, {}).get(column)
             if spread is not None:
-                figure = f"demo_{kind}_{predictor.replace(' ', '_')}_{column.split(':')[0].replace(' ', '_')}"
+                figure = re.sub(r"\W+", "_", f"demo_{kind}_{predictor.split(' (')[0]}_{column.split(':')[0]}")
                 publish({**common, "figure": figure, "value": spread["mean"], "unit": "", "sd": spread["sd"],
                          "n": spread["n"], "column": column})
     return 0

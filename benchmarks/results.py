@@ -43,6 +43,11 @@ def machine(note: str | None = None) -> dict:
     return described
 
 
+def results_folder() -> Path:
+    """Where records go: :data:`RESULTS`, or the folder ``GLASSFRAC_BENCHMARK_RESULTS`` names."""
+    return Path(os.environ.get("GLASSFRAC_BENCHMARK_RESULTS", RESULTS))
+
+
 def publish(record: dict) -> dict:
     """Print ``record`` (``benchmark``, ``figure``, ``value``, ``unit`` and any details) as one JSON line and
     append it to ``results/<benchmark>.jsonl`` with ``date`` (UTC, ISO 8601), ``machine`` (a ``machine`` string
@@ -53,7 +58,7 @@ def publish(record: dict) -> dict:
                           "machine": machine(note), "command": shlex.join(["python", *sys.argv])})
     line = json.dumps(stored, ensure_ascii=False)
     print(line, flush=True)
-    folder = Path(os.environ.get("GLASSFRAC_BENCHMARK_RESULTS", RESULTS))
+    folder = results_folder()
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{stored['benchmark']}.jsonl", "a", encoding="utf-8") as handle:
         handle.write(line + "\n")

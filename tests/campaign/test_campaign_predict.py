@@ -47,6 +47,7 @@ stop_at_first_break = true
 grid = 3
 r_free = 5.0
 shell = 5.0
+load_angle = 90.0
 
 [output]
 directory = "{directory}"
@@ -61,10 +62,10 @@ def test_samples_are_predicted_before_their_tests_and_scored_against_the_outcome
     assert list(only.data["provenance"]["timings"]) == ["generate", "relax", "predict"]
     assert list(loaded.data["provenance"]["timings"]) == ["generate", "relax", "predict", "tension", "probe"]
     assert only.get("rupture_strain") is None and loaded.rupture_strain > 0
-    for row in (only, loaded):  # the 8 x 8 Yukawa monolayers are the shipped monolayer models' domain
+    tension_models = ("first_break", "mu2", "rupture_strain", "rupture_location")
+    for row in (only, loaded):  # the 8 x 8 Yukawa monolayers are the shipped tension models' domain
         predictions = row.data["prediction"]["predictions"]
-        assert {"first_break", "mu2", "rupture_strain", "rupture_location"} <= set(predictions)
-        assert all(p["in_domain"] for p in predictions.values())
+        assert all(predictions[task]["in_domain"] for task in tension_models)
         assert 0 < row.predicted_mu2 < 2 and 0 < row.predicted_rupture_strain < 0.3
         probability = np.asarray(row.data["arrays"]["first_break_probability"])
         assert probability.shape == (row.natoms,) and abs(probability.sum() - 1) < 1e-9
@@ -72,6 +73,7 @@ def test_samples_are_predicted_before_their_tests_and_scored_against_the_outcome
         assert saved["predicted_at"] == row.data["prediction"]["predicted_at"]
     data = split(np.load(export_dataset(store, tmp_path / "d.npz")["output"]))
     probed = ThresholdMap.load(store.sample_dir("s000001") / "map.npz")
+    assert np.isclose(probed.load_angle, np.pi / 2)  # the config's degrees are the map's radians
     assert data[0]["window_threshold"].shape == (0,)
     assert np.array_equal(data[1]["window_threshold"], probed.threshold.ravel())
     assert np.array_equal(data[1]["window_centre"], probed.centres.reshape(-1, 2))

@@ -4,6 +4,7 @@ a calibrated distribution over the atoms (:mod:`glassfrac.learn.recipes`,
 :func:`glassfrac.learn.svm.fit_break_temperature`)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from glassfrac.campaign.runner import run_campaign
 from glassfrac.campaign.store import CampaignStore
 from glassfrac.cli import main
 from glassfrac.learn.exports import export_structure, read_export
-from glassfrac.learn.recipes import role
+from glassfrac.learn.recipes import RECIPES, build, role
 from glassfrac.learn.registry import read_card
 from glassfrac.learn.svm import break_distribution, fit_break_temperature, softness_rank
 
@@ -112,3 +113,39 @@ def test_models_build_trains_registers_and_the_model_predicts_a_break_distributi
     assert status == 2 and "exists" in out["error"]  # refused before training, nothing replaced
     status, out = run("models", "no-such-model", "--build", "--models", registry)
     assert status == 2 and "softness-bilayer" in out["error"]
+
+
+def test_the_threshold_map_recipe_trains_on_the_probed_windows_of_a_dataset(tmp_path, monkeypatch):
+    shear_and_probe = CONFIG[:CONFIG.index("[tests]")] + """[tests]
+run = ["shear", "probe"]
+
+[tests.shear]
+max_strain = 0.06
+step = 0.01
+precision = 1e-3
+max_events = 1
+
+[tests.probe]
+grid = 2
+r_free = 3.0
+shell = 3.0
+step = 0.02
+precision = 1e-3
+
+""" + CONFIG[CONFIG.index("[output]"):]
+    config = tmp_path / "probed.toml"
+    config.write_text(shear_and_probe.format(directory=tmp_path / "campaign"))
+    run_campaign(load_config(config), workers=0, show_progress=False)
+    data = tmp_path / "datasets" / "probed"
+    export_part(CampaignStore.open(tmp_path / "campaign"), data, 0, 14)
+    merge_parts(data)
+    quick = replace(RECIPES["listi-gnn-monolayer"], settings={"model": "gnn", "train": {"epochs": 3, "patience": 3}})
+    monkeypatch.setitem(RECIPES, "listi-gnn-monolayer", quick)
+    built = build("listi-gnn-monolayer", tmp_path / "models", data)
+    card = read_card(tmp_path / "models" / "listi-gnn-monolayer.json")
+    assert card.kind == "listi-gnn" and card.training["labels"] == 14 * 4 and card.training["test_samples"] == 2
+    assert -1 <= card.metrics["correlation"]["value"] <= 1 and card.metrics["rmse"]["value"] > 0
+    assert built["evaluation"]["windows"] == {"train": 10 * 4, "validation": 2 * 4}  # by sample index
+    model = card.load()
+    sample = export_structure(read_export(data / "dataset.npz")[4])
+    assert np.isfinite(model.predict_map(sample, grid=2)["threshold"]).all()

@@ -8,10 +8,11 @@ it was loaded, and what the tests then found) and writes the report section ``<c
   tension), rupture site (model / the first broken bond's midpoint, and the distance between them in Å),
   first broken bond (softness ROC AUC, the fraction of atoms flagged, softest first, before an atom of the
   bond is caught, and the probability the model gave the bond's atoms), and for sheared samples the goodness
-  of the softness and of the probed threshold map for each shear event;
+  of the softness, of the probed threshold map and of the learned one (the installed LISTI model's, made
+  by the ``predict`` stage) for each shear event;
 - per sheet kind, the scores of :mod:`glassfrac.learn.scores` on these samples for the shipped predictors
   and the baselines: first-break ROC AUC, P(first break inside the top 10 % / 25 % of atoms), location error
-  of the top atom, mean goodness for shear events, and cross-task, the goodness of the probed map at the
+  of the top atom, mean goodness for shear events, and cross-task, the goodness of the threshold maps at the
   tension rupture site (does the shear probe predict where tension breaks the sample?).
 
 Predictions outside a model's training domain are shown and marked; the numbers over a few samples are
@@ -27,10 +28,13 @@ from glassfrac.campaign.store import row_structure
 from glassfrac.core.files import atomic_open
 from glassfrac.core.jsonable import to_jsonable
 from glassfrac.labels.probe import ThresholdMap
+from glassfrac.labels.probe import goodness as map_goodness
 from glassfrac.learn.scores import atom_goodness, baseline_scores, first_break_scores, in_plane_distance
 from glassfrac.potentials import get_potential
 from glassfrac.report.network_plot import plot_rings_marked
 
+PROBED, LEARNED = "probed map", "learned map (LISTI GNN)"
+"""Names of the threshold maps: the probe stage's and the one the installed threshold-map model predicted."""
 FOLDER = "outcome"
 """The section's folder inside the campaign folder."""
 TOP = (10, 25)
@@ -68,16 +72,15 @@ def _sample(store, row, potentials, rng) -> dict:
     shear_events = row.data.get("shear", {}).get("events", [])
     events = np.array([e["location"][:2] for e in shear_events], float).reshape(-1, 2)
     out["events"] = events
-    map_path = store.sample_dir(row.sample_id) / "map.npz"
-    threshold = ThresholdMap.load(map_path) if map_path.is_file() else None
+    maps = _threshold_maps(store.sample_dir(row.sample_id))
     goodness = {}
     if len(events):
         goodness = {name: atom_goodness(s, structure, events) for name, s in scores.items()}
-        if threshold is not None:
-            goodness["probed map"] = threshold.goodness(events, structure.box)
+        goodness.update({name: map_goodness(t, c, events, structure.box) for name, (t, c) in maps.items()})
     out["goodness"] = goodness
-    if threshold is not None and location is not None:
-        out["probe_at_rupture"] = float(threshold.goodness(location[None], structure.box)[0])
+    if location is not None:
+        out["at_rupture"] = {name: float(map_goodness(t, c, location[None], structure.box)[0])
+                             for name, (t, c) in maps.items()}
     predicted = None if row.get("predicted_rupture_x") is None else np.array([row.predicted_rupture_x,
                                                                               row.predicted_rupture_y])
     out["location_error"] = (None if predicted is None or location is None
@@ -86,6 +89,21 @@ def _sample(store, row, potentials, rng) -> dict:
     out["bond_probability"] = (None if probability is None or not first_break.any()
                                else float(np.asarray(probability)[first_break].sum()))
     out.update(first_break=first_break, location=location, predicted=predicted, prediction=prediction)
+    return out
+
+
+def _threshold_maps(folder) -> dict:
+    """The threshold maps of a sample folder: ``{name: (Δτ (k,) N/m, centres (k, 2) Å)}`` of the probe stage
+    (``map.npz``) and of the learned map the ``predict`` stage made (``prediction/arrays.npz``)."""
+    out = {}
+    if (folder / "map.npz").is_file():
+        probed = ThresholdMap.load(folder / "map.npz")
+        out[PROBED] = (probed.threshold.ravel(), probed.centres.reshape(-1, 2))
+    if (folder / "prediction/arrays.npz").is_file():
+        with np.load(folder / "prediction/arrays.npz") as arrays:
+            if "threshold_map.threshold" in arrays:
+                out[LEARNED] = (arrays["threshold_map.threshold"].ravel(),
+                                arrays["threshold_map.centres"].reshape(-1, 2))
     return out
 
 
@@ -98,7 +116,8 @@ def _row_cells(s: dict) -> list:
         row.get("rupture_strain"), _mark(row.get("predicted_rupture_strain"), _in_domain(p, "rupture_strain")),
         s["location_error"] if _in_domain(p, "rupture_location") is not False else _mark(s["location_error"], False),
         None if soft is None else soft["auc"], None if soft is None else soft["caught_at"], s["bond_probability"],
-        _mean(goodness.get("softness")), _mean(goodness.get("probed map")), s.get("probe_at_rupture"),
+        _mean(goodness.get("softness")), _mean(goodness.get(PROBED)), _mean(goodness.get(LEARNED)),
+        s.get("at_rupture", {}).get(PROBED),
     ]
 
 
@@ -106,7 +125,7 @@ SAMPLE_COLUMNS = ["sample", "kind", "μ₂ measured", "μ₂ predicted", "ruptur
                   "rupture strain predicted", "rupture site: predicted − true (Å)", "first break: softness AUC",
                   "first break: fraction flagged to catch it", "first break: probability given to its atoms",
                   "shear events: softness goodness (mean)", "shear events: probed-map goodness (mean)",
-                  "probed-map goodness at the tension rupture site"]
+                  "shear events: learned-map goodness (mean)", "probed-map goodness at the tension rupture site"]
 
 
 def _mean(values) -> float | None:
@@ -127,13 +146,12 @@ def _cell(spread: dict | None) -> str | None:
 
 def _score_rows(samples: list) -> list:
     """Per predictor, its scores over ``samples`` (one sheet kind)."""
-    names = list(dict.fromkeys(n for s in samples for n in [*s["scores"], *s["goodness"]]
-                               + (["probed map"] if "probe_at_rupture" in s else [])))
+    names = list(dict.fromkeys(n for s in samples for n in [*s["scores"], *s["goodness"], *s.get("at_rupture", {})]))
     rows = []
     for name in names:
         first = [s["scores"][name] for s in samples if name in s["scores"]]
         good = [g for s in samples for g in s["goodness"].get(name, [])]
-        cross = [s.get("probe_at_rupture") for s in samples] if name == "probed map" else []
+        cross = [s.get("at_rupture", {}).get(name) for s in samples]
         rows.append([name, _spread([f["auc"] for f in first]),
                      *[_spread([float(f["caught_at"] <= k / 100) for f in first]) for k in TOP],
                      _spread([f["error"] for f in first]), _spread(good), _spread(cross)])

@@ -343,6 +343,7 @@ def probe(ctx: SampleContext) -> None:
     limit = options.pop("samples", None)
     if limit is not None and ctx.spec.replica >= limit:
         return
+    options["load_angle"] = float(np.radians(options.get("load_angle", 0.0)))  # the config's degrees, as the CLI's
     settings = ProbeSettings(**options)
     start = time.perf_counter()
     result = probe_map(ctx.structure, ctx.potential(), settings)

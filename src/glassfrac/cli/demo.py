@@ -3,7 +3,7 @@
 A small campaign (:data:`DEMO_CONFIG`) of fresh samples that no model saw, each predicted by the shipped
 models (``glassfrac models``) right after relaxation and before any loading (the campaign stage
 ``predict``), then loaded with each paper's physics: four 432-atom Watanabe bilayers (FC22, the shipped
-bilayer models' size) at two disorder levels in tension to the first broken bond, and two 500-atom Yukawa
+bilayer models' size) at two disorder levels in tension to the first broken bond, and two 600-atom Yukawa
 monolayers (LISTI25) in tension, in pure shear (first six events) and probed locally on a 10 × 10 grid.
 Then the post-campaign steps of :data:`STEPS` in order:
 
@@ -37,7 +37,7 @@ tests = ["predict", "tension"]
 
 [[samples]]        # LISTI25's physics: Yukawa monolayers in shear, probed locally (and in tension)
 kind = "monolayer"
-rings = [10, 10]
+rings = [10, 12]
 distribution = "gamma"
 mu2 = [0.3, 0.9]
 count = 1

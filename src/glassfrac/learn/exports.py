@@ -44,20 +44,22 @@ def read_npz(path) -> dict:
         raise InputError(f"not a readable .npz archive of arrays ({type(exc).__name__}: {exc})", path) from None
 
 
-def read_export(path, per_atom=()) -> list:
-    """The samples of the export at ``path``: dicts with ``sample_id`` (str), ``dim``, ``cell``
+def read_export(path, per_atom=(), tables=()) -> list:
+    """The samples of the export at ``path``: dicts with ``sample_id`` (str), ``index``, ``dim``, ``cell``
     (3, 3), ``pbc`` (3,), ``positions`` (n, 3), ``species`` (n,), the arrays of
-    :data:`OPTIONAL_SAMPLE` present, and each name of ``per_atom`` (n,) or None if absent."""
+    :data:`OPTIONAL_SAMPLE` present, each name of ``per_atom`` (n,) or None if absent, and the rows of the
+    sample in each row table named by its prefix in ``tables`` (``"event_"``, ``"curve_"``, ``"window_"``: every
+    array of that table; none if the export has no such table)."""
     path = Path(path)
     if path.is_dir():
-        return _folder(path, per_atom)
+        return _folder(path, per_atom, tables)
     arrays = read_npz(path)
     if "atom_start" not in arrays:
         raise InputError("not a concatenated dataset export: no 'atom_start' array", path)
-    return _samples(arrays, path, per_atom)
+    return _samples(arrays, path, per_atom, tables)
 
 
-def _folder(path: Path, per_atom) -> list:
+def _folder(path: Path, per_atom, tables) -> list:
     manifest_path = path / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_bytes())
@@ -76,11 +78,14 @@ def _folder(path: Path, per_atom) -> list:
         arrays = read_npz(file)
         n = len(np.atleast_1d(arrays.get("species", [])))
         arrays["atom_start"] = np.array([0, n])
-        out += _samples(arrays, file, per_atom)
+        for prefix in tables:  # a sample file holds its own rows only
+            column = next((k for k in arrays if k.startswith(prefix)), None)
+            arrays[f"{prefix}sample"] = np.zeros(0 if column is None else len(arrays[column]), np.int64)
+        out += _samples(arrays, file, per_atom, tables)
     return out
 
 
-def _samples(arrays: dict, path, per_atom) -> list:
+def _samples(arrays: dict, path, per_atom, tables=()) -> list:
     """Check the arrays of a concatenated export (module docstring) and split them per sample."""
     missing = [k for k in (*SAMPLE_ARRAYS, *ATOM_ARRAYS) if k not in arrays]
     if missing:
@@ -115,6 +120,11 @@ def _samples(arrays: dict, path, per_atom) -> list:
                 "species": arrays["species"][atoms].astype(str), "source": str(path)}
         item.update({k: np.asarray(arrays[k][s], float) for k in OPTIONAL_SAMPLE if k in arrays})
         item.update({k: arrays[k][atoms] if k in arrays else None for k in per_atom})
+        if "index" in arrays:
+            item["index"] = int(arrays["index"][s])
+        for prefix in tables:
+            rows = np.asarray(arrays.get(f"{prefix}sample", np.zeros(0, np.int64))) == s
+            item.update({k: v[rows] for k, v in arrays.items() if k.startswith(prefix) and k != f"{prefix}sample"})
         out.append(item)
     return out
 

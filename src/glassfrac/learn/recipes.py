@@ -23,8 +23,14 @@ Image models (FC22's ResNets on rendered images of the undeformed sample), train
 metrics on the test samples (augmentation-averaged predictions) with their bootstrap spread over those samples:
 R², MAE and the same for the training-mean baseline (``mu2``, ``rupture-strain``), the periodic location
 error in Å and that of the training circular-mean location (``rupture-location``).
+
+LISTI threshold-map GNN (LISTI25), trained on the probed windows of the dataset (its ``window_`` table: the
+probe stage's Δτ maps) with the validation samples for early stopping: on the test samples, the Pearson
+correlation and RMSE (N/m) of predicted and probed Δτ over their windows (bootstrap over samples), and the
+mean goodness C of the predicted map for each sample's shear events (1–6) beside that of the probed map.
 """
 
+import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,11 +40,13 @@ import numpy as np
 
 from glassfrac.core.errors import InputError
 from glassfrac.core.provenance import now
-from glassfrac.learn import images, svm, training
-from glassfrac.learn.exports import read_npz
+from glassfrac.labels.probe import goodness
+from glassfrac.learn import images, listi, svm, training
+from glassfrac.learn.exports import export_structure, read_export, read_npz
 from glassfrac.learn.metrics import bootstrap_by_sample, bootstrap_mean, flagged_fraction, regression_metrics
 from glassfrac.learn.registry import IMAGE_TASKS, ModelCard, register_model
 from glassfrac.learn.resnet import ResNetConfig
+from glassfrac.learn.windows import ProbedSample, WindowSpec, build_windows
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ SOFTNESS_SETTINGS = {"kernel": "linear", "C": (0.001, 0.01, 0.1, 1.0), "negative
 monolayers 20 negatives per positive had not finished its grid in 9 CPU-minutes, 5 took 62 CPU-s)."""
 IMAGE_SETTINGS = {"arch": "small", "image": {"crop": "cell", "size": 64, "pixels": 128},
                   "train": {"epochs": 150, "batch_size": 16, "copies_per_epoch": 4, "val_copies": 16, "patience": 20}}
+LISTI_SETTINGS = {"model": "gnn", "train": {"epochs": 200, "batch_size": 32, "patience": 25}}
+"""LISTI25's graph network; training stops 25 epochs after the best validation loss."""
 LOCATION_SETTINGS = {**IMAGE_SETTINGS, "train": {**IMAGE_SETTINGS["train"], "head": "heatmap",
                                                  "location_loss": "heatmap"}}
 RECIPES = {r.name: r for r in (
@@ -86,6 +96,7 @@ RECIPES = {r.name: r for r in (
            IMAGE_SETTINGS),
     Recipe("rupture-location-bilayer", "rupture-location", "datasets/bilayer-tension", "watanabe", "bilayer",
            LOCATION_SETTINGS),
+    Recipe("listi-gnn-monolayer", "listi-gnn", "datasets/monolayer-shear", "yukawa2d", "monolayer", LISTI_SETTINGS),
 )}
 """The recipes of the shipped models, by registry name."""
 
@@ -111,7 +122,8 @@ def build(name: str, registry, dataset=None, overwrite: bool = False, seed: int 
         if (target / f"{r.name}{suffix}").exists() and not overwrite:
             raise InputError("model file exists (pass --overwrite to replace it)", target / f"{r.name}{suffix}")
     cpu = time.process_time()
-    model, details, table = (_image if r.image else _softness)(r, path, seed)
+    trainer = _image if r.image else _listi if r.kind == "listi-gnn" else _softness
+    model, details, table = trainer(r, path, seed)
     seconds = time.process_time() - cpu
     card = {"name": r.name, "version": r.version, "kind": r.kind, "description": "",
             "training": {**table, "dataset": str(folder)}, "metrics": details.pop("card_metrics"),
@@ -233,6 +245,55 @@ def _image(r: Recipe, path: Path, seed: int):
                "best_epoch": record["best_epoch"], "epochs_run": len(record["history"]),
                "test": {k: {kk: vv for kk, vv in v.items() if kk not in ("errors",)} for k, v in test.items()
                         if k in ("model", "baseline")}, "published": record["published"]}
+    return model, details, table
+
+
+def _listi(r: Recipe, path: Path, seed: int):
+    """The threshold-map network of ``r`` trained on the probed windows of the dataset file ``path``: (model,
+    details, training table)."""
+    metadata = json.loads(str(read_npz(path)["metadata"]))
+    probe = metadata["definition"]["test_settings"].get("probe", {})
+    angle, radius = float(np.radians(probe.get("load_angle", 0.0))), float(probe.get("r_free", 11.0))
+    samples, roles = [], []
+    for sample in read_export(path, tables=("event_", "window_")):
+        if not len(sample.get("window_threshold", ())):
+            continue
+        shear = sample["event_test"] == "shear"
+        events = sample["event_location"][shear][np.argsort(sample["event_rank"][shear])][:, :2]
+        samples.append(ProbedSample(sample["sample_id"], export_structure(sample), sample["window_threshold"],
+                                    sample["window_centre"], angle, events))
+        roles.append(role(sample["index"]))
+    split = {part: [k for k, x in enumerate(roles) if x == part] for part in ("train", "validation", "test")}
+    if min(len(v) for v in split.values()) < 2:
+        raise InputError(f"the dataset has {', '.join(f'{len(v)} {k}' for k, v in split.items())} probed samples; "
+                         "each part needs 2 or more", path)
+    spec = WindowSpec(radius=radius)
+    graphs = build_windows(samples, spec)
+    settings = listi.TrainSettings(**r.settings["train"], seed=seed)
+    model, record = listi.Trainer(r.settings["model"], graphs, split, spec, settings).run()
+    test = listi.windows_of(graphs, split["test"])
+    predicted = model.predict_prepared(listi.prepare(model.kind, graphs.subset(test), spec), np.arange(len(test)))
+    probed, groups = graphs.y[test].astype(float), graphs.sample[test]
+    per_sample = {"predicted": [], "probed": []}
+    for k in split["test"]:
+        s, mine = samples[k], groups == k
+        if len(s.events):
+            for name, values in (("predicted", predicted[mine]), ("probed", probed[mine])):
+                per_sample[name].append(float(np.mean(goodness(values, graphs.centres[test][mine],
+                                                               s.events[:listi.EVENTS], s.structure.box))))
+    metrics = {"correlation": bootstrap_by_sample(lambda t, p: np.corrcoef(t, p)[0, 1], probed, predicted, groups),
+               "rmse": bootstrap_by_sample(lambda t, p: np.sqrt(np.mean((t - p) ** 2)), probed, predicted, groups)}
+    if per_sample["probed"]:  # test samples with shear events
+        metrics.update(goodness=bootstrap_mean(per_sample["predicted"]),
+                       probed_goodness=bootstrap_mean(per_sample["probed"]))
+    metrics = {k: {kk: v[kk] for kk in ("value", "low", "high", "std", "n_samples")} for k, v in metrics.items()}
+    facts = _dataset_facts(path, [s.name for s in samples])
+    table = {"potential": r.potential, "structure_kind": r.structure_kind, "species": facts["species"],
+             "atoms": facts["atoms"], "mu2": facts["mu2"], "samples": len(samples), "labels": len(graphs.y),
+             "test_samples": len(split["test"])}
+    details = {"card_metrics": metrics, "windows": record["windows"], "epochs_run": record.get("epochs_run"),
+               "best_val_loss": record.get("best_val_loss"),
+               "evaluation": listi.evaluate(model, samples, graphs, split["test"])}
     return model, details, table
 
 

@@ -128,7 +128,9 @@ def cut_windows(structure: Structure, centres, r_free: float, shell: float) -> W
                          f"not in z); this box has pbc {box.pbc.tolist()}")
     radius = r_free + shell
     if 2 * radius > np.min(box.lengths[box.pbc], initial=np.inf):
-        raise InputError(f"the sample is too small for windows of radius {radius} Å")
+        raise InputError(f"the sample is too small for windows of radius {radius:g} Å (r_free + shell): its periodic "
+                         f"sides are {', '.join(f'{x:.1f}' for x in box.lengths[box.pbc])} Å, and a window needs "
+                         f"more than {2 * radius:g} Å")
     atoms, rel, free, species = [], [], [], []
     for c in np.asarray(centres, float):
         shift = np.zeros(structure.dim)

@@ -77,8 +77,10 @@ def test_failures_are_recorded_skipped_and_retried(write_config, tmp_path):
 
 def test_other_definition_and_concurrent_run_are_refused(write_config, tmp_path):
     run(write_config(count=1))
-    with pytest.raises(InputError, match="differs in: samples"):
+    with pytest.raises(InputError, match="differs in: samples"):  # count per value of two: renumbers sample 1
         run(write_config(count=2))
+    with pytest.raises(InputError, match="differs in: campaign|differs in: name"):
+        run(write_config(count=1, name="renamed"))
     store = CampaignStore.open(tmp_path / "campaign")
     with store.lock(), pytest.raises(GlassfracError, match="another process"):
         run(write_config(count=1))
@@ -165,3 +167,16 @@ def test_unknown_custom_stage_fails_before_any_sample(write_config, tmp_path):
     with pytest.raises(InputError, match="cannot load 'campaign_helpers:nothing'"):
         run(write_config(tests='["campaign_helpers:nothing"]'))
     assert not (tmp_path / "campaign").exists()
+
+
+def test_a_raised_count_of_the_last_group_extends_the_campaign(write_config, tmp_path):
+    first = run(write_config(count=2, mu2=(0.3,)))
+    before = {r.sample_id: r.data["provenance"]["timings"] for r in CampaignStore.open(tmp_path / "campaign").rows()}
+    grown = run(write_config(count=3, mu2=(0.3,)))  # one disorder value: sample 2 comes after samples 0 and 1
+    assert (first["done"], grown["ran"], grown["done"]) == (2, 1, 3)
+    store = assert_complete(tmp_path / "campaign", 3)
+    after = {r.sample_id: r.data["provenance"]["timings"] for r in store.rows()}
+    assert all(after[k] == v for k, v in before.items())  # the first two were not run again
+    assert "count = 3" in (tmp_path / "campaign/config.toml").read_text()
+    with pytest.raises(InputError, match="differs in: samples"):  # shrinking is not growing
+        run(write_config(count=2, mu2=(0.3,)))

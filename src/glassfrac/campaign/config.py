@@ -41,7 +41,9 @@ any sample runs: type, range, choices, cross-key rules (precision <= step <= max
 keys with the closest known one suggested. Method and fmax of ``[relax]`` are also those of the
 AQS tests unless a test table sets its own. The parts that define the samples (campaign,
 samples, potential, relax, tests) form the campaign's fingerprint: rerunning into a directory
-made by a different fingerprint is refused.
+made by a different fingerprint is refused, unless the new definition only adds samples after the
+last one (a raised ``count`` of the last group, :func:`glassfrac.campaign.samples.extends`): then the
+campaign grows and runs only the new samples.
 """
 
 import hashlib

@@ -65,7 +65,6 @@ def _sample(store, row, potentials, rng) -> dict:
     if "softness" in arrays:
         scores["softness"] = np.asarray(arrays["softness"], float)
     scores.update(baseline_scores(structure, potentials[row.kind], rng))
-    out["softness"] = scores.get("softness")
     if first_break.any() and location is not None:
         for name, s in scores.items():
             out["scores"][name] = first_break_scores(s, first_break, location, structure)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from glassfrac.campaign.config import CampaignConfig
+from glassfrac.campaign.config import CampaignConfig, SampleGroup
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,20 @@ def expand(config: CampaignConfig) -> list[SampleSpec]:
                 options=dict(group.options), replica=k % group.count, tests=group.tests, **{name: value},
             ))
     return specs
+
+
+def extends(old: dict, new: dict) -> bool:
+    """Whether the campaign definition ``new`` (:meth:`CampaignConfig.definition`) is ``old`` with samples added
+    after its last one: every other part equal, every sample of ``old`` kept with its index and inputs (raising
+    the ``count`` of the last group of a ``mu2_range`` or of one disorder value does this; raising it where a
+    group has several values renumbers the samples after the first value, and does not)."""
+    if len(new["samples"]) < len(old["samples"]) or any(old[k] != new.get(k) for k in old if k != "samples"):
+        return False
+
+    def specs(definition):
+        groups = tuple(SampleGroup(**{k: tuple(v) if isinstance(v, list) else v for k, v in g.items()})
+                       for g in definition["samples"])
+        return expand(CampaignConfig(definition["name"], definition["seed"], groups))
+
+    before, after = specs(old), specs(new)
+    return len(after) > len(before) and after[:len(before)] == before

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import ase.db
 import numpy as np
 
+from glassfrac.campaign.samples import extends
 from glassfrac.core.config import TomlReader
 from glassfrac.core.errors import GlassfracError, InputError
 from glassfrac.core.files import atomic_open
@@ -191,18 +192,22 @@ class CampaignStore:
             handle.close()
 
     def check_definition(self, config) -> None:
-        """Record the config's definition on the first run; refuse a different one later."""
+        """Record the config's definition on the first run; later, accept the same one, or one that only adds
+        samples after the last (:func:`~glassfrac.campaign.samples.extends`: a raised ``count``; recorded
+        then), and refuse any other."""
         path = self.directory / "campaign.json"
         mine = {"fingerprint": config.fingerprint(), "definition": config.definition()}
         if path.is_file():
             theirs = read_record(path)
-            if theirs["fingerprint"] != mine["fingerprint"]:
+            grown = extends(theirs["definition"], json.loads(json.dumps(mine["definition"], default=str)))
+            if theirs["fingerprint"] != mine["fingerprint"] and not grown:
                 changed = sorted(k for k in mine["definition"]
                                  if mine["definition"][k] != theirs["definition"].get(k))
                 raise InputError(f"{self.directory} holds campaign {theirs['definition']['name']!r} made with a "
                                  f"different definition (differs in: {', '.join(changed)}); use another "
                                  f"output directory", config.source)
-            return
+            if not grown:
+                return
         self.directory.mkdir(parents=True, exist_ok=True)
         with atomic_open(self.directory / "config.toml") as handle:
             handle.write(config.text)

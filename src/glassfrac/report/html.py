@@ -92,8 +92,9 @@ def write_page(path, title: str, text: str, tables: list) -> Path:
     """Write a standalone HTML page (the report's style) to ``path``: a title, a paragraph ``text`` and
     ``tables`` (``{"caption", "columns", "rows"}`` each, as in a step's section); returns ``path``."""
     body = "".join(f"<h2>{_e(t['caption'])}</h2>" + _table("", t["columns"], t["rows"]) for t in tables)
+    wide = "body { max-width: none; margin: 2em; } td { white-space: nowrap; }"  # tables of many columns
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1><p>{_e(text)}</p>{body}</body></html>")
+            f"<style>{STYLE}{wide}</style></head><body><h1>{_e(title)}</h1><p>{_e(text)}</p>{body}</body></html>")
     with atomic_open(path) as handle:
         handle.write(page)
     return Path(path)

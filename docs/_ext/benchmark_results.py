@@ -53,7 +53,7 @@ def summary_tables(tables: list) -> list:
     """reST lines of the tables a benchmark wrote beside its records (``<name>.tables.json``: a list of
     ``{"caption", "columns", "rows"}``), one list-table each."""
     lines = []
-    for table in tables:
+    for table in (t for t in tables if t["rows"]):  # a table without rows is not a table
         lines += [f".. list-table:: {_text(table['caption'])}", "   :header-rows: 1", ""]
         for row in [table["columns"], *table["rows"]]:
             lines.append(f"   * - {_text(row[0])}")

@@ -10,6 +10,9 @@ Over the original image (image input): the figures of ``glassfrac image``
 Al atoms projected on the xy plane, coloured by softness.
 """
 
+import textwrap
+from pathlib import Path
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -52,12 +55,12 @@ def write_prediction_figures(prediction: Prediction, path_of) -> dict:
         except GlassfracError:
             rings = None
     out = {}
-    title = f"{prediction.source}: "
+    title = f"{Path(prediction.source).name}: "
     for task, name in names.items():
         p = prediction.tasks[task]
         label = f"{p.card.name} {p.card.version}" + ("" if p.in_domain else " (outside its training domain)")
         path = path_of(name)
-        if _draw(task, p, prediction.structure, rings, path, f"{title}{label}"):
+        if _draw(task, p, prediction.structure, rings, path, textwrap.fill(f"{title}{label}", 60)):
             out[task] = str(path)
     return out
 

@@ -92,8 +92,7 @@ def test_models_build_trains_registers_and_the_model_predicts_a_break_distributi
     t = card.training
     assert (t["potential"], t["structure_kind"], t["species"], t["atoms"]) == ("yukawa2d", "monolayer", ["O", "Si"],
                                                                                [80, 80])
-    # sample 11's relaxation broke its network, so the campaign left it out; test: indices 4 and 9
-    assert t["samples"] == 13 and t["test_samples"] == 2 and t["labels"] == 13 * 80
+    assert t["samples"] == 14 and t["test_samples"] == 2 and t["labels"] == 14 * 80  # test: indices 4 and 9
     for name in ("sensitivity", "specificity", "roc_auc", "first_break_in_top5", "first_break_in_top10"):
         m = card.metrics[name]
         assert 0 <= m["low"] <= m["high"] <= 1 and 0 <= m["value"] <= 1 and m["n_samples"] <= 2, name
@@ -144,10 +143,9 @@ precision = 1e-3
     monkeypatch.setitem(RECIPES, "listi-gnn-monolayer", quick)
     built = build("listi-gnn-monolayer", tmp_path / "models", data)
     card = read_card(tmp_path / "models" / "listi-gnn-monolayer.json")
-    # 13 samples (11's relaxation broke its network), 4 windows each; by sample index: 9 train, 2 validation
-    assert card.kind == "listi-gnn" and card.training["labels"] == 13 * 4 and card.training["test_samples"] == 2
+    assert card.kind == "listi-gnn" and card.training["labels"] == 14 * 4 and card.training["test_samples"] == 2
     assert -1 <= card.metrics["correlation"]["value"] <= 1 and card.metrics["rmse"]["value"] > 0
-    assert built["evaluation"]["windows"] == {"train": 9 * 4, "validation": 2 * 4}
+    assert built["evaluation"]["windows"] == {"train": 10 * 4, "validation": 2 * 4}  # by sample index
     model = card.load()
     sample = export_structure(read_export(data / "dataset.npz")[4])
     assert np.isfinite(model.predict_map(sample, grid=2)["threshold"]).all()

@@ -45,7 +45,7 @@ import numpy as np
 
 from glassfrac.imaging.prediction import ATTENTION_STAGE
 from glassfrac.labels.probe import goodness
-from glassfrac.learn.exports import export_structure, read_export
+from glassfrac.learn.exports import export_structure, read_export, shear_event_sites
 from glassfrac.learn.gradcam import attention, location_probability, render_for_model, scan
 from glassfrac.learn.images import flips, fractional
 from glassfrac.learn.metrics import bootstrap_by_sample, bootstrap_mean, classification_metrics, flagged_fraction
@@ -180,9 +180,7 @@ def sheared_samples(name: str, limit: int | None = None) -> list:
     for sample in read_export(path, tables=("event_", "window_")):
         if roles[sample["sample_id"]] != "test":  # the threshold-map GNN trains on the others
             continue
-        shear = sample["event_test"] == "shear"
-        order = np.argsort(sample["event_rank"][shear])
-        events = sample["event_location"][shear][order][:EVENTS, :2]
+        events = shear_event_sites(sample)[:EVENTS]
         if not len(events) or not len(sample["window_threshold"]):
             continue
         out.append((export_structure(sample), np.asarray(sample["rupture_location"]), float(sample["mu2"]), events,

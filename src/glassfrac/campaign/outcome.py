@@ -27,7 +27,7 @@ from glassfrac.analysis.rings import RingAnalysis
 from glassfrac.campaign.store import row_structure
 from glassfrac.core.files import atomic_open
 from glassfrac.core.jsonable import to_jsonable
-from glassfrac.labels.probe import ThresholdMap
+from glassfrac.labels.probe import ThresholdMap, event_sites
 from glassfrac.labels.probe import goodness as map_goodness
 from glassfrac.learn.scores import atom_goodness, baseline_scores, first_break_scores, in_plane_distance
 from glassfrac.potentials import get_potential
@@ -68,8 +68,7 @@ def _sample(store, row, potentials, rng) -> dict:
     if first_break.any() and location is not None:
         for name, s in scores.items():
             out["scores"][name] = first_break_scores(s, first_break, location, structure)
-    shear_events = row.data.get("shear", {}).get("events", [])
-    events = np.array([e["location"][:2] for e in shear_events], float).reshape(-1, 2)
+    events = event_sites(row.data.get("shear", {}).get("events", []))
     out["events"] = events
     maps = _threshold_maps(store.sample_dir(row.sample_id))
     goodness = {}

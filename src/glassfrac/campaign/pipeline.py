@@ -54,7 +54,7 @@ from glassfrac.core.threads import set_threads
 from glassfrac.generate import generate as generate_network
 from glassfrac.imaging.prediction import predict_structure, require_models, write_prediction_arrays
 from glassfrac.labels import shear_labels, tension_labels
-from glassfrac.labels.probe import ThresholdMap, goodness
+from glassfrac.labels.probe import ThresholdMap, event_sites, goodness
 from glassfrac.learn.registry import Registry
 from glassfrac.mechanics.probe import ProbeSettings, probe_map
 from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS, shear_test, tension_test
@@ -340,7 +340,7 @@ def shear(ctx: SampleContext) -> None:
     ctx.data["shear"] = entry
     ctx.add_figure("shear: stress–strain", "shear/stress_strain.png")
     _network_figure(ctx, "shear/events.png", f"pure shear: {len(events)} events", "shear: event locations",
-                    points=[("events", _event_locations(events), True)])
+                    points=[("events", event_sites(events), True)])
 
 
 def probe(ctx: SampleContext) -> None:
@@ -357,7 +357,7 @@ def probe(ctx: SampleContext) -> None:
     seconds = time.perf_counter() - start
     threshold = np.asarray(result["threshold"])
     shear_events = ctx.data.get("shear", {}).get("events", [])
-    events = _event_locations(shear_events)
+    events = event_sites(shear_events)
     entry = {"settings": asdict(settings), "unit": result["unit"], "windows": int(threshold.size),
              "seconds": round(seconds, 3), "threshold_min": float(threshold.min()),
              "threshold_mean": float(threshold.mean()), "threshold_max": float(threshold.max())}
@@ -379,10 +379,6 @@ def probe(ctx: SampleContext) -> None:
     ctx.data["probe"] = entry
     ctx.add_figure("probe: threshold map Δτ (red: weak) with the shear events", "probe/map.png")
 
-
-def _event_locations(events) -> np.ndarray:
-    """(k, 2) in-plane locations (Å) of a test's events."""
-    return np.array([e["location"][:2] for e in events], float).reshape(-1, 2)
 
 
 STAGES = {"generate": generate, "relax": relax, "predict": predict, "tension": tension, "shear": shear, "probe": probe}

@@ -199,15 +199,14 @@ class CampaignStore:
         mine = {"fingerprint": config.fingerprint(), "definition": config.definition()}
         if path.is_file():
             theirs = read_record(path)
-            grown = extends(theirs["definition"], json.loads(json.dumps(mine["definition"], default=str)))
-            if theirs["fingerprint"] != mine["fingerprint"] and not grown:
+            if theirs["fingerprint"] == mine["fingerprint"]:
+                return
+            if not extends(theirs["definition"], json.loads(json.dumps(mine["definition"], default=str))):
                 changed = sorted(k for k in mine["definition"]
                                  if mine["definition"][k] != theirs["definition"].get(k))
                 raise InputError(f"{self.directory} holds campaign {theirs['definition']['name']!r} made with a "
                                  f"different definition (differs in: {', '.join(changed)}); use another "
                                  f"output directory", config.source)
-            if not grown:
-                return
         self.directory.mkdir(parents=True, exist_ok=True)
         with atomic_open(self.directory / "config.toml") as handle:
             handle.write(config.text)

@@ -97,6 +97,11 @@ def _in_plane_image(box: Box, d: np.ndarray) -> np.ndarray:
     return box.minimum_image(full)[:, :2]
 
 
+def event_sites(events) -> np.ndarray:
+    """(k, 2) in-plane locations (Å, undeformed sample) of a test's event records (dicts with ``location``)."""
+    return np.array([e["location"][:2] for e in events], float).reshape(-1, 2)
+
+
 def event_locations(path) -> np.ndarray:
     """(k, 2) locations (Å, undeformed sample) of the events of a shear test, in order.
 
@@ -111,6 +116,6 @@ def event_locations(path) -> np.ndarray:
         path = found[0]
     try:
         events = json.loads(path.read_text())["events"]
-        return np.array([e["location"][:2] for e in events], float).reshape(-1, 2)
+        return event_sites(events)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise InputError(f"{path}: expected {{\"events\": [{{\"location\": [x, y], ...}}, ...]}} ({exc})") from exc

@@ -129,6 +129,13 @@ def _samples(arrays: dict, path, per_atom, tables=()) -> list:
     return out
 
 
+def shear_event_sites(sample: dict) -> np.ndarray:
+    """(k, 2) in-plane locations (Å) of the shear events of a sample read with the ``"event_"`` table, in
+    order."""
+    shear = sample["event_test"] == "shear"
+    return sample["event_location"][shear][np.argsort(sample["event_rank"][shear])][:, :2]
+
+
 def _kind_name(kind: str) -> str:
     return {"U": "text", "i": "integers", "f": "numbers", "b": "booleans"}[kind]
 

@@ -473,22 +473,35 @@ class Trainer:
 
 # -- held-out evaluation ------------------------------------------------------------------------------
 
-def evaluate(model: ListiModel, samples, graphs: GraphSet, sample_numbers) -> dict:
+def predict_windows_of(model: ListiModel, graphs: GraphSet, sample_numbers) -> tuple[np.ndarray, np.ndarray]:
+    """(window numbers, predicted Δτ N/m) of the windows of the samples ``sample_numbers`` (:func:`windows_of`)."""
+    index = windows_of(graphs, [int(k) for k in sample_numbers])
+    if len(index) == 0:
+        return index, np.zeros(0)
+    prepared = prepare(model.kind, graphs.subset(index), model.spec)
+    return index, model.predict_prepared(prepared, np.arange(len(index)))
+
+
+def evaluate(model: ListiModel, samples, graphs: GraphSet, sample_numbers, predicted=None) -> dict:
     """Figures of ``model`` on the samples ``sample_numbers`` (of ``samples``, :class:`ProbedSample`
     list, whose windows are ``graphs``): Pearson correlation and RMSE (N/m) of predicted and probed
     Δτ over all their windows; per event rank 1–6, the mean goodness C = 1 − 2F of the predicted
-    and of the probed maps over the samples with that many events (LISTI25 eq. 1)."""
+    and of the probed maps over the samples with that many events (LISTI25 eq. 1), and per sample with
+    events the mean C of its events 1–6 (``per_sample_goodness``). ``predicted``: the model's Δτ of those
+    windows if already computed (:func:`predict_windows_of`)."""
     sample_numbers = [int(k) for k in sample_numbers]
-    index = windows_of(graphs, sample_numbers)
+    if predicted is None:
+        index, predicted = predict_windows_of(model, graphs, sample_numbers)
+    else:
+        index = windows_of(graphs, sample_numbers)
     if len(index) == 0:
         return {}
-    prepared = prepare(model.kind, graphs.subset(index), model.spec)
-    predicted = model.predict_prepared(prepared, np.arange(len(index)))
     probed = graphs.y[index].astype(float)
     out = {"samples": [samples[k].name for k in sample_numbers], "windows": len(index),
            "correlation": float(np.corrcoef(predicted, probed)[0, 1]),
            "rmse": float(np.sqrt(np.mean((predicted - probed) ** 2))), "unit": "N/m"}
     per_rank = {"predicted": [[] for _ in range(EVENTS)], "probed": [[] for _ in range(EVENTS)]}
+    per_sample = {"predicted": [], "probed": []}
     for k in sample_numbers:
         s = samples[k]
         if s.events is None or len(s.events) == 0:
@@ -496,9 +509,12 @@ def evaluate(model: ListiModel, samples, graphs: GraphSet, sample_numbers) -> di
         mine = graphs.sample[index] == k
         events = s.events[:EVENTS]
         for name, values in (("predicted", predicted[mine]), ("probed", probed[mine])):
-            for rank, c in enumerate(goodness(values, graphs.centres[index][mine], events, s.structure.box)):
-                per_rank[name][rank].append(float(c))
+            c = goodness(values, graphs.centres[index][mine], events, s.structure.box)
+            for rank, value in enumerate(c):
+                per_rank[name][rank].append(float(value))
+            per_sample[name].append(float(np.mean(c)))
     if any(per_rank["probed"]):
         out["goodness"] = {name: [float(np.mean(v)) if v else None for v in ranks] for name, ranks in per_rank.items()}
         out["goodness_samples"] = [len(v) for v in per_rank["probed"]]
+        out["per_sample_goodness"] = per_sample
     return out

@@ -40,9 +40,8 @@ import numpy as np
 
 from glassfrac.core.errors import InputError
 from glassfrac.core.provenance import now
-from glassfrac.labels.probe import goodness
 from glassfrac.learn import images, listi, svm, training
-from glassfrac.learn.exports import export_structure, read_export, read_npz
+from glassfrac.learn.exports import export_structure, read_export, read_npz, shear_event_sites
 from glassfrac.learn.metrics import bootstrap_by_sample, bootstrap_mean, flagged_fraction, regression_metrics
 from glassfrac.learn.registry import IMAGE_TASKS, ModelCard, register_model
 from glassfrac.learn.resnet import ResNetConfig
@@ -258,10 +257,8 @@ def _listi(r: Recipe, path: Path, seed: int):
     for sample in read_export(path, tables=("event_", "window_")):
         if not len(sample.get("window_threshold", ())):
             continue
-        shear = sample["event_test"] == "shear"
-        events = sample["event_location"][shear][np.argsort(sample["event_rank"][shear])][:, :2]
         samples.append(ProbedSample(sample["sample_id"], export_structure(sample), sample["window_threshold"],
-                                    sample["window_centre"], angle, events))
+                                    sample["window_centre"], angle, shear_event_sites(sample)))
         roles.append(role(sample["index"]))
     split = {part: [k for k, x in enumerate(roles) if x == part] for part in ("train", "validation", "test")}
     if min(len(v) for v in split.values()) < 2:
@@ -271,19 +268,13 @@ def _listi(r: Recipe, path: Path, seed: int):
     graphs = build_windows(samples, spec)
     settings = listi.TrainSettings(**r.settings["train"], seed=seed)
     model, record = listi.Trainer(r.settings["model"], graphs, split, spec, settings).run()
-    test = listi.windows_of(graphs, split["test"])
-    predicted = model.predict_prepared(listi.prepare(model.kind, graphs.subset(test), spec), np.arange(len(test)))
+    test, predicted = listi.predict_windows_of(model, graphs, split["test"])
+    evaluation = listi.evaluate(model, samples, graphs, split["test"], predicted)
     probed, groups = graphs.y[test].astype(float), graphs.sample[test]
-    per_sample = {"predicted": [], "probed": []}
-    for k in split["test"]:
-        s, mine = samples[k], groups == k
-        if len(s.events):
-            for name, values in (("predicted", predicted[mine]), ("probed", probed[mine])):
-                per_sample[name].append(float(np.mean(goodness(values, graphs.centres[test][mine],
-                                                               s.events[:listi.EVENTS], s.structure.box))))
     metrics = {"correlation": bootstrap_by_sample(lambda t, p: np.corrcoef(t, p)[0, 1], probed, predicted, groups),
                "rmse": bootstrap_by_sample(lambda t, p: np.sqrt(np.mean((t - p) ** 2)), probed, predicted, groups)}
-    if per_sample["probed"]:  # test samples with shear events
+    if "per_sample_goodness" in evaluation:  # test samples with shear events
+        per_sample = evaluation["per_sample_goodness"]
         metrics.update(goodness=bootstrap_mean(per_sample["predicted"]),
                        probed_goodness=bootstrap_mean(per_sample["probed"]))
     metrics = {k: {kk: v[kk] for kk in ("value", "low", "high", "std", "n_samples")} for k, v in metrics.items()}
@@ -293,7 +284,7 @@ def _listi(r: Recipe, path: Path, seed: int):
              "test_samples": len(split["test"])}
     details = {"card_metrics": metrics, "windows": record["windows"], "epochs_run": record.get("epochs_run"),
                "best_val_loss": record.get("best_val_loss"),
-               "evaluation": listi.evaluate(model, samples, graphs, split["test"])}
+               "evaluation": evaluation}
     return model, details, table
 
 

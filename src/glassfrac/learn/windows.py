@@ -55,7 +55,7 @@ import torch
 
 from glassfrac.analysis.rings import RingAnalysis
 from glassfrac.core.errors import InputError
-from glassfrac.labels.probe import ThresholdMap
+from glassfrac.labels.probe import ThresholdMap, event_sites
 from glassfrac.structure import Box, Structure, neighbor_pairs, read
 
 KINDS = ("gnn", "cnn", "lstm", "baseline")
@@ -455,7 +455,7 @@ def load_probed(directory) -> tuple[list, dict | None]:
         events = None
         if (folder / "events.json").is_file():
             listed = json.loads((folder / "events.json").read_text()).get("events", [])
-            events = np.array([e["location"][:2] for e in listed], float).reshape(-1, 2)
+            events = event_sites(listed)
         samples.append(ProbedSample(folder.name, read(files[0]), np.asarray(m.threshold, float).ravel(),
                                     np.asarray(m.centres, float), m.load_angle, events))
     if not samples:

@@ -72,13 +72,19 @@ def test_break_temperature_recovers_the_distribution_that_drew_the_first_breaks(
     assert break_distribution(np.array([1.0, np.nan]), beta)[1] == 0
 
 
-def test_models_build_trains_registers_and_the_model_predicts_a_break_distribution(tmp_path, capsys):
-    config = tmp_path / "tiny.toml"
-    config.write_text(CONFIG.format(directory=tmp_path / "campaign"))
+def _dataset(tmp_path, config_text: str, name: str):
+    """Run the 14-sample campaign of ``config_text`` and make it the dataset folder ``datasets/NAME``."""
+    config = tmp_path / f"{name}.toml"
+    config.write_text(config_text.format(directory=tmp_path / "campaign"))
     run_campaign(load_config(config), workers=0, show_progress=False)
-    data = tmp_path / "datasets" / "tiny"
+    data = tmp_path / "datasets" / name
     export_part(CampaignStore.open(tmp_path / "campaign"), data, 0, 14)
     merge_parts(data)
+    return data
+
+
+def test_models_build_trains_registers_and_the_model_predicts_a_break_distribution(tmp_path, capsys):
+    data = _dataset(tmp_path, CONFIG, "tiny")
     registry = tmp_path / "models"
 
     def run(*argv):
@@ -133,12 +139,7 @@ step = 0.02
 precision = 1e-3
 
 """ + CONFIG[CONFIG.index("[output]"):]
-    config = tmp_path / "probed.toml"
-    config.write_text(shear_and_probe.format(directory=tmp_path / "campaign"))
-    run_campaign(load_config(config), workers=0, show_progress=False)
-    data = tmp_path / "datasets" / "probed"
-    export_part(CampaignStore.open(tmp_path / "campaign"), data, 0, 14)
-    merge_parts(data)
+    data = _dataset(tmp_path, shear_and_probe, "probed")
     quick = replace(RECIPES["listi-gnn-monolayer"], settings={"model": "gnn", "train": {"epochs": 3, "patience": 3}})
     monkeypatch.setitem(RECIPES, "listi-gnn-monolayer", quick)
     built = build("listi-gnn-monolayer", tmp_path / "models", data)

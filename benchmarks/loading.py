@@ -1,6 +1,6 @@
 """Quasistatic loading: speed of the AQS tests, ensemble figures, event locations.
 
-    python benchmarks/loading.py [--quick] [--only speed|tension_speed|shear_speed|ensemble|shear_events|fc22]
+    python benchmarks/loading.py [--quick] [--only speed|tension_speed|shear_speed|ensemble|shear_events|fc22|saddle]
                                   [--out DIR]
 
 (a) speed: wall and CPU time of (1) a full tension test to fracture (FC22 settings: strain
@@ -11,9 +11,12 @@
     with sigma factor 1.0, seed 0, relaxed with its cell). Goal ≤ 10 min each. --quick runs the
     first part of each (tension to strain 0.05, shear 40 steps) and extrapolates linearly in
     the number of strain steps ("extrapolated": true, with the measured part in the record).
-(b) ensemble (not with --quick): tension of generated bilayers of 8 × 8 rings (768 atoms,
-    relaxed with their cell) at mu2 0.2 and 1.0, seeds 0–3 (``--audit``: every event audited, and the
-    fraction of events that are instabilities of the branch per mu2): per sample the small-strain
+(b) ensemble (not with --quick): tension of generated bilayers of 8 × 8 rings (768 atoms, Watanabe;
+    ``--kind monolayer``: Yukawa monolayers of 8 × 8 rings, 320 atoms), relaxed with their cell, at mu2
+    0.2 and 1.0, seeds 0–3 (``--audit``: every event audited, and the fraction of events that are
+    instabilities of the branch per mu2; with ``--max-step`` / ``--descent-step`` also how far the
+    rupture site (midpoint of the first broken bond in the unstrained sample) moved from the
+    default rule's, Å, on the seeds both rules ran): per sample the small-strain
     modulus (N/m, fit to strain ≤ 0.02), peak stress, strain at the peak, rupture strain
     (first bond break), and how gradual the failure is: strain from the peak to the first state
     below half the peak stress, and the precursors (:func:`precursors`: events before the peak,
@@ -30,6 +33,10 @@
 steps that hop, as before issue #22; their records are kept apart.
 (d) fc22 (only with --only fc22): the full tension run of the FC22 reference bilayer
     (/work/shared/data/fc22-bilayer), labels and curve written to ``DIR/fc22``.
+(e) saddle (only with --only saddle): the generated 3456-atom bilayer ``--rings 16 18 --mu2 0.2 --kind bilayer
+    --seed 11`` relaxed with its cell to 1e-8 eV/Å stops on a saddle: its lowest non-trivial Hessian eigenvalue
+    (eV/Å²), and what :func:`relax_to_minimum` makes of it (escapes, energy gained, eV, the eigenvalue at the
+    minimum, the largest atom move, Å).
 
 Per-sample records are appended to ``DIR/records.jsonl`` as they finish and reused on a
 re-run (delete the file to start afresh); ``--seed`` (and ``--mu2``) runs one sample only, so
@@ -57,7 +64,8 @@ from glassfrac.mechanics.protocols import (  # noqa: E402
     shear_test,
     tension_test,
 )
-from glassfrac.mechanics.relax import relax_to_minimum  # noqa: E402
+from glassfrac.mechanics.relax import relax, relax_to_minimum  # noqa: E402
+from glassfrac.mechanics.stability import lowest_modes  # noqa: E402
 from glassfrac.potentials import get_potential  # noqa: E402
 from glassfrac.report.loading import save_run  # noqa: E402
 from glassfrac.structure import read, write  # noqa: E402
@@ -197,22 +205,37 @@ def rule_suffix(args) -> str:
     return "".join(f"_{name}_{value}" for name, value in rule_settings(args).items())
 
 
+def bond_midpoint(structure, i: int, j: int) -> np.ndarray:
+    """Midpoint of atoms i and j (minimum image), Å."""
+    return structure.positions[i] + 0.5 * structure.box.minimum_image(structure.positions[j] - structure.positions[i])
+
+
+def rupture_site(structure, labels) -> list | None:
+    """Midpoint of the first broken bond in the unstrained ``structure`` (Å), or None without a break."""
+    if labels.first_broken_bond is None:
+        return None
+    return bond_midpoint(structure, *(int(a) for a in labels.first_broken_bond)).tolist()
+
+
 def ensemble(args, out: Path, records: Records):
-    potential = get_potential("watanabe")
+    potential = get_potential("watanabe" if args.kind == "bilayer" else "yukawa2d")
+    prefix = "ensemble" if args.kind == "bilayer" else "ensemble_monolayer"
+    label = "8x8_bilayer" if args.kind == "bilayer" else "8x8_monolayer"
     rows = []
     for mu2 in (0.2, 1.0):
         for seed in range(ENSEMBLE_SEEDS):
-            key = f"ensemble_mu2_{mu2}_seed_{seed}" + ("_audit" if args.audit else "") + rule_suffix(args)
+            key = f"{prefix}_mu2_{mu2}_seed_{seed}" + ("_audit" if args.audit else "") + rule_suffix(args)
             item = records.get(key)
             if args.seed is not None and (seed != args.seed or mu2 != args.mu2) or (item is None and args.collect):
                 continue
             if item is None:
-                structure, made = sample(out, "bilayer", (8, 8), seed, mu2=mu2)
+                structure, made = sample(out, args.kind, (8, 8), seed, mu2=mu2)
                 settings = dataclasses.replace(ENSEMBLE, audit=args.audit, **rule_settings(args))
                 result, cpu, wall = timed(tension_test, structure, potential, settings)
                 labels = tension_labels(result)
                 c = result.curve.arrays()
                 item = {"key": key, "mu2": mu2, "seed": seed, "atoms": structure.n_atoms,
+                        "rupture_site": rupture_site(structure, labels), "box": structure.box.lengths.tolist(),
                         "mu2_achieved": structure.info.get("mu2"), "modulus": labels.modulus,
                         "peak_stress": labels.peak_stress, "peak_stress_before_break": labels.peak_stress_before_break,
                         "peak_strain": float(c["strain"][np.argmax(c["stress"])]),
@@ -234,8 +257,13 @@ def ensemble(args, out: Path, records: Records):
     for mu2 in (0.2, 1.0):
         sel = [r for r in rows if r["mu2"] == mu2]
         verdicts = [v for r in sel for v in r.get("verdicts", [])]
+        if rule_suffix(args):  # how far the rupture site moved from the default rule's on the same samples
+            shifts = rupture_site_shifts(sel, records, args.audit)
+            emit(f"ensemble_{label}_mu2_{mu2}{rule_suffix(args)}_rupture_site_shift_mean",
+                 round(float(np.mean(shifts)), 3) if shifts else None, "Å", shifts=[round(d, 3) for d in shifts],
+                 same_site=int(sum(d < 1.0 for d in shifts)), n=len(shifts))
         if verdicts:  # --audit: how many events are instabilities of the branch (issue #22)
-            emit(f"ensemble_8x8_bilayer_mu2_{mu2}{rule_suffix(args)}_instability_fraction",
+            emit(f"ensemble_{label}_mu2_{mu2}{rule_suffix(args)}_instability_fraction",
                  round(verdicts.count("instability") / len(verdicts), 4), "fraction of events", events=len(verdicts),
                  basin_hops=verdicts.count("basin_hop"), undetermined=verdicts.count("undetermined"))
         for name, unit, ref in (("modulus", "N/m", {"what": "FC22 E/h", "value": 146, "unit": "N/m"}),
@@ -249,16 +277,31 @@ def ensemble(args, out: Path, records: Records):
                                 ("first_event_to_peak_strain", "strain", {}),
                                 ("rupture_to_peak_strain", "strain", {})):
             values = np.array([r[name] for r in sel if r.get(name) is not None], dtype=float)
-            emit(f"ensemble_8x8_bilayer_mu2_{mu2}{rule_suffix(args)}_{name}_mean",
+            emit(f"ensemble_{label}_mu2_{mu2}{rule_suffix(args)}_{name}_mean",
                  round(float(values.mean()), 4) if len(values) else None,
                  unit, ref, sd=round(float(values.std(ddof=1)), 4) if len(values) > 1 else None,
                  n=int(len(values)), of=len(sel), seeds=[r["seed"] for r in sel])
     from glassfrac.report.loading import plot_curves
 
-    figure = out / "ensemble_curves.png"
+    figure = out / f"{prefix}_curves.png"
+    title = "8 × 8-ring Watanabe bilayers" if args.kind == "bilayer" else "8 × 8-ring Yukawa monolayers"
     plot_curves([(np.array(r["curve"][0]), np.array(r["curve"][1]), f"mu2 {r['mu2']}") for r in rows], figure,
-                "uniaxial strain", "stress (N/m)", "8 × 8-ring Watanabe bilayers")
+                "uniaxial strain", "stress (N/m)", title)
     emit("ensemble_figure", str(figure), "path")
+
+
+def rupture_site_shifts(rows, records: Records, audit: bool) -> list[float]:
+    """Distances (Å, minimum image) between each row's rupture site and the default rule's on the same sample."""
+    shifts = []
+    for row in rows:
+        sample_key = row["key"].split("_audit")[0].split("_max_step")[0].split("_descent_step")[0]
+        default = records.get(sample_key + ("_audit" if audit else ""))
+        if default is None or row.get("rupture_site") is None or default.get("rupture_site") is None:
+            continue
+        delta = np.subtract(row["rupture_site"], default["rupture_site"])[:2]  # in plane; the cells are rectangular
+        lengths = np.asarray(row["box"][:2])
+        shifts.append(float(np.linalg.norm(delta - lengths * np.round(delta / lengths))))
+    return shifts
 
 
 # -- (c) shear events ------------------------------------------------------------------------
@@ -298,7 +341,8 @@ def shear_events(args, out: Path, records: Records):
         emit(f"shear_events_12x12{rule_suffix(args)}_instability_fraction",
              round(verdicts.count("instability") / len(verdicts), 4), "fraction of events", events=len(verdicts),
              basin_hops=verdicts.count("basin_hop"), undetermined=verdicts.count("undetermined"))
-    emit("shear_event_site_in_top_10_percent_d2min_fraction", round(float(np.mean(inside)), 3) if inside else None,
+    emit(f"shear_event_site_in_top_10_percent_d2min_fraction{rule_suffix(args)}",
+         round(float(np.mean(inside)), 3) if inside else None,
          "fraction", {"what": "LISTI25: location = atom of largest displacement"}, events=len(inside),
          mean_d2min_percentile=round(float(np.mean(percentiles)), 4) if percentiles else None)
 
@@ -325,6 +369,45 @@ class Progress:
         self.seen = len(events)
 
 
+FC22_BOND = (268, 994)
+"""The bond FC22's own run broke first, at strain 0.138 (its ``bondbreak.dat``): Si 268 – O 994, counted from 0 in
+the dump's order as glassfrac counts atoms (a 1.70 Å bond centred at (26.5, 36.1) Å)."""
+
+
+def _length(structure, i: int, j: int) -> float:
+    """Distance of atoms i and j, Å (minimum image)."""
+    return float(np.linalg.norm(structure.box.minimum_image(structure.positions[j] - structure.positions[i])))
+
+
+def fc22_bond_lengths(result, labels, structure) -> dict:
+    """What the README says of the FC22 run's bonds (Å): FC22's first broken bond before and after our event in
+    (0.1375, 0.1381] and that event's in-plane distance to it; our first broken bond after its event, with its O's
+    other Si–O bond, and its distance to FC22's (distances between sites in the undeformed ``structure``)."""
+    out = {}
+    mine = [e for e in result.events if 0.1375 < e.strain <= 0.1381 and e.before is not None]
+    i, j = FC22_BOND
+    fc22_site = bond_midpoint(structure, i, j)
+    if mine:
+        e = mine[0]
+        out["fc22_bond_event"] = {"strain": e.strain, "length_before": _length(e.before, i, j),
+                                  "length_after": _length(e.after, i, j),
+                                  "distance": float(np.linalg.norm(structure.box.minimum_image(
+                                      np.asarray(e.location) - fc22_site)[:2]))}
+    breaks = [e for e in result.events if "bond_break" in e.kind and e.after is not None]
+    if breaks and labels.first_broken_bond is not None:
+        after = breaks[0].after
+        a, b = (int(x) for x in labels.first_broken_bond)
+        oxygen = b if after.species[b] == "O" else a
+        silicon = a if oxygen == b else b
+        others = [k for k in range(after.n_atoms) if after.species[k] == "Si" and k != silicon
+                  and _length(after, oxygen, k) < 2.2]
+        out["first_break_bond"] = {"length_after": _length(after, a, b),
+                                   "oxygen_other_bond": min((_length(after, oxygen, k) for k in others), default=None),
+                                   "distance_to_fc22_bond": float(np.linalg.norm(structure.box.minimum_image(
+                                       np.asarray(labels.rupture_location) - fc22_site)[:2]))}
+    return out
+
+
 def fc22(args, out: Path):
     structure = read(args.fc22_input)
     settings = dataclasses.replace(TENSION_DEFAULTS, max_strain=args.max_strain or TENSION_DEFAULTS.max_strain)
@@ -336,7 +419,7 @@ def fc22(args, out: Path):
     at = {e: float(np.interp(e, c["strain"], c["stress"])) for e in (0.05, 0.10)}
     emit("fc22_reference_bilayer_rupture_strain", labels.rupture_strain, "strain",
          {"what": "FC22 reference run: first break 0.138, peak 15.6 N/m at 0.135, 6.2 / 12.0 N/m at 0.05 / 0.10, "
-                  "modulus 124 N/m"},
+                  "modulus 124 N/m"}, **fc22_bond_lengths(result, labels, structure),
          peak_stress=labels.peak_stress, peak_stress_before_break=labels.peak_stress_before_break,
          first_broken_bond=None if labels.first_broken_bond is None else [int(a) for a in labels.first_broken_bond],
          rupture_location=None if labels.rupture_location is None else labels.rupture_location.tolist(),
@@ -347,10 +430,27 @@ def fc22(args, out: Path):
          stress_at_0_10=at[0.10], cpu_seconds=round(cpu, 1), wall_seconds=round(wall, 1), **run_stats(result))
 
 
+def saddle(args, out: Path):
+    structure = generate((16, 18), kind="bilayer", mu2=0.2, seed=11, progress=False)
+    potential = get_potential("watanabe")
+    start = time.process_time()
+    (first, info), = relax(potential, [structure], cell=True, fmax=1e-8, raise_on_failure=True)
+    modes = lowest_modes(potential, first)
+    relaxed, found = relax_to_minimum(potential, first, cell=True, fmax=1e-8, raise_on_failure=True)
+    moved = np.linalg.norm(first.box.minimum_image(relaxed.positions - first.positions), axis=1)
+    emit("bilayer_16x18_seed_11_relaxed_lowest_eigenvalue", modes.lowest, "eV/Å²",
+         {"what": "a minimum has a positive lowest non-trivial eigenvalue"}, atoms=structure.n_atoms,
+         energy=info["energy"], participation=round(modes.participation(), 3),
+         minimum_energy=found["energy"], energy_gained=info["energy"] - found["energy"],
+         minimum_lowest_eigenvalue=found["lowest_eigenvalue"], saddle_escapes=len(found["saddle_escapes"]),
+         largest_move=float(moved.max()), cpu_seconds=round(time.process_time() - start, 1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="speed by extrapolation, fewer samples")
-    parser.add_argument("--only", choices=("speed", "tension_speed", "shear_speed", "ensemble", "shear_events", "fc22"),
+    parser.add_argument("--only", choices=("speed", "tension_speed", "shear_speed", "ensemble", "shear_events", "fc22",
+                                                "saddle"),
                         default=None, help="one part (speed = tension_speed and shear_speed)")
     parser.add_argument("--out", default=str(ROOT / "bench-out/loading"), help="output directory")
     parser.add_argument("--fc22-input", type=Path, default=FC22,
@@ -362,6 +462,8 @@ def main():
     parser.add_argument("--seed", type=int, default=None,
                         help="ensemble / shear_events: only this sample (records it; run in parallel, then without)")
     parser.add_argument("--mu2", type=float, default=0.2, help="ensemble: mu2 of the --seed sample")
+    parser.add_argument("--kind", choices=("bilayer", "monolayer"), default="bilayer",
+                        help="ensemble: Watanabe bilayers (default) or Yukawa monolayers")
     parser.add_argument("--collect", action="store_true", help="ensemble / shear_events: report finished samples only")
     parser.add_argument("--max-step", type=float, default=None,
                         help="ensemble: the minimiser's largest move per iteration, Å (default the AQS default, 0.1)")
@@ -386,6 +488,8 @@ def main():
         shear_events(args, out, records)
     if args.only == "fc22":
         fc22(args, out)
+    if args.only == "saddle":
+        saddle(args, out)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ tension, in pure shear and probed):
 the goodness C = 1 − 2F (LISTI25) of every predictor for shear events 1–6, per event and averaged, and at the
 tension rupture site of the same sample. Per-atom scores are ranked over the atoms, threshold maps over their
 windows (low Δτ: weak): ``probed_map`` (the probe stage's Δτ), ``listi_gnn`` (the shipped threshold-map GNN at
-the same window centres), ``strain_attention`` (Grad-CAM of the rupture-strain model over the whole cell),
+the same window centres), ``listi_cnn`` and ``listi_lstm`` (LISTI25's other two networks, trained on the GNN's
+dataset and split by :func:`compared_listi_models`, not shipped; their held-out correlation is recorded too),
+``strain_attention`` (Grad-CAM of the rupture-strain model over the whole cell),
 softness, the location map and the baselines.
 
 Metrics per predictor, dataset and disorder level (bootstrap over samples, 95 % interval): ROC AUC of the
@@ -41,6 +43,7 @@ scores (the rupture is inside when an atom of the first broken bond is among the
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +53,9 @@ from glassfrac.labels.probe import goodness
 from glassfrac.learn.exports import export_structure, read_export, shear_event_sites
 from glassfrac.learn.gradcam import attention, location_probability, render_for_model, scan
 from glassfrac.learn.images import flips, fractional
+from glassfrac.learn.listi import ListiModel
 from glassfrac.learn.metrics import bootstrap_by_sample, bootstrap_mean, classification_metrics, flagged_fraction
-from glassfrac.learn.recipes import RECIPES, dataset_roles
+from glassfrac.learn.recipes import RECIPES, dataset_roles, train_threshold_model
 from glassfrac.learn.registry import Registry
 from glassfrac.learn.scores import atom_goodness, baseline_scores, first_break_scores
 from glassfrac.learn.training import atom_values
@@ -81,21 +85,23 @@ def test_samples(name: str, limit: int | None = None, held_out_all: bool = False
     return out
 
 
-def image_scores(cards: dict, structure, potential_name: str, attention_maps: bool = False) -> dict:
-    """Per-atom scores of the shipped image models of ``potential_name`` (module docstring); with
+def image_models(cards: dict, potential_name: str) -> dict:
+    """The shipped rupture-location and rupture-strain image models of ``potential_name``, loaded, by kind."""
+    return {card.kind: card.load() for card in cards.values()
+            if card.training["potential"] == potential_name and card.kind in ("rupture-location", "rupture-strain")}
+
+
+def image_scores(models: dict, structure, attention_maps: bool = False) -> dict:
+    """Per-atom scores of the image ``models`` (:func:`image_models`; module docstring); with
     ``attention_maps``, also the Grad-CAM attention of the rupture-strain model over the whole cell."""
     out = {}
-    uv = None
-    for card in cards.values():
-        if card.training["potential"] != potential_name or card.kind not in ("rupture-location", "rupture-strain"):
-            continue
-        model = card.load()
+    for kind, model in models.items():
         rendered = render_for_model(model, structure)
         image = rendered.image.astype(np.float32)
         uv = fractional(rendered.pixel_map, structure.box.wrap(structure.positions)[:, :2])
-        if card.kind == "rupture-location" and model.head == "heatmap":
+        if kind == "rupture-location" and model.head == "heatmap":
             out["location_map"] = atom_values(location_probability(model, image), uv)
-        elif card.kind == "rupture-strain":
+        elif kind == "rupture-strain":
             if image.shape[0] > model.image_settings.size:
                 out["strain_windows"] = -atom_values(scan(model, image, stride=model.config.stride), uv)
             if attention_maps:
@@ -145,6 +151,7 @@ def compare(name: str, limit: int | None, seed: int = 0) -> None:
     potential = get_potential(recipe.potential)
     models = {c.name: c for c in Registry.default().cards()}
     softness = models[recipe.name].load() if recipe.name in models else None
+    images = image_models(models, recipe.potential)
     samples = test_samples(name, limit, held_out_all=name in LARGER)
     rng = np.random.default_rng(seed)
     levels = {"mu2<0.6": [s for s in samples if s[3] < LEVEL_SPLIT], "mu2>=0.6": [s for s in samples
@@ -152,7 +159,7 @@ def compare(name: str, limit: int | None, seed: int = 0) -> None:
     for level, members in levels.items():
         rows, raw = {}, {}
         for structure, positive, location, _ in members:
-            scores = {**baseline_scores(structure, potential, rng), **image_scores(models, structure, recipe.potential)}
+            scores = {**baseline_scores(structure, potential, rng), **image_scores(images, structure)}
             if softness is not None:
                 scores = {"softness": softness.softness(structure), **scores}
             for predictor, s in scores.items():
@@ -195,6 +202,37 @@ def sheared_samples(name: str, limit: int | None = None) -> list:
     return out
 
 
+COMPARED_LISTI = {"cnn": {"epochs": 60, "batch_size": 32, "patience": 10},
+                  "lstm": {"epochs": 100, "batch_size": 32, "patience": 15}}
+"""LISTI25's other two threshold-map networks, trained here (not shipped) on the shipped GNN's dataset and split, with
+fewer epochs than the GNN's recipe (a CNN epoch costs about ten GNN epochs on one core)."""
+
+
+def compared_listi_models(name: str) -> dict:
+    """The CNN and LSTM threshold-map models of dataset ``name`` (trained once, kept in
+    ``bench-out/compare/``), by kind; none for a dataset without a shipped threshold-map recipe."""
+    shipped = next((r for r in RECIPES.values() if r.kind == "listi-gnn" and r.dataset == f"datasets/{name}"), None)
+    if shipped is None:
+        return {}
+    folder = ROOT / "bench-out" / "compare"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for kind, train in COMPARED_LISTI.items():
+        path = folder / f"listi-{kind}-{name}.safetensors"
+        if not path.is_file():
+            r = replace(shipped, name=f"listi-{kind}-{name}", settings={"model": kind, "train": train})
+            model, details, table = train_threshold_model(r, ROOT / shipped.dataset / "dataset.npz", 0)
+            partial = path.with_suffix(".partial.safetensors")
+            model.save(partial)
+            partial.replace(path)
+            for metric, m in details["card_metrics"].items():
+                publish({"benchmark": "compare", "figure": f"{name}_listi_{kind}_{metric}", "value": m["value"],
+                         "unit": "", "low": m["low"], "high": m["high"], "n_samples": m["n_samples"],
+                         "train": train, "epochs_run": details["epochs_run"], "windows": table["labels"]})
+        out[kind] = ListiModel.load(path)
+    return out
+
+
 def compare_shear(name: str, limit: int | None, seed: int = 0) -> None:
     """Shear rows and cross-task rows (module docstring) of dataset ``name``."""
     recipe = next(r for r in RECIPES.values() if r.dataset == f"datasets/{SHEARED[name]}"
@@ -204,6 +242,8 @@ def compare_shear(name: str, limit: int | None, seed: int = 0) -> None:
     softness = models[recipe.name].load() if recipe.name in models else None
     listi = next((c.load() for c in models.values() if c.kind == "listi-gnn" and c.training["dataset"] ==
                   f"datasets/{name}"), None)
+    compared = compared_listi_models(name)
+    images = image_models(models, recipe.potential)
     rng = np.random.default_rng(seed)
     samples = sheared_samples(name, limit)
     for level in ("mu2<0.6", "mu2>=0.6"):
@@ -211,13 +251,15 @@ def compare_shear(name: str, limit: int | None, seed: int = 0) -> None:
         per_event, at_rupture = {}, {}
         for structure, location, _, events, centres, thresholds in members:
             scores = {**baseline_scores(structure, potential, rng),
-                      **image_scores(models, structure, recipe.potential, attention_maps=True)}
+                      **image_scores(images, structure, attention_maps=True)}
             if softness is not None:
                 scores = {"softness": softness.softness(structure), **scores}
             c = {p: atom_goodness(v, structure, events) for p, v in scores.items()}
             maps = {"probed_map": thresholds}
             if listi is not None:
                 maps["listi_gnn"] = listi.predict_map(structure, centres=centres)["threshold"]
+            for kind, model in compared.items():
+                maps[f"listi_{kind}"] = model.predict_map(structure, centres=centres)["threshold"]
             c.update({p: goodness(m, centres, events, structure.box) for p, m in maps.items()})
             site = {p: atom_goodness(v, structure, location[None])[0] for p, v in scores.items()}
             site.update({p: goodness(m, centres, location[None], structure.box)[0] for p, m in maps.items()})
@@ -242,8 +284,8 @@ def compare_shear(name: str, limit: int | None, seed: int = 0) -> None:
                      "model": recipe.name if predictor == "softness" else None})
 
 
-PREDICTORS = ("softness", "probed_map", "listi_gnn", "location_map", "strain_windows", "strain_attention", "energy",
-              "ring_defects", "largest_ring", "random")
+PREDICTORS = ("softness", "probed_map", "listi_gnn", "listi_cnn", "listi_lstm", "location_map", "strain_windows",
+              "strain_attention", "energy", "ring_defects", "largest_ring", "random")
 """Row order of the tables: the learned and probed predictors first, then the baselines."""
 
 

@@ -67,6 +67,22 @@ def test_tension_and_shear_labels_are_stored(loaded):
     assert loaded.verify()["problems"] == []
 
 
+def test_a_campaign_without_figures_stores_the_same_labels_and_draws_nothing(loaded, tmp_path):
+    """``[output] figures = false`` (the dataset configs): no figure file, the same keys and labels."""
+    path = tmp_path / "plain.toml"
+    text = cheap_config(tmp_path / "campaign", name="loaded", count=1, tests='["tension", "shear", "probe"]')
+    path.write_text(text.replace("[output]", LOADING + "\n[output]\nfigures = false"))
+    summary = run_campaign(load_config(path), workers=0, show_progress=False)
+    assert (summary["done"], summary["failed"]) == (2, 0)
+    plain = {row.sample_id: row for row in CampaignStore.open(tmp_path / "campaign").rows()}
+    for row in loaded.rows():
+        other = plain[row.sample_id]
+        assert other.data["figures"] == [] and not list((tmp_path / "campaign").rglob("*.png"))
+        assert (other.rupture_strain, other.shear_events, other.probe_threshold_mean) == \
+            (row.rupture_strain, row.shear_events, row.probe_threshold_mean)
+        assert other.data["tension"]["labels"] == row.data["tension"]["labels"]
+
+
 def test_probe_maps_form_a_listi_dataset(loaded):
     from glassfrac.learn.windows import load_probed
 

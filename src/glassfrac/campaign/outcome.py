@@ -64,7 +64,8 @@ def _sample(store, row, potentials, rng) -> dict:
     scores = {}
     if "softness" in arrays:
         scores["softness"] = np.asarray(arrays["softness"], float)
-    scores.update(baseline_scores(structure, potentials[row.kind], rng))
+    out["rings"] = RingAnalysis().compute(structure)
+    scores.update(baseline_scores(structure, potentials[row.kind], rng, rings=out["rings"]))
     if first_break.any() and location is not None:
         for name, s in scores.items():
             out["scores"][name] = first_break_scores(s, first_break, location, structure)
@@ -175,7 +176,7 @@ def _figure(store, s: dict) -> str:
     if len(s["events"]):
         points.append(("shear events, in order", s["events"], True))
     relative = f"{FOLDER}/{row.sample_id}.png"
-    plot_rings_marked(RingAnalysis().compute(structure), store.directory / relative, atoms=atoms, points=points,
+    plot_rings_marked(s["rings"], store.directory / relative, atoms=atoms, points=points,
                       values=values, dpi=90,
                       title=f"{row.sample_id} ({row.kind}, μ₂ {row.get('mu2', float('nan')):.2f}): "
                             f"prediction and outcome").clear()

@@ -82,6 +82,7 @@ class Plan:
     samples_dir: str
     run_id: str
     threads: int = 1
+    figures: bool = True
     provenance: dict = field(default_factory=dict)
 
     def stages(self, spec: SampleSpec) -> list:
@@ -123,6 +124,11 @@ class SampleContext:
         with atomic_open(self.path(relative), "wb") as handle:
             np.save(handle, np.asarray(array), allow_pickle=False)
         return relative
+
+    @property
+    def drawing(self) -> bool:
+        """Whether this campaign draws figures (config ``[output] figures``; datasets leave them out)."""
+        return self.plan.figures
 
     def add_figure(self, title: str, relative: str) -> None:
         """List a figure (a file inside the sample's directory) for the report."""
@@ -233,13 +239,14 @@ def _ring_statistics(ctx: SampleContext) -> None:
     rings = ctx.rings = RingAnalysis().compute(ctx.structure)
     ctx.keys.update(mu2=rings.mu2, alpha=rings.alpha, n_rings=rings.n_rings)
     ctx.data["rings"] = {"sizes": np.asarray(rings.ring_sizes)}
-    plot_rings(rings, ctx.path("rings.png"), dpi=100).clear()
-    ctx.add_figure("structure and rings", "rings.png")
+    if ctx.drawing:
+        plot_rings(rings, ctx.path("rings.png"), dpi=100).clear()
+        ctx.add_figure("structure and rings", "rings.png")
 
 
 def _network_figure(ctx: SampleContext, relative: str, title: str, caption: str, **marks) -> None:
     """The ring network of the sample with ``marks`` on top (see ``plot_rings_marked``)."""
-    if ctx.rings is not None:
+    if ctx.rings is not None and ctx.drawing:
         plot_rings_marked(ctx.rings, ctx.path(relative), title=title, dpi=100, **marks).clear()
         ctx.add_figure(caption, relative)
 
@@ -284,7 +291,7 @@ def predict(ctx: SampleContext) -> None:
     prediction = predict_structure(ctx.structure, registry, source=ctx.spec.sample_id)
     path_of = lambda name: ctx.path(f"prediction/{name}")  # noqa: E731
     write_prediction_arrays(prediction, path_of)
-    figures = write_prediction_figures(prediction, path_of)
+    figures = write_prediction_figures(prediction, path_of) if ctx.drawing else {}
     record = {**prediction.to_dict(), "predicted_at": now()}
     with atomic_open(path_of("prediction.json")) as handle:
         json.dump(to_jsonable(record), handle, indent=1)
@@ -306,7 +313,7 @@ def tension(ctx: SampleContext) -> None:
     """FC22 tension to fracture; rupture strain/location, crack and per-atom classes."""
     result = tension_test(ctx.structure, ctx.potential(), ctx.aqs_settings("tension", TENSION_DEFAULTS))
     labels = tension_labels(result)
-    record = save_run(result, labels, ctx.path("tension"))
+    record = save_run(result, labels, ctx.path("tension"), figures=ctx.drawing)
     first = labels.rupture_location
     location = [None, None, None] if first is None else first.tolist()
     ctx.keys.update(
@@ -330,7 +337,7 @@ def shear(ctx: SampleContext) -> None:
     """LISTI25 pure shear; the first events (strain, drop, location) and their D²min fields."""
     result = shear_test(ctx.structure, ctx.potential(), ctx.aqs_settings("shear", SHEAR_DEFAULTS))
     labels = shear_labels(result)
-    record = save_run(result, labels, ctx.path("shear"))
+    record = save_run(result, labels, ctx.path("shear"), figures=ctx.drawing)
     events = record["events"]
     ctx.keys.update(shear_peak_stress=labels.peak_stress, shear_modulus=labels.modulus,
                     shear_events=len(events), shear_event1_strain=events[0]["strain"] if events else None)
@@ -372,12 +379,13 @@ def probe(ctx: SampleContext) -> None:
     write(ctx.structure, ctx.path("structure.xyz"))
     ThresholdMap.from_result(result, settings, sample_id=ctx.spec.sample_id, potential=ctx.potential().name,
                              goodness=entry.get("goodness"), seconds=seconds).save(ctx.path("map.npz"))
-    title = f"Δτ on a {settings.grid}×{settings.grid} grid" + (
-        f"; goodness of event 1: {entry['goodness'][0]:.2f}" if len(events) else "")
-    plot_threshold_map(threshold, ctx.structure.box, events if len(events) else None, ctx.path("probe/map.png"),
-                       title=title)
     ctx.data["probe"] = entry
-    ctx.add_figure("probe: threshold map Δτ (red: weak) with the shear events", "probe/map.png")
+    if ctx.drawing:
+        title = f"Δτ on a {settings.grid}×{settings.grid} grid" + (
+            f"; goodness of event 1: {entry['goodness'][0]:.2f}" if len(events) else "")
+        plot_threshold_map(threshold, ctx.structure.box, events if len(events) else None, ctx.path("probe/map.png"),
+                           title=title)
+        ctx.add_figure("probe: threshold map Δτ (red: weak) with the shear events", "probe/map.png")
 
 
 

@@ -155,7 +155,7 @@ def run_campaign(config: CampaignConfig, workers: int | None = None, scheduler: 
         pending = [s for s in specs if s.sample_id not in done and (retry_failed or s.sample_id not in failed)]
         plan = Plan(campaign=config.name, seed=config.seed, tests=config.tests, test_settings=config.test_settings,
                     potentials=config.potentials, relax=config.relax, samples_dir=str(store.samples_dir.resolve()),
-                    run_id=run_id, threads=config.threads_per_worker,
+                    run_id=run_id, threads=config.threads_per_worker, figures=config.figures,
                     provenance={**collect(), "config": config.definition(), "fingerprint": config.fingerprint()})
         if workers is None:
             workers = config.workers

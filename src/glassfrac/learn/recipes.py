@@ -121,7 +121,7 @@ def build(name: str, registry, dataset=None, overwrite: bool = False, seed: int 
         if (target / f"{r.name}{suffix}").exists() and not overwrite:
             raise InputError("model file exists (pass --overwrite to replace it)", target / f"{r.name}{suffix}")
     cpu = time.process_time()
-    trainer = _image if r.image else _listi if r.kind == "listi-gnn" else _softness
+    trainer = _image if r.image else train_threshold_model if r.kind == "listi-gnn" else _softness
     model, details, table = trainer(r, path, seed)
     seconds = time.process_time() - cpu
     card = {"name": r.name, "version": r.version, "kind": r.kind, "description": "",
@@ -247,9 +247,11 @@ def _image(r: Recipe, path: Path, seed: int):
     return model, details, table
 
 
-def _listi(r: Recipe, path: Path, seed: int):
-    """The threshold-map network of ``r`` trained on the probed windows of the dataset file ``path``: (model,
-    details, training table)."""
+def train_threshold_model(r: Recipe, path: Path, seed: int):
+    """The threshold-map network of ``r`` (``settings["model"]``: gnn, cnn, lstm or baseline) trained on the probed
+    windows of the dataset file ``path``, split by sample as every model of the dataset: (model, details with the
+    held-out metrics under ``card_metrics``, training table). The shipped GNN's recipe uses it, and so does
+    ``benchmarks/compare.py`` for the CNN and LSTM it compares but does not ship."""
     metadata = json.loads(str(read_npz(path)["metadata"]))
     probe = metadata["definition"]["test_settings"].get("probe", {})
     angle, radius = float(np.radians(probe.get("load_angle", 0.0))), float(probe.get("r_free", 11.0))

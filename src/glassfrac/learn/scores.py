@@ -29,7 +29,7 @@ def in_plane_distance(structure, points, centre) -> np.ndarray:
     return np.linalg.norm(structure.box.minimum_image(d)[:, :2], axis=1)
 
 
-def baseline_scores(structure, potential, rng: np.random.Generator) -> dict:
+def baseline_scores(structure, potential, rng: np.random.Generator, rings=None) -> dict:
     """Per-atom baseline scores of ``structure`` (higher: predicted weaker):
 
     - ``energy``: the atom's potential energy in the undeformed sample, standardised within its species (Si
@@ -38,12 +38,14 @@ def baseline_scores(structure, potential, rng: np.random.Generator) -> dict:
       atom in the plane;
     - ``largest_ring``: minus the in-plane distance to the centre of the sample's largest ring (Å);
     - ``random``: uniform random numbers from ``rng``.
+
+    ``rings``: the structure's :class:`~glassfrac.analysis.rings.RingAnalysis` result if the caller has it.
     """
     energy = np.asarray(potential.evaluate([structure], per_atom=True)[0]["per_atom_energy"], float)
     for species in np.unique(structure.species):
         m = structure.species == species
         energy[m] = (energy[m] - energy[m].mean()) / (energy[m].std() or 1.0)
-    rings = RingAnalysis().compute(structure)
+    rings = RingAnalysis().compute(structure) if rings is None else rings
     sizes, centres = np.asarray(rings.ring_sizes), np.asarray(rings.ring_centres)
     defects = np.zeros(structure.n_atoms)
     for size, centre in zip(sizes, centres, strict=True):

@@ -90,9 +90,10 @@ RUN_FILES = ("curve.csv", "labels.npz", "labels.json", "reference.xyz", "final.x
 """Files :func:`save_run` always writes (plus ``event_NNN.xyz`` per event with a snapshot)."""
 
 
-def save_run(result, labels: LabelSet, directory) -> dict:
+def save_run(result, labels: LabelSet, directory, figures: bool = True) -> dict:
     """Write curve.csv, the labels (labels.npz, :class:`~glassfrac.labels.LabelSet`; their record also as
-    labels.json, to read), snapshots (extxyz) and figures into ``directory``; returns the labels' JSON record.
+    labels.json, to read), snapshots (extxyz) and, with ``figures``, the figures into ``directory``; returns the
+    labels' JSON record.
 
     ``directory``: a path (files in it are replaced), or a :class:`~glassfrac.core.outputs.OutputFolder`,
     whose rule then applies to every file (the caller calls its ``finish()``)."""
@@ -115,6 +116,8 @@ def save_run(result, labels: LabelSet, directory) -> dict:
     for k, event in enumerate(result.events):
         if event.after is not None:
             write(event.after, out(f"event_{k + 1:03d}.xyz"))
+    if not figures:
+        return record
     plot_stress_strain(result, out("stress_strain.png"))
     marks = {}
     if isinstance(labels, TensionLabels):

@@ -227,6 +227,7 @@ def compared_listi_models(name: str) -> dict:
             partial.replace(path)
             for metric, m in details["card_metrics"].items():
                 publish({"benchmark": "compare", "figure": f"{name}_listi_{kind}_{metric}", "value": m["value"],
+                         "dataset": name, "predictor": f"listi_{kind}",
                          "unit": "", "low": m["low"], "high": m["high"], "n_samples": m["n_samples"],
                          "train": train, "epochs_run": details["epochs_run"], "windows": table["labels"]})
         out[kind] = ListiModel.load(path)
@@ -298,7 +299,8 @@ def _cell(m) -> str:
 
 def tables(records: dict) -> list:
     """The comparison tables (``{"caption", "columns", "rows"}``) from the newest ``compare`` records."""
-    mine = sorted((r for (benchmark, _), r in records.items() if benchmark == "compare"),
+    mine = sorted((r for (benchmark, figure), r in records.items() if benchmark == "compare"
+                   and figure.endswith(("_auc_per_sample", "_shear_goodness"))),
                   key=lambda r: (r["dataset"], r["level"], PREDICTORS.index(r["predictor"])
                                  if r["predictor"] in PREDICTORS else len(PREDICTORS), r["predictor"]))
     tension = [r for r in mine if r["figure"].endswith("_auc_per_sample")]

@@ -1,6 +1,7 @@
 """Quasistatic loading: speed of the AQS tests, ensemble figures, event locations.
 
-    python benchmarks/loading.py [--quick] [--only speed|tension_speed|shear_speed|ensemble|shear_events|fc22|saddle]
+    python benchmarks/loading.py [--quick] [--only speed|tension_speed|shear_speed|ensemble|shear_events|fc22|saddle|
+                                  shear_lammps]
                                   [--out DIR]
 
 (a) speed: wall and CPU time of (1) a full tension test to fracture (FC22 settings: strain
@@ -11,6 +12,8 @@
     with sigma factor 1.0, seed 0, relaxed with its cell). Goal ≤ 10 min each. --quick runs the
     first part of each (tension to strain 0.05, shear 40 steps) and extrapolates linearly in
     the number of strain steps ("extrapolated": true, with the measured part in the record).
+    ``--first-break``: the tension test ends at the first bond break, as the datasets' tension does (its labels
+    are complete there; on the flow a bilayer still carries load at strain 0.3).
 (b) ensemble (not with --quick): tension of generated bilayers of 8 × 8 rings (768 atoms, Watanabe;
     ``--kind monolayer``: Yukawa monolayers of 8 × 8 rings, 320 atoms), relaxed with their cell, at mu2
     0.2 and 1.0, seeds 0–3 (``--audit``: every event audited, and the fraction of events that are
@@ -34,9 +37,16 @@ steps that hop, as before issue #22; their records are kept apart.
 (d) fc22 (only with --only fc22): the full tension run of the FC22 reference bilayer
     (/work/shared/data/fc22-bilayer), labels and curve written to ``DIR/fc22``.
 (e) saddle (only with --only saddle): the generated 3456-atom bilayer ``--rings 16 18 --mu2 0.2 --kind bilayer
-    --seed 11`` relaxed with its cell to 1e-8 eV/Å stops on a saddle: its lowest non-trivial Hessian eigenvalue
-    (eV/Å²), and what :func:`relax_to_minimum` makes of it (escapes, energy gained, eV, the eigenvalue at the
-    minimum, the largest atom move, Å).
+    --seed 11`` (an earlier generator's version of it stopped on a saddle) relaxed with its cell to 1e-8 eV/Å:
+    its lowest non-trivial Hessian eigenvalue (eV/Å²), and what :func:`relax_to_minimum` makes of it (escapes,
+    energy gained, eV, the eigenvalue at the minimum, the largest atom move, Å).
+(f) shear_lammps (only with --only shear_lammps): the 400-step pure shear of (a) in fixed steps (no bisection:
+    the precision is the step) to 1e-8 eV/Å, ours and LAMMPS (``change_box`` + ``minimize`` per step, CG with
+    ``dmax`` 0.1 Å and the largest per-atom force as the norm, the same structure and Yukawa form through
+    ``pair_style lepton``), one process each, in the same run: CPU seconds of each and the ratio ours / LAMMPS
+    (issue #21 asks for at most 0.25), LAMMPS's iterations per step and the largest force it ended each step at.
+    ``--quick``: 40 steps; ``--steps N``: N. Our state after an event is the small-step
+    descent of the label rule; LAMMPS's is its CG minimum, so the paths may part after the first event.
 
 Per-sample records are appended to ``DIR/records.jsonl`` as they finish and reused on a
 re-run (delete the file to start afresh); ``--seed`` (and ``--mu2``) runs one sample only, so
@@ -48,6 +58,7 @@ import argparse
 import dataclasses
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -133,7 +144,7 @@ def run_stats(result) -> dict:
 
 def tension_speed(args, out: Path):
     bilayer, made = sample(out, "bilayer", (16, 18), 0, mu2=0.2)
-    settings = TENSION_DEFAULTS
+    settings = dataclasses.replace(TENSION_DEFAULTS, stop_at_first_break=args.first_break)
     if args.quick:
         settings = dataclasses.replace(settings, max_strain=0.05)
     result, cpu, wall = timed(tension_test, bilayer, get_potential("watanabe"), settings)
@@ -142,7 +153,8 @@ def tension_speed(args, out: Path):
     steps_done = result.curve.arrays()["strain"].max() / settings.step
     full_steps = (labels.rupture_strain or 0.2) / settings.step if args.quick else steps_done
     factor = full_steps / steps_done
-    emit(f"tension_{bilayer.n_atoms}_atoms_to_fracture_wall_seconds", round(wall * factor, 1), "s",
+    end = "first_break" if args.first_break else "fracture"
+    emit(f"tension_{bilayer.n_atoms}_atoms_to_{end}_wall_seconds", round(wall * factor, 1), "s",
          {"what": "FC22 published run, 16 MPI ranks", "value": 2.6 * 3600, "unit": "s"}, args.quick,
          cpu_seconds=round(cpu * factor, 1), measured={"wall": round(wall, 1), "cpu": round(cpu, 1),
                                                        "max_strain": float(result.curve.arrays()["strain"].max())},
@@ -163,6 +175,53 @@ def shear_speed(args, out: Path):
          cpu_seconds=round(cpu * factor, 1), measured={"wall": round(wall, 1), "cpu": round(cpu, 1), "steps": steps},
          goal_seconds=600, sample_cpu_seconds=round(made, 1),
          settings={"step": settings.step, "precision": settings.precision, "fmax": settings.fmax}, **run_stats(result))
+
+
+def shear_lammps(args, out: Path):
+    """Our AQS pure shear against LAMMPS on the same protocol (module docstring, (f))."""
+    from glassfrac.potentials.lammps import lammps_input_lines, open_lammps
+    from glassfrac.structure.io import write_lammps_data
+
+    monolayer, _ = sample(out, "monolayer", (40, 50), 0, distribution="lognormal", sigma_factor=1.0)
+    potential = get_potential("yukawa2d")
+    steps = args.steps or (40 if args.quick else 400)
+    step, fmax = SHEAR_DEFAULTS.step, 1e-8
+    settings = dataclasses.replace(SHEAR_DEFAULTS, max_strain=steps * step, precision=step, fmax=fmax,
+                                   max_events=None, snapshots=False)
+    result, ours_cpu, ours_wall = timed(shear_test, monolayer, potential, settings)
+    lmp = open_lammps()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "in.data"
+        write_lammps_data(monolayer, data, type_map={k + 1: x for k, x in enumerate(potential.species)})
+        lmp.commands_list(["units metal", "dimension 2", "atom_style atomic", "boundary p p p", f"read_data {data}",
+                           "mass * 1.0", *lammps_input_lines(potential), "neighbor 1.0 bin",
+                           "neigh_modify every 1 delay 0 check yes", "min_style cg", "min_modify dmax 0.1 norm max",
+                           "thermo 0", "log none"])
+        cpu, wall = time.process_time(), time.perf_counter()
+        iterations, largest = [], []
+        for k in range(steps):
+            ratio = (1.0 + (k + 1) * step) / (1.0 + k * step)
+            before = lmp.get_thermo("step")
+            lmp.command(f"change_box all x scale {ratio!r} y scale {1.0 / ratio!r} remap units box")
+            lmp.command(f"minimize 0.0 {fmax} 100000 1000000")
+            iterations.append(int(lmp.get_thermo("step") - before))
+            forces = np.ctypeslib.as_array(lmp.gather_atoms("f", 1, 3)).reshape(-1, 3)[:, :2]
+            largest.append(float(np.linalg.norm(forces, axis=1).max()))
+        lammps_cpu, lammps_wall = time.process_time() - cpu, time.perf_counter() - wall
+        lammps_stress = 0.5 * (lmp.get_thermo("pxx") - lmp.get_thermo("pyy"))
+    version = lmp.version()
+    lmp.close()
+    c = result.curve.arrays()
+    emit("pure_shear_ratio_to_lammps", round(ours_cpu / lammps_cpu, 4), "ratio",
+         {"what": "issue #21 goal", "value": 0.25}, steps < 400, atoms=monolayer.n_atoms, steps=steps,
+         ours_cpu_seconds=round(ours_cpu, 1), ours_wall_seconds=round(ours_wall, 1),
+         lammps_cpu_seconds=round(lammps_cpu, 1), lammps_wall_seconds=round(lammps_wall, 1),
+         ours_400_steps_cpu_seconds=round(ours_cpu * 400 / steps, 1), lammps_version=version,
+         ours_final_shear_stress=float(c["stress"][-1]), lammps_final_pressure_difference_bar=lammps_stress,
+         lammps_iterations_per_step=iterations, lammps_final_max_force=largest,
+         lammps_steps_converged=int(sum(f <= fmax for f in largest)), ours_iterations=result.work["iterations"],
+         ours_events=len(result.events), settings={"step": step, "fmax": fmax, "fixed_steps": True,
+                                                     "lammps": "min_style cg, dmax 0.1, norm max"})
 
 
 # -- (b) ensemble ------------------------------------------------------------------------------
@@ -450,7 +509,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="speed by extrapolation, fewer samples")
     parser.add_argument("--only", choices=("speed", "tension_speed", "shear_speed", "ensemble", "shear_events", "fc22",
-                                                "saddle"),
+                                                "saddle", "shear_lammps"),
                         default=None, help="one part (speed = tension_speed and shear_speed)")
     parser.add_argument("--out", default=str(ROOT / "bench-out/loading"), help="output directory")
     parser.add_argument("--fc22-input", type=Path, default=FC22,
@@ -470,6 +529,11 @@ def main():
     parser.add_argument("--descent-step", type=float, default=None,
                         help="ensemble: the descent's largest move after an event, Å (default 0.02, the gradient flow; "
                              "0.1: FC22's damped dynamics; 0.2: large steps that hop, as the rule before #22)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="shear_lammps: strain steps on both sides (default 400; --quick 40)")
+    parser.add_argument("--first-break", action="store_true",
+                        help="tension_speed: stop at the first bond break (the datasets' protocol, where the labels "
+                             "of FC22 are complete) instead of at fracture or strain 0.3")
     parser.add_argument("--audit", action="store_true",
                         help="ensemble / shear_events: audit every event (glassfrac.mechanics.audit) and report the "
                              "fraction that are instabilities of the branch (records kept apart from unaudited ones)")
@@ -490,6 +554,8 @@ def main():
         fc22(args, out)
     if args.only == "saddle":
         saddle(args, out)
+    if args.only == "shear_lammps":
+        shear_lammps(args, out)
 
 
 if __name__ == "__main__":

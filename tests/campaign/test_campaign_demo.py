@@ -41,4 +41,6 @@ def test_demo_predicts_before_it_loads_and_writes_a_report_that_renders(tmp_path
     if browser() is None:
         pytest.skip("headless Chromium not found (Debian: apt-get install chromium)")
     page = ink(screenshot(out / "report.html", tmp_path / "report.png"))
-    assert page["non_white"] > 0.05 and page["coloured"] > 0.005  # tables and coloured figures, not a blank page
+    # tables and coloured figures, not a blank page (0 and 0): the top 2400 px of the demo report measured
+    # 0.087 / 0.0044, its coloured pixels being the curves and marks of the figures
+    assert page["non_white"] > 0.05 and page["coloured"] > 0.002

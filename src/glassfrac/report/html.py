@@ -41,7 +41,12 @@ th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 figcaption { font-size: .85em; color: #555; }
 .bad { color: #b00; } code { font-size: .9em; }
 caption { text-align: left; font-weight: 600; padding: .3em 0; }
+table.many { font-size: .75em; } table.many th, table.many td { padding: .2em .35em; }
+.scroll { overflow-x: auto; }
 """
+MANY_COLUMNS = 10
+"""Tables with more columns than this get a smaller font, and every table scrolls inside the page rather than
+pushing the page wider (the demo's per-sample table has 14)."""
 
 TABLE_COLUMNS = (
     ("sample_id", "sample"), ("kind", "kind"), ("nx", "NX"), ("ny", "NY"), ("mu2_target", "μ₂ target"),
@@ -201,7 +206,8 @@ def _table(caption: str, columns: list, rows: list) -> str:
     head = "".join(f"<th{' class=l' if k == 0 else ''}>{_e(c)}</th>" for k, c in enumerate(columns))
     body = "".join("<tr>" + "".join(f"<td{' class=l' if k == 0 else ''}>{_e(_fmt(v))}</td>"
                                     for k, v in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><caption>{_e(caption)}</caption><tr>{head}</tr>{body}</table>"
+    many = " class=many" if len(columns) > MANY_COLUMNS else ""
+    return f"<div class=scroll><table{many}><caption>{_e(caption)}</caption><tr>{head}</tr>{body}</table></div>"
 
 
 def _sample_table(rows) -> str:

@@ -188,7 +188,7 @@ def sheared_samples(name: str, limit: int | None = None) -> list:
     out = []
     path = ROOT / "datasets" / name / "dataset.npz"
     roles = dataset_roles(path)
-    trained_on = any(r.dataset == f"datasets/{name}" for r in RECIPES.values())
+    trained_on = threshold_recipe(name) is not None
     for sample in read_export(path, tables=("event_", "window_")):
         if trained_on and roles[sample["sample_id"]] != "test":  # a threshold-map model trains on the others
             continue
@@ -208,10 +208,15 @@ COMPARED_LISTI = {"cnn": {"epochs": 60, "batch_size": 32, "patience": 10},
 fewer epochs than the GNN's recipe (a CNN epoch costs about ten GNN epochs on one core)."""
 
 
+def threshold_recipe(name: str):
+    """The recipe of the shipped threshold-map model trained on dataset ``name``, or None."""
+    return next((r for r in RECIPES.values() if r.kind == "listi-gnn" and r.dataset == f"datasets/{name}"), None)
+
+
 def compared_listi_models(name: str) -> dict:
     """The CNN and LSTM threshold-map models of dataset ``name`` (trained once, kept in
     ``bench-out/compare/``), by kind; none for a dataset without a shipped threshold-map recipe."""
-    shipped = next((r for r in RECIPES.values() if r.kind == "listi-gnn" and r.dataset == f"datasets/{name}"), None)
+    shipped = threshold_recipe(name)
     if shipped is None:
         return {}
     folder = ROOT / "bench-out" / "compare"
@@ -222,9 +227,7 @@ def compared_listi_models(name: str) -> dict:
         if not path.is_file():
             r = replace(shipped, name=f"listi-{kind}-{name}", settings={"model": kind, "train": train})
             model, details, table = train_threshold_model(r, ROOT / shipped.dataset / "dataset.npz", 0)
-            partial = path.with_suffix(".partial.safetensors")
-            model.save(partial)
-            partial.replace(path)
+            model.save(path)  # atomic: a killed run leaves no half-written model
             for metric, m in details["card_metrics"].items():
                 publish({"benchmark": "compare", "figure": f"{name}_listi_{kind}_{metric}", "value": m["value"],
                          "dataset": name, "predictor": f"listi_{kind}",

@@ -14,8 +14,8 @@ time of this process and its workers.
 
 ``--bilayer`` probes a generated Watanabe bilayer instead (8 × 8 rings, 768 atoms, mu2 0.3, seed 1, relaxed
 with its cell to a true minimum at 1e-8 eV/Å): a 16 × 16 map on one process (time, Δτ range) and its
-goodness against the sample's own pure-shear events (``SHEAR_DEFAULTS`` but to strain 0.15: the default
-0.04 finds none in this sample).
+goodness against the sample's own pure-shear events (``SHEAR_DEFAULTS`` but to strain 0.15, for six events:
+the default 0.04 holds at most the first).
 
 ``--goodness DATASET`` scores existing maps instead: every ``DATASET/<sample>/`` folder with
 map.npz, events.json and structure.xyz gives C = 1 − 2F(Δτ at the event site) per event

@@ -388,7 +388,6 @@ def probe(ctx: SampleContext) -> None:
         ctx.add_figure("probe: threshold map Δτ (red: weak) with the shear events", "probe/map.png")
 
 
-
 STAGES = {"generate": generate, "relax": relax, "predict": predict, "tension": tension, "shear": shear, "probe": probe}
 """Built-in stages by name (module docstring)."""
 

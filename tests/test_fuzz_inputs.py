@@ -373,7 +373,7 @@ def dataset_arrays():
     start = np.concatenate([[0], np.cumsum(n)])
     labels = np.zeros(start[-1], np.int8)
     labels[np.concatenate([start[:-1], start[:-1] + 1])] = 1
-    return {"format": np.array("glassfrac-dataset-1"), "sample_id": np.array(["a", "b", "c"]),
+    return {"format": np.array("glassfrac-dataset-2"), "sample_id": np.array(["a", "b", "c"]),
             "dim": np.array([2, 2, 2]), "cell": cells, "pbc": np.array([[True, True, False]] * 3),
             "atom_start": start, "mu2": np.array([0.2, 0.4, 0.6]), "rupture_strain": np.array([0.1, 0.12, 0.11]),
             "rupture_location": np.array([[1.0, 2.0, 0.0], [3.0, 4.0, 0.0], [5.0, 5.0, 0.0]]),

@@ -18,8 +18,10 @@ SI_SI = 3.05
 HERE = Path(__file__).resolve().parent
 
 
-def honeycomb_monolayer(spec, jitter: float = 0.05, fail_marker: str | None = None) -> Structure:
-    """Si honeycomb of ``spec.rings`` hexagons with bridging O, randomly displaced (seeded).
+def honeycomb_monolayer(spec, jitter: float = 0.05, fail_marker: str | None = None,
+                        origin: tuple = (0.0, 0.0)) -> Structure:
+    """Si honeycomb of ``spec.rings`` hexagons with bridging O, randomly displaced (seeded), in a box whose
+    corner is at ``origin`` (Å).
 
     Raises RuntimeError for odd sample indices while the file ``fail_marker`` exists.
     """
@@ -46,9 +48,10 @@ def honeycomb_monolayer(spec, jitter: float = 0.05, fail_marker: str | None = No
     oxygen = si[pairs[:, 0]] + 0.5 * d
     positions = np.concatenate([si, oxygen])
     rng = np.random.default_rng(spec.seed)
-    positions = box.wrap(positions + rng.uniform(-jitter, jitter, positions.shape))
+    positions = box.wrap(positions + rng.uniform(-jitter, jitter, positions.shape)) + np.asarray(origin, float)
     species = ["Si"] * len(si) + ["O"] * len(oxygen)
-    return Structure(positions, species, box, info={"generator": "honeycomb_monolayer"})
+    return Structure(positions, species, Box(np.diag(lengths), True, origin),
+                     info={"generator": "honeycomb_monolayer"})
 
 
 def energy_labels(ctx) -> None:

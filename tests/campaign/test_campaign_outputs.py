@@ -13,6 +13,7 @@ from glassfrac.campaign.runner import report_campaign, run_campaign
 from glassfrac.campaign.store import CampaignStore, row_structure
 from glassfrac.cli import main
 from glassfrac.report.html import browser, ink, screenshot
+from glassfrac.structure import Box
 
 LOADING = """
 [tests.tension]
@@ -31,15 +32,19 @@ grid = 2
 r_free = 3.0
 shell = 5.0
 """
+CORNER = "{origin = [-6.0, 2.5]}"
+"""Generator option of the loaded samples: their box's corner, Å."""
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """Two perturbed 4 x 4 honeycomb monolayers through relax, tension, shear and a 2 x 2 probe map
-    (small windows: the cell is 21 x 18 Å) (serial)."""
+    (small windows: the cell is 21 x 18 Å) (serial), in a box whose corner is not at the origin (as a LAMMPS
+    file's or a generated bilayer's is not)."""
     root = tmp_path_factory.mktemp("loaded")
     path = root / "loaded.toml"
-    text = cheap_config(root / "campaign", name="loaded", count=1, tests='["tension", "shear", "probe"]')
+    text = cheap_config(root / "campaign", name="loaded", count=1, tests='["tension", "shear", "probe"]',
+                        options=CORNER)
     path.write_text(text.replace("[output]", LOADING + "\n[output]"))
     summary = run_campaign(load_config(path), workers=0, show_progress=False)
     assert (summary["done"], summary["failed"]) == (2, 0), CampaignStore.open(root / "campaign").failures()
@@ -70,7 +75,8 @@ def test_tension_and_shear_labels_are_stored(loaded):
 def test_a_campaign_without_figures_stores_the_same_labels_and_draws_nothing(loaded, tmp_path):
     """``[output] figures = false`` (the dataset configs): no figure file, the same keys and labels."""
     path = tmp_path / "plain.toml"
-    text = cheap_config(tmp_path / "campaign", name="loaded", count=1, tests='["tension", "shear", "probe"]')
+    text = cheap_config(tmp_path / "campaign", name="loaded", count=1, tests='["tension", "shear", "probe"]',
+                        options=CORNER)
     path.write_text(text.replace("[output]", LOADING + "\n[output]\nfigures = false"))
     summary = run_campaign(load_config(path), workers=0, show_progress=False)
     assert (summary["done"], summary["failed"]) == (2, 0)
@@ -106,7 +112,7 @@ def test_dataset_npz_and_folder(loaded, tmp_path):
     out = export_dataset(loaded, tmp_path / "d.npz")
     assert (out["samples"], out["form"]) == (2, "npz")
     d = np.load(tmp_path / "d.npz")
-    assert str(d["format"]) == "glassfrac-dataset-1" and json.loads(str(d["metadata"]))["campaign"] == "loaded"
+    assert str(d["format"]) == "glassfrac-dataset-2" and json.loads(str(d["metadata"]))["campaign"] == "loaded"
     start = d["atom_start"]
     assert start[-1] == len(d["positions"]) == len(d["species"]) == len(d["first_break"])
     assert list(d["sample_id"]) == [r.sample_id for r in rows]
@@ -115,7 +121,19 @@ def test_dataset_npz_and_folder(loaded, tmp_path):
         assert np.array_equal(d["positions"][atoms], row.positions)
         assert np.array_equal(d["first_break"][atoms], row.data["arrays"]["first_break"])
         assert d["rupture_strain"][s] == row.rupture_strain and d["mu2_target"][s] == row.mu2_target
-        assert np.array_equal(d["rupture_location"][s], row.data["tension"]["labels"]["rupture_location"] + [0.0])
+        # every location in the frame of the exported positions: the first broken bond's midpoint, the atom
+        # that moved most in each shear event, window centres inside the cell
+        box = Box(d["cell"][s][:2, :2], True)
+        xy = d["positions"][atoms][:, :2]
+        i, j = np.flatnonzero(d["first_break"][atoms] == 1)
+        midpoint = xy[i] + 0.5 * box.minimum_image((xy[j] - xy[i])[None])[0]
+        assert np.allclose(box.minimum_image((d["rupture_location"][s, :2] - midpoint)[None]), 0, atol=1e-9)
+        mine = d["event_sample"] == s
+        assert mine.sum() > 0
+        for location in d["event_location"][mine, :2]:  # each the position of the atom that moved most
+            assert np.min(np.linalg.norm(box.minimum_image(xy - location), axis=1)) < 1e-9
+        centres = d["window_centre"][d["window_sample"] == s]
+        assert len(centres) == 4 and np.all((centres >= 0) & (centres < np.diag(d["cell"][s])[:2]))
         assert d["key_tension_peak_stress"][s] == row.tension_peak_stress
         ev = d["event_sample"] == s
         tension = ev & (d["event_test"] == "tension")

@@ -30,3 +30,17 @@ def test_a_score_peaked_at_the_rupture_finds_it_across_the_periodic_edge():
     result = first_break_scores(-d, positive, location, sheet)
     assert positive.sum() == 2 and result["auc"] == 1.0
     assert np.isclose(result["error"], np.linalg.norm([0.6, 0.3])) and result["caught_at"] == 1 / sheet.n_atoms
+
+
+def test_a_site_in_one_layer_of_a_bilayer_is_scored_at_that_layers_atom():
+    # two layers with the same in-plane positions (as a bilayer's mirror layers and bridging oxygens have)
+    flat = _grid_sheet()
+    xy = flat.positions
+    positions = np.vstack([np.column_stack([xy, np.full(len(xy), 5.0)]), np.column_stack([xy, np.full(len(xy), 8.0)])])
+    bilayer = Structure(positions, ["Si"] * len(positions), Box(np.diag([30.0, 30.0, 20.0]), [True, True, False]))
+    score = np.zeros(len(positions))
+    site = len(xy) + 7  # an atom of the upper layer, the only one predicted
+    score[site] = 1.0
+    assert np.isclose(atom_goodness(score, bilayer, positions[site][None])[0], 1 - 2 / len(positions))
+    # in the plane alone the site is as near the lower layer's atom, which scores at the bottom
+    assert atom_goodness(score, bilayer, positions[site][None, :2])[0] == -1.0

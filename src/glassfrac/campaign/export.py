@@ -12,7 +12,8 @@ Two forms, same array names, no pickled objects (``np.load(path)`` with the defa
   and ``curve_sample``.
 
 Arrays (units: Å, eV, strain dimensionless, stress in the test's ``stress_unit``, N/m for
-sheets):
+sheets). Positions, locations and window centres are measured from the corner of the cell (``cell``), whatever
+origin the sample's box had:
 
 =========================  =======  ==========================================================
 name                       shape    meaning
@@ -60,7 +61,10 @@ from glassfrac.core.outputs import OutputFolder, check_file
 from glassfrac.core.provenance import now
 from glassfrac.labels.probe import ThresholdMap
 
-FORMAT = "glassfrac-dataset-1"
+FORMAT = "glassfrac-dataset-2"
+"""Format tag. Version 2: every position, location and window centre is measured from the cell's corner (the
+frame of ``positions`` and ``cell``); version 1 gave the locations in the frame of the sample's box, whose corner
+is at z = −height/2 for generated bilayers."""
 TESTS = ("tension", "shear")
 TABLES = {"event_": "event_test", "curve_": "curve_test", "window_": "window_threshold"}
 """Row tables of a dataset (name prefix → the column that counts a sample's rows); ``<prefix>sample`` gives
@@ -73,7 +77,8 @@ def sample_arrays(row, folder=None) -> dict:
     """The arrays of one stored sample (module docstring), without the concatenation fields; ``folder``: the
     sample's folder, whose ``map.npz`` (if the sample was probed) gives the window table."""
     structure = row_structure(row)
-    atoms = row.toatoms()
+    atoms = row.toatoms()  # positions from the cell's corner: the labels' locations are moved to that frame
+    corner = _xyz([structure.box.origin])[0]
     kvp, data = row.key_value_pairs, row.data
     n = structure.n_atoms
     tension = data.get("tension", {}).get("labels", {})
@@ -86,7 +91,7 @@ def sample_arrays(row, folder=None) -> dict:
         "mu2": np.array([kvp.get("mu2", np.nan)], float),
         "mu2_target": np.array([kvp.get("mu2_target", np.nan)], float),
         "rupture_strain": np.array([np.nan if tension.get("rupture_strain") is None else tension["rupture_strain"]]),
-        "rupture_location": _xyz([location if location is not None else [np.nan] * 3]),
+        "rupture_location": _xyz([location if location is not None else [np.nan] * 3]) - corner,
         "cell": np.array(atoms.cell[:])[None], "pbc": np.array(atoms.pbc)[None],
         "positions": np.array(atoms.positions), "species": np.array(atoms.get_chemical_symbols()),
         "numbers": np.array(atoms.numbers, np.int64),
@@ -112,14 +117,15 @@ def sample_arrays(row, folder=None) -> dict:
     out["event_kind"] = np.array(["+".join(e.get("kind", [])) for _, _, e in events], dtype=str).reshape(-1)
     for name in ("strain", "strain_before", "stress_drop"):
         out[f"event_{name}"] = np.array([e.get(name, np.nan) for _, _, e in events], float)
-    out["event_location"] = _xyz([e.get("location", [np.nan] * 3) for _, _, e in events])
+    out["event_location"] = _xyz([e.get("location", [np.nan] * 3) for _, _, e in events]) - corner
     out["event_atom"] = np.array([e.get("atom", -1) for _, _, e in events], np.int64)
     out["curve_test"] = np.array([t for t, s, _ in curves for _ in s], dtype=str).reshape(-1)
     out["curve_strain"] = np.concatenate([s for _, s, _ in curves]) if curves else np.zeros(0)
     out["curve_stress"] = np.concatenate([y for _, _, y in curves]) if curves else np.zeros(0)
     probed = None if folder is None or not (Path(folder) / "map.npz").is_file() else ThresholdMap.load(
         Path(folder) / "map.npz")
-    out["window_centre"] = np.zeros((0, 2)) if probed is None else np.asarray(probed.centres, float).reshape(-1, 2)
+    out["window_centre"] = (np.zeros((0, 2)) if probed is None
+                            else np.asarray(probed.centres, float).reshape(-1, 2) - corner[:2])
     out["window_threshold"] = np.zeros(0) if probed is None else np.asarray(probed.threshold, float).ravel()
     return out
 

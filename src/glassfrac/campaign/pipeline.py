@@ -414,6 +414,7 @@ def _row(ctx: SampleContext, timings: dict, started: str, seconds: float):
     data["figures"] = ctx.figures
     data["files"] = file_manifest(ctx.directory)
     data["units"] = UNITS
+    data["origin"] = np.concatenate([s.box.origin, np.zeros(3 - s.dim)]).tolist()  # box corner, Å: ASE rows drop it
     data["provenance"] = {
         **ctx.plan.provenance,
         "seeds": {"campaign": ctx.plan.seed, "index": spec.index, "sample": spec.seed},

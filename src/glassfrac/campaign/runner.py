@@ -121,8 +121,12 @@ def _group_size(group: dict) -> int:
 
 def run_campaign(config: CampaignConfig, workers: int | None = None, scheduler: str | None = None,
                  retry_failed: bool = False, show_progress: bool | None = None, slurm_jobs: int | None = None,
-                 store_wait: float | None = None, overwrite: bool = False, command: str = "campaign run") -> dict:
+                 store_wait: float | None = None, overwrite: bool = False, command: str = "campaign run",
+                 start: int = 0, stop: int | None = None) -> dict:
     """Run the pending samples of ``config`` (module docstring); returns a summary dict.
+
+    ``start``, ``stop``: run only the samples of index ``start <= index < stop`` (None: to the last), so a
+    dataset part (``glassfrac dataset part``) can be computed in a fresh folder without the parts before it.
 
     ``workers``: None (config ``[runner] workers``, else :func:`default_workers`), 0 (serial) or
     N; ignored with ``scheduler`` or ``slurm_jobs``. ``store_wait``: how long to wait for a store
@@ -139,7 +143,9 @@ def run_campaign(config: CampaignConfig, workers: int | None = None, scheduler: 
     if store_wait is not None and (isinstance(store_wait, bool) or not isinstance(store_wait, (int, float))
                                    or not store_wait >= 0):
         raise InputError(f"--store-wait must be a number of seconds >= 0, got {store_wait!r}")
-    start = time.perf_counter()
+    if stop is not None and stop <= start:
+        raise InputError(f"--stop ({stop}) must be larger than --start ({start})")
+    clock = time.perf_counter()
     for name in [g.generator for g in config.groups if g.generator] + [t for t in config.tests if ":" in t]:
         load_callable(name)  # a typo fails here, not in every sample
     folder = campaign_folder(config.directory, overwrite, command)
@@ -152,7 +158,8 @@ def run_campaign(config: CampaignConfig, workers: int | None = None, scheduler: 
         cleaned = store.clean({s.sample_id for s in specs})
         done = store.done_ids()
         failed = set(store.failures())
-        pending = [s for s in specs if s.sample_id not in done and (retry_failed or s.sample_id not in failed)]
+        pending = [s for s in specs if s.sample_id not in done and (retry_failed or s.sample_id not in failed)
+                   and start <= s.index and (stop is None or s.index < stop)]
         plan = Plan(campaign=config.name, seed=config.seed, tests=config.tests, test_settings=config.test_settings,
                     potentials=config.potentials, relax=config.relax, samples_dir=str(store.samples_dir.resolve()),
                     run_id=run_id, threads=config.threads_per_worker, figures=config.figures,
@@ -185,7 +192,7 @@ def run_campaign(config: CampaignConfig, workers: int | None = None, scheduler: 
         bar.close()
         store.clean({s.sample_id for s in specs})
         folder.finish()
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - clock
     status = campaign_status(store=store)
     status.pop("failures")
     return {

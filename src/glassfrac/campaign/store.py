@@ -332,9 +332,13 @@ class CampaignStore:
 
 
 def row_structure(row) -> Structure:
-    """The stored (relaxed, undeformed) structure of a row, with its bonds and per-atom arrays."""
-    structure = Structure.from_ase(row.toatoms(), dim=int(row.dim))
+    """The stored (relaxed, undeformed) structure of a row, with its bonds and per-atom arrays, in the frame of
+    its labels: the box corner the sample had (``data['origin']``; an ASE row keeps positions from a corner at 0)."""
     data = row.data
+    atoms = row.toatoms()
+    if "origin" in data:
+        atoms.info["origin"] = np.asarray(data["origin"], float)
+    structure = Structure.from_ase(atoms, dim=int(row.dim))
     if "bonds" in data:
         bonds = np.asarray(data["bonds"], dtype=np.int64)
         structure.set_bonds(bonds[:, :2], bonds[:, 2:])

@@ -27,6 +27,10 @@ def register(subparsers) -> None:
                      help="local worker processes (default: cores / threads per worker; 0: serial, "
                           "in this process)")
     run.add_argument("--retry-failed", action="store_true", help="run the failed samples again")
+    run.add_argument("--start", type=non_negative_int, default=0,
+                     help="run only samples of index >= START (default 0; a dataset part in a fresh folder)")
+    run.add_argument("--stop", type=positive_int, default=None,
+                     help="run only samples of index < STOP (default: every sample of the config)")
     run.add_argument("--output", metavar="DIR", default=None, help="campaign directory (overrides the config)")
     add_overwrite(run)
     run.add_argument("--database", metavar="URL", default=None,
@@ -92,7 +96,7 @@ def _run(args) -> dict:
 
     return run_campaign(_config(args), workers=args.workers, scheduler=args.scheduler,
                         retry_failed=args.retry_failed, slurm_jobs=args.slurm_jobs, store_wait=args.store_wait,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, start=args.start, stop=args.stop)
 
 
 def _store(args):

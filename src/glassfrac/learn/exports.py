@@ -130,10 +130,10 @@ def _samples(arrays: dict, path, per_atom, tables=()) -> list:
 
 
 def shear_event_sites(sample: dict) -> np.ndarray:
-    """(k, 2) in-plane locations (Å) of the shear events of a sample read with the ``"event_"`` table, in
-    order."""
+    """(k, 3) locations (Å; the atom that moved most, in the undeformed sample) of the shear events of a sample
+    read with the ``"event_"`` table, in order; maps use their first two axes, per-atom scores all three."""
     shear = sample["event_test"] == "shear"
-    return sample["event_location"][shear][np.argsort(sample["event_rank"][shear])][:, :2]
+    return sample["event_location"][shear][np.argsort(sample["event_rank"][shear])]
 
 
 def _kind_name(kind: str) -> str:

@@ -71,8 +71,19 @@ def first_break_scores(scores, positive, location, structure) -> dict:
             "caught_at": float(q[positive].min()), "error": error}
 
 
+def nearest_atom(structure, location) -> int:
+    """Index of the atom nearest ``location`` (Å; periodic): in space when it has all of the structure's axes,
+    else in the plane. A bilayer's two layers and the oxygens between them share in-plane positions, so only the
+    full distance finds the atom of a site in one layer."""
+    location = np.asarray(location, float)
+    if len(location) < structure.dim:
+        return int(np.argmin(in_plane_distance(structure, structure.positions, location)))
+    d = structure.box.minimum_image(structure.positions - location[:structure.dim])
+    return int(np.argmin(np.linalg.norm(d, axis=1)))
+
+
 def atom_goodness(scores, structure, locations) -> np.ndarray:
-    """C = 1 − 2F per event location (module docstring); ``locations`` (e, ≥ 2) Å."""
+    """C = 1 − 2F per event location (module docstring), at the atom nearest each location
+    (:func:`nearest_atom`); ``locations`` (e, ≥ 2) Å."""
     q = flagged_fraction(np.asarray(scores, float))
-    return np.array([1.0 - 2.0 * q[int(np.argmin(in_plane_distance(structure, structure.positions, loc)))]
-                     for loc in np.atleast_2d(locations)])
+    return np.array([1.0 - 2.0 * q[nearest_atom(structure, loc)] for loc in np.atleast_2d(locations)])

@@ -1,6 +1,6 @@
 """Local probing speed: windows per second and the time of a 50 × 50 map of a 10^4-atom monolayer.
 
-Usage: python benchmarks/probe.py [--quick | --full] [--windows N] [--workers W] [--device DEV]
+Usage: python benchmarks/probe.py [--quick | --full] [--windows N] [--workers W] [--device DEV] [--compare]
        python benchmarks/probe.py --bilayer
        python benchmarks/probe.py --goodness DATASET [--figure PNG]
 
@@ -10,7 +10,9 @@ windows is probed by ``--workers`` processes (default 2, one per core) and the f
 is extrapolated from the measured windows per second (``extrapolated: true``); ``--quick``
 probes 32 windows, ``--full`` the whole 50 × 50 map (``extrapolated: false``, about 4–6 min on
 2 quiet cores). Wall time includes starting the worker processes; ``cpu_seconds`` is the CPU
-time of this process and its workers.
+time of this process and its workers. ``--compare`` first probes the same windows with the settings
+before the throughput issue (:data:`REFERENCE_METHOD`) and reports that rate and how the maps agree
+(the same first event, or a lower / higher threshold strain).
 
 ``--bilayer`` probes a generated Watanabe bilayer instead (8 × 8 rings, 768 atoms, mu2 0.3, seed 1, relaxed
 with its cell to a true minimum at 1e-8 eV/Å): a 16 × 16 map on one process (time, Δτ range) and its
@@ -120,6 +122,22 @@ def bilayer():
              "shear_max_strain": 0.15, "shear_cpu_seconds": round(shear_cpu, 1), "atoms": sample.n_atoms})
 
 
+REFERENCE_METHOD = {"step": 0.01, "placement": "bisection", "newton_tol": 0.0}
+"""The probing settings before the throughput issue (coarse steps of 0.01 and halving; every solve ends on a
+measured force below fmax)."""
+
+
+def agreement(old: dict, new: dict, precision: float) -> dict:
+    """How two maps of the same windows agree: windows whose threshold strains are within 2 ``precision`` (the same
+    event), the largest |ΔΔτ| among them (N/m), and the windows whose new strain is lower or higher."""
+    a, b = old["strain_c"][:, 0], new["strain_c"][:, 0]
+    same = np.abs(a - b) <= 2 * precision
+    dtau = np.abs(old["threshold"].ravel() - new["threshold"].ravel())
+    return {"same": int(same.sum()), "max_threshold_difference_same_event": float(dtau[same].max(initial=0.0)),
+            "lower_strain": int((~same & (b < a)).sum()), "higher_strain": int((~same & (b > a)).sum()),
+            "strain_differences": np.round(b[~same] - a[~same], 5).tolist()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     mode = parser.add_mutually_exclusive_group()
@@ -133,6 +151,9 @@ def main():
     parser.add_argument("--goodness", type=Path, default=None, metavar="DATASET",
                         help="score the maps of a dataset against its shear events instead of timing")
     parser.add_argument("--figure", type=Path, default=None, help="with --goodness: heatmap of the first sample")
+    parser.add_argument("--compare", action="store_true",
+                        help="also probe the same windows with the first implementation's settings (REFERENCE_METHOD) "
+                             "in the same run: its rate and the agreement of the two maps")
     args = parser.parse_args()
     set_threads(1)
     if args.goodness is not None:
@@ -152,14 +173,29 @@ def main():
         n_windows = args.windows or (32 if args.quick else 256)
         subset = centres[np.random.default_rng(0).choice(len(centres), size=n_windows, replace=False)]
     machine = f"{args.workers} worker process(es), device {args.device}, chunk {chunk}"
-    start, cpu0 = time.perf_counter(), cpu_seconds()
-    result = probe_map(sample, potential, settings, centres=subset)
-    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
-    rate = len(subset) / seconds
     common = {"benchmark": "probe", "machine": machine, "atoms": sample.n_atoms}
 
     def emit(figure, value, unit, **extra):
         publish({**common, "figure": figure, "value": value, "unit": unit, **extra})
+
+    def timed(s):
+        start, cpu0 = time.perf_counter(), cpu_seconds()
+        out = probe_map(sample, potential, s, centres=subset)
+        return out, time.perf_counter() - start, cpu_seconds() - cpu0
+
+    if args.compare:
+        reference = dataclasses.replace(settings, **REFERENCE_METHOD)
+        old, old_seconds, old_cpu = timed(reference)
+    result, seconds, cpu = timed(settings)
+    rate = len(subset) / seconds
+    if args.compare:
+        emit("windows_per_second_reference_method", len(subset) / old_seconds, "1/s", windows=len(subset),
+             wall_seconds=old_seconds, cpu_seconds=old_cpu, settings=REFERENCE_METHOD,
+             window_evaluations=int(old["newton_iterations"]))
+        agree = agreement(old, result, reference.precision)
+        emit("same_first_event_as_reference_method", agree["same"], "windows", windows=len(subset), **agree,
+             speedup=old_seconds / seconds, cpu_speedup=old_cpu / cpu,
+             evaluations_ratio=old["newton_iterations"] / result["newton_iterations"])
 
     emit("windows_per_second", rate, "1/s", windows=len(subset), wall_seconds=seconds, cpu_seconds=cpu,
          cpu_seconds_per_window=cpu / len(subset), window_evaluations=int(result["newton_iterations"]))

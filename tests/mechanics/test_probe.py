@@ -84,9 +84,13 @@ FIRST_THRESHOLD = [0.0901479922037435, 0.09124968100993612, 0.12268153440338729,
 FIRST_STRAIN = [0.141796875, 0.08515624999999999, 0.15195312499999997, 0.117109375]
 
 
-def four_windows(sample, potential):
+FIRST_METHOD = {"step": 0.01, "placement": "bisection", "newton_tol": 0.0}
+"""The settings of the first implementation (before the saddle-node placement)."""
+
+
+def four_windows(sample, potential, **settings):
     """Four windows, two rows in flight (finished windows are replaced from the queue)."""
-    settings = ProbeSettings(grid=4, chunk=2)
+    settings = ProbeSettings(grid=4, chunk=2, **settings)
     return probe_map(sample, potential, settings, centres=grid_centres(sample.box, 4)[CENTRES])
 
 
@@ -106,10 +110,29 @@ def test_batched_map_equals_window_by_window(sample, potential, batched):
 
 
 @pytest.mark.shared_data
-def test_the_default_reproduces_the_first_implementation(jumol_files, potential):
-    first = four_windows(read(jumol_files[1]), potential)
+def test_the_first_method_reproduces_the_first_implementation(jumol_files, potential):
+    first = four_windows(read(jumol_files[1]), potential, **FIRST_METHOD)
     assert np.allclose(first["threshold"], FIRST_THRESHOLD, atol=1e-9)
     assert np.allclose(first["strain_c"][:, 0], FIRST_STRAIN, atol=1e-12)
+
+
+def test_the_default_finds_the_first_methods_events_with_fewer_solves(sample, potential, batched):
+    first = four_windows(sample, potential, **FIRST_METHOD)
+    precision = ProbeSettings().precision
+    # the same first event of every window: threshold strain within the bracket precision, Δτ within 5e-4 N/m
+    assert np.allclose(batched["strain_c"][:, 0], first["strain_c"][:, 0], atol=2 * precision)
+    assert np.allclose(batched["threshold"], first["threshold"], atol=5e-4)
+    assert batched["newton_iterations"] < first["newton_iterations"]
+
+
+def test_saddle_node_placement_homes_in_on_the_instability(sample, potential):
+    # a window's lowest eigenvalue vanishes as λ² ∝ (γ_c − γ): the placed trials approach γ_c from below,
+    # so fewer solves fall past the instability than with halving alone
+    centre = grid_centres(sample.box, 4)[CENTRES[:1]]
+    placed, halved = (probe_map(sample, potential, ProbeSettings(grid=4, placement=p), centres=centre)
+                      for p in ("saddle-node", "bisection"))
+    assert abs(placed["strain_c"][0, 0] - halved["strain_c"][0, 0]) <= 2 * ProbeSettings().precision
+    assert placed["newton_iterations"] < halved["newton_iterations"]
 
 
 def test_secant_predictor_agrees_within_the_bisection_precision(sample, potential, batched):

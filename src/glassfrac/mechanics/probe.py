@@ -15,7 +15,14 @@ Newton converges (max force below ``fmax``) with a positive-definite Hessian (Ch
 succeeds), the non-affine jump of every free atom stays below ``max_jump`` and the stress
 has not dropped. Otherwise the window's minimum has disappeared (a saddle-node: the first
 rearrangement), and the step is bisected until the instability strain is known to
-``precision``. The threshold is Δτ = τ_c − τ_in: the shear stress (σ_xx − σ_yy)/2 of the
+``precision``. With ``placement="saddle-node"`` (the default) the steps are placed by the normal
+form of that instability instead of only halving: the lowest Hessian eigenvalue λ of each stable
+state (inverse iteration on the Cholesky factor the solve already has, warm-started from the
+previous state's mode) falls as λ² ∝ (γ_c − γ) near γ_c, so two stable states predict γ_c, and the
+next trial goes ``approach`` (0.9) of the way there (at least ``precision``, at most ``step``, and
+below the middle of a bracket). The bracket that ends a window is still a stable state and a failed
+one ``precision`` apart: placement changes how many solves find it, not what counts as an
+instability. The threshold is Δτ = τ_c − τ_in: the shear stress (σ_xx − σ_yy)/2 of the
 free region at the last stable strain minus its value at zero strain, in N/m.
 
 The free-region stress is the sum of the per-atom virials of the free atoms over the free
@@ -69,8 +76,18 @@ class ProbeSettings:
     last two stable states in the reference frame: ~20 % fewer Newton iterations; the same Δτ
     to 2e-6 N/m on most windows, but ~2 % of windows, those whose first rearrangement is small
     (jumps of 0.05–0.25 Å), find a different event, as the affine path itself does with smaller
-    steps); ``max_step``: Newton trust radius per atom, Å; ``workers``: CPU processes sharing
-    the map; ``device``: torch device.
+    steps); ``max_step``: Newton trust radius per atom, Å; ``placement``: "saddle-node" (trial strains
+    from the normal form, module docstring) or "bisection" (coarse steps and halving only, the first
+    implementation's); ``approach``: fraction of the predicted distance to the instability a trial goes;
+    ``mode_iterations``: inverse iterations per stable state for the lowest mode; ``newton_tol``: a solve
+    whose full Newton step is below this (Å) has converged (the gradient after it is of order the third
+    derivative times the step squared, ~1e-7 eV/Å; 0 asks for ``fmax`` measured, one evaluation more per
+    solve); ``workers``: CPU processes sharing the map; ``device``: torch device.
+
+    The defaults against the first implementation (``step=0.01, placement="bisection", newton_tol=0``):
+    ``benchmarks/probe.py --compare`` (README, Throughput): fewer Newton iterations per window, the same
+    event in most windows, and in the others a lower threshold strain, where the bisection stepped across a
+    saddle-node (λ → 0) whose jump stayed just under ``max_jump``; none higher.
     """
 
     grid: int = 50
@@ -78,7 +95,7 @@ class ProbeSettings:
     shell: float | None = None
     directions: int = 1
     load_angle: float = 0.0
-    step: float = 0.01
+    step: float = 0.02
     precision: float = 1e-4
     max_strain: float = 0.25
     fmax: float = 1e-6
@@ -89,6 +106,10 @@ class ProbeSettings:
     skin: float = 1.0
     max_step: float = 0.2
     predictor: str = "affine"
+    placement: str = "saddle-node"
+    approach: float = 0.9
+    mode_iterations: int = 3
+    newton_tol: float = 1e-4
     workers: int = 1
     device: str = "cpu"
 
@@ -158,7 +179,7 @@ class _Rows:
 
     STATE = ("job", "angle", "nfree", "natoms", "ref", "code", "pos", "phase", "iters", "target", "narrow",
              "lo_e", "hi_e", "lo_tau", "lo_free", "prev_e", "prev_free", "predicted", "tau_in", "built_F",
-             "built_free")
+             "built_free", "mode", "lam", "lam_lo", "lam_prev")
 
     def __init__(self, potential, windows: Windows, jobs, s: ProbeSettings):
         self.potential, self.windows, self.jobs, self.s = potential, windows, jobs, s
@@ -179,7 +200,8 @@ class _Rows:
                  "iters": ((0,), i64), "target": ((0,), f64), "narrow": ((0,), torch.bool), "lo_e": ((0,), f64),
                  "hi_e": ((0,), f64), "lo_tau": ((0,), f64), "lo_free": ((0, NF, d), f64), "prev_e": ((0,), f64),
                  "prev_free": ((0, NF, d), f64), "predicted": ((0, NF, d), f64), "tau_in": ((0,), f64),
-                 "built_F": ((0, d, d), f64), "built_free": ((0, NF, d), f64)}
+                 "built_F": ((0, d, d), f64), "built_free": ((0, NF, d), f64), "mode": ((0, NF * d), f64),
+                 "lam": ((0,), f64), "lam_lo": ((0,), f64), "lam_prev": ((0,), f64)}
         for name, (shape, dtype) in empty.items():
             setattr(self, name, torch.zeros(shape, dtype=dtype, device=dev))
         # pair list: row and the two atoms (local indices, the free one first)
@@ -219,11 +241,32 @@ class _Rows:
                "lo_tau": torch.zeros(R, **f64), "lo_free": ref[:, :NF].clone(),
                "prev_e": torch.full((R,), np.nan, **f64), "prev_free": ref[:, :NF].clone(),
                "predicted": ref[:, :NF].clone(), "tau_in": torch.zeros(R, **f64),
-               "built_F": torch.eye(d, **f64).expand(R, d, d).clone(), "built_free": ref[:, :NF].clone()}
+               "built_F": torch.eye(d, **f64).expand(R, d, d).clone(), "built_free": ref[:, :NF].clone(),
+               "mode": self._start_modes(nfree), "lam": torch.full((R,), np.nan, **f64),
+               "lam_lo": torch.full((R,), np.nan, **f64), "lam_prev": torch.full((R,), np.nan, **f64)}
         first = self.C
         for name in self.STATE:
             setattr(self, name, torch.cat([getattr(self, name), new[name]]))
         self.build(torch.arange(first, self.C, device=dev))
+
+    def _start_modes(self, nfree) -> torch.Tensor:
+        """(R, D) unit start vectors of the inverse iteration: the same weight on every free coordinate
+        (none on padding, whose identity blocks then never enter the mode)."""
+        slots = (np.arange(self.NF)[None, :] < np.asarray(nfree)[:, None]).astype(float)
+        x = torch.as_tensor(np.repeat(slots, self.d, axis=1), dtype=torch.float64, device=self.dev)
+        return x / x.norm(dim=1, keepdim=True).clamp(min=1e-300)
+
+    def lowest_modes(self, rows, L):
+        """λ (eV/Å²) of the rows ``rows`` (bool) from the Cholesky factors ``L`` (C, D, D) of their Hessians:
+        ``mode_iterations`` inverse iterations y = H⁻¹x from the row's last mode x, λ = xᵀy / yᵀy; stored in
+        ``lam`` and ``mode`` (the other rows' factors may be partial: their results are dropped)."""
+        x = self.mode
+        for _ in range(self.s.mode_iterations):
+            y = torch.cholesky_solve(x[:, :, None], L).squeeze(-1)
+            lam = (x * y).sum(dim=1) / (y * y).sum(dim=1)
+            x = y / y.norm(dim=1, keepdim=True)
+        self.mode = torch.where(rows[:, None], x, self.mode)
+        self.lam = torch.where(rows, lam, self.lam)
 
     def keep(self, rows):
         """Keep only the rows ``rows`` (bool mask), renumbering the pair list."""
@@ -437,8 +480,14 @@ class _Rows:
         s = self.s
         bracket = torch.isfinite(self.hi_e)
         narrow = bracket & (self.hi_e - self.lo_e <= s.precision * (1 + 1e-9))
-        target = torch.where(~bracket, self.lo_e + s.step,
-                             torch.where(narrow, self.hi_e, 0.5 * (self.lo_e + self.hi_e)))
+        ahead = torch.full_like(self.lo_e, s.step)
+        if s.placement == "saddle-node":  # λ² falls linearly to 0 at the instability: extrapolate the last two
+            falling = (self.lam_prev > self.lam_lo) & (self.lam_lo > 0) & torch.isfinite(self.prev_e)
+            gap = (self.lo_e - self.prev_e) * self.lam_lo**2 / (self.lam_prev**2 - self.lam_lo**2)
+            ahead = torch.where(falling, (s.approach * gap).clamp(min=s.precision, max=s.step), ahead)
+        middle = 0.5 * (self.lo_e + self.hi_e)
+        target = torch.where(~bracket, self.lo_e + ahead,
+                             torch.where(narrow, self.hi_e, torch.minimum(middle, self.lo_e + ahead)))
         target = torch.clamp(target, max=s.max_strain)
         # prediction: the free atoms in the reference frame, Y = F⁻¹ x, kept (affine) or
         # extrapolated linearly through the last two stable states (secant)
@@ -469,6 +518,8 @@ def probe_map(structure: Structure, potential, settings: ProbeSettings | None = 
         raise InputError(f"local probing needs a potential with the 'hessian' ability; {potential.name} has none")
     if s.predictor not in ("secant", "affine"):
         raise InputError(f"predictor must be 'secant' or 'affine', got {s.predictor!r}")
+    if s.placement not in ("saddle-node", "bisection"):
+        raise InputError(f"placement must be 'saddle-node' or 'bisection', got {s.placement!r}")
     check_structure(potential, structure, "in the sample to probe")  # overlapping atoms: stop before the windows
     if centres is None:
         centres = grid_centres(structure.box, s.grid)
@@ -557,6 +608,11 @@ def _track(rows: _Rows, s: ProbeSettings, bar) -> tuple:
             biggest = step.norm(dim=-1).amax(dim=1).clamp(min=1e-300)
             step = step * (s.max_step / biggest).clamp(max=1.0)[:, None, None]  # trust radius
             rows.pos[:, : rows.NF] += step
+            # a full Newton step this small converges: the gradient after it is ~ (third derivative) × step²
+            small = todo & (biggest < s.newton_tol)
+            ok, ended = ok | small, ended | small
+        if s.placement == "saddle-node" and (ok & live).any():
+            rows.lowest_modes(ok & live, L)
         ended = live & ended
         if not ended.any():
             continue
@@ -591,6 +647,7 @@ def _judge(rows: _Rows, ended, ok, tau, s: ProbeSettings) -> torch.Tensor:
     rows.tau_in = torch.where(first, tau, rows.tau_in)
     rows.lo_tau = torch.where(first, tau, rows.lo_tau)
     rows.lo_free = torch.where(first[:, None, None], rows.pos[:, :NF], rows.lo_free)
+    rows.lam_lo = torch.where(first, rows.lam, rows.lam_lo)
     rows.phase = torch.where(first, 1, rows.phase)
     later = ended & ~first
     jump = torch.where(rows.free_mask(), (rows.pos[:, :NF] - rows.predicted).norm(dim=-1), 0.0).amax(dim=1)
@@ -598,6 +655,8 @@ def _judge(rows: _Rows, ended, ok, tau, s: ProbeSettings) -> torch.Tensor:
     up = later & stable
     rows.prev_e = torch.where(up, rows.lo_e, rows.prev_e)
     rows.prev_free = torch.where(up[:, None, None], rows.lo_free, rows.prev_free)
+    rows.lam_prev = torch.where(up, rows.lam_lo, rows.lam_prev)
+    rows.lam_lo = torch.where(up, rows.lam, rows.lam_lo)
     rows.lo_e = torch.where(up, rows.target, rows.lo_e)
     rows.lo_tau = torch.where(up, tau, rows.lo_tau)
     rows.lo_free = torch.where(up[:, None, None], rows.pos[:, :NF], rows.lo_free)

@@ -1,6 +1,7 @@
 """Campaign throughput and runner overhead, on a paper-like config at reduced size.
 
     python benchmarks/campaign.py [--quick] [--config CONFIG] [--out bench-out/campaign]
+    python benchmarks/campaign.py --recipes NAME [NAME ...] [--samples N]
 
 The config's protocol (potential, relaxer, test settings) is kept; its samples are replaced
 by ``--samples`` samples (2 disorder levels) of ``--rings`` rings. Default: LISTI25's
@@ -21,6 +22,10 @@ figure:
   fractions of non-white and of coloured pixels of the screenshot (0 would be a blank page).
 
 Every run uses the same seeds; the benchmark checks that the runs stored the same labels.
+
+``--recipes``: the throughput of the dataset configs the shipped predictors train on
+(``dataset_throughput_NAME``: samples per hour on the default workers, runner included, the windows per
+hour of a probed recipe, and the hours the config's whole dataset takes at that rate).
 """
 
 import argparse
@@ -85,6 +90,42 @@ def labels(config):
     return [{k: v for k, v in r.key_value_pairs.items() if k != "seconds"} for r in open_store(config).rows()]
 
 
+RECIPE_SAMPLES = {"monolayer-tension": 16, "bilayer-tension": 8, "monolayer-shear": 4, "bilayer-shear": 2}
+"""Dataset configs (``configs/NAME.toml``) of the shipped predictors and the samples each ``--recipes`` run
+makes (two per worker or more: the runner's start-up and the last sample's tail stay in the figure)."""
+
+
+def recipes(names, out: Path, samples: int | None = None) -> None:
+    """Dataset throughput (issue 21, goal 4): samples [0, n) of each dataset config, unchanged (sizes, tests,
+    settings, potentials), run by ``run_campaign`` on the default workers (cores / 1 thread) into a fresh
+    folder; samples per hour of wall time, and probed windows per hour where the recipe probes."""
+    from glassfrac.campaign.config import load_config
+    from glassfrac.campaign.runner import default_workers, open_store, run_campaign
+    from glassfrac.core.threads import set_threads
+
+    set_threads(1)
+    for name in names:
+        n = samples or RECIPE_SAMPLES[name]
+        folder = out / name
+        shutil.rmtree(folder, ignore_errors=True)
+        config = replace(load_config(ROOT / "configs" / f"{name}.toml"), directory=folder, database=None)
+        start = clocks()
+        summary = run_campaign(config, show_progress=False, stop=n)
+        end = clocks()
+        wall, cpu = end[0] - start[0], end[1] - start[1]
+        if summary["ran"] != n or summary["newly_failed"]:
+            failures = open_store(config).failures()
+            raise RuntimeError(f"{name}: {summary['newly_failed']} of {n} samples failed: {failures}")
+        probe = config.test_settings.get("probe")
+        windows = probe["grid"] ** 2 * n if probe and "probe" in config.tests else 0
+        group = config.groups[0]
+        emit(f"dataset_throughput_{name}", round(3600 * n / wall, 2), "samples/h", samples=n, seconds=round(wall, 2),
+             cpu_seconds=round(cpu, 2), workers=default_workers(1, n), kind=group.kind, rings=list(group.rings),
+             tests=list(config.tests), windows_per_hour=round(3600 * windows / wall, 1) if windows else None,
+             config=f"configs/{name}.toml", dataset_size=config.n_samples,
+             dataset_hours=round(config.n_samples * wall / n / 3600, 2))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
@@ -93,7 +134,12 @@ def main():
     parser.add_argument("--rings", type=int, nargs=2, default=None)
     parser.add_argument("--samples", type=int, default=None)
     parser.add_argument("--out", default=str(ROOT / "bench-out/campaign"))
+    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPE_SAMPLES), default=None,
+                        help="dataset throughput instead: the first samples of these dataset configs, as they are, "
+                             "through the runner on the default workers")
     args = parser.parse_args()
+    if args.recipes:
+        return recipes(args.recipes, Path(args.out) / "recipes", args.samples)
     from glassfrac.campaign.config import load_config
     from glassfrac.campaign.runner import default_workers, open_store, report_campaign, run_campaign
     from glassfrac.core.threads import set_threads

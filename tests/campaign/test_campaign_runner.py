@@ -195,3 +195,13 @@ def test_an_index_range_runs_only_its_samples_and_they_equal_a_full_run(write_co
     assert all(np.array_equal(full[k], v) for k, v in ranged.items())
     with pytest.raises(InputError, match="--stop"):
         run(path, start=3, stop=3)
+
+
+def test_a_cell_too_small_for_the_probe_windows_fails_after_relaxation_before_the_tests(write_config, tmp_path):
+    path = write_config(count=1, mu2=(0.3,), tests='["tension", "probe"]')
+    path.write_text(path.read_text().replace("[output]", "[tests.probe]\ngrid = 2\nr_free = 8.0\n\n[output]"))
+    summary = run(path)
+    assert (summary["done"], summary["failed"]) == (0, 1)
+    failure = next(iter(CampaignStore.open(tmp_path / "campaign").failures().values()))
+    # the 21 x 18 Å cell holds no window of 8 Å + the 10 Å frozen shell: found at the relax stage, no tension run
+    assert failure["stage"] == "relax" and "too small for windows" in failure["error"]

@@ -69,12 +69,14 @@ def _sample(store, row, potentials, rng) -> dict:
     if first_break.any() and location is not None:
         for name, s in scores.items():
             out["scores"][name] = first_break_scores(s, first_break, location, structure)
-    events = event_sites(row.data.get("shear", {}).get("events", []))
+    records = row.data.get("shear", {}).get("events", [])
+    events = event_sites(records)
     out["events"] = events
     maps = _threshold_maps(store.sample_dir(row.sample_id))
     goodness = {}
     if len(events):
-        goodness = {name: atom_goodness(s, structure, events) for name, s in scores.items()}
+        sites = [e["location"] for e in records]  # all of a sheet's axes: its layers share in-plane positions
+        goodness = {name: atom_goodness(s, structure, sites) for name, s in scores.items()}
         goodness.update({name: map_goodness(t, c, events, structure.box) for name, (t, c) in maps.items()})
     out["goodness"] = goodness
     if location is not None:

@@ -56,7 +56,7 @@ from glassfrac.imaging.prediction import predict_structure, require_models, writ
 from glassfrac.labels import shear_labels, tension_labels
 from glassfrac.labels.probe import ThresholdMap, event_sites, goodness
 from glassfrac.learn.registry import Registry
-from glassfrac.mechanics.probe import ProbeSettings, probe_map
+from glassfrac.mechanics.probe import ProbeSettings, check_window_room, default_shell, probe_map
 from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS, shear_test, tension_test
 from glassfrac.mechanics.relax import relax_to_minimum
 from glassfrac.potentials import get_potential
@@ -274,6 +274,10 @@ def relax(ctx: SampleContext) -> None:
                     relax_broken_bonds=broken.count)
     ctx.data["relax"] = {**stats, "broken_bonds": broken.pairs}
     _ring_statistics(ctx)
+    probed = _probe_settings(ctx)
+    if probed is not None:  # a cell relaxed too small for the windows fails here, not after the other tests
+        check_window_room(structure, probed.r_free, default_shell(ctx.potential()) if probed.shell is None
+                          else probed.shell)
 
 
 PREDICTED_KEYS = {"predicted_mu2": ("mu2", "prediction"), "predicted_rupture_strain": ("rupture_strain", "prediction")}
@@ -350,15 +354,25 @@ def shear(ctx: SampleContext) -> None:
                     points=[("events", event_sites(events), True)])
 
 
-def probe(ctx: SampleContext) -> None:
-    """LISTI25 local probing: threshold map Δτ (N/m) on a grid and, after a shear test, the
-    map's goodness C for each shear event (1: the event is where Δτ is lowest, 0: random)."""
+def _probe_settings(ctx: SampleContext) -> ProbeSettings | None:
+    """The probe stage's settings for this sample, or None if it is not probed (no probe stage, or a replica
+    beyond ``[tests.probe] samples``)."""
+    if "probe" not in ctx.plan.stages(ctx.spec):
+        return None
     options = dict(ctx.plan.test_settings.get("probe", {}))
     limit = options.pop("samples", None)
     if limit is not None and ctx.spec.replica >= limit:
-        return
+        return None
     options["load_angle"] = float(np.radians(options.get("load_angle", 0.0)))  # the config's degrees, as the CLI's
-    settings = ProbeSettings(**options)
+    return ProbeSettings(**options)
+
+
+def probe(ctx: SampleContext) -> None:
+    """LISTI25 local probing: threshold map Δτ (N/m) on a grid and, after a shear test, the
+    map's goodness C for each shear event (1: the event is where Δτ is lowest, 0: random)."""
+    settings = _probe_settings(ctx)
+    if settings is None:
+        return
     start = time.perf_counter()
     result = probe_map(ctx.structure, ctx.potential(), settings)
     seconds = time.perf_counter() - start

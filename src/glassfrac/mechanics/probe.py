@@ -140,9 +140,9 @@ def grid_centres(box: Box, n: int) -> np.ndarray:
     return box.cartesian(frac) if box.dim == 2 else frac @ box.cell[:2, :2] + box.origin[:2]
 
 
-def cut_windows(structure: Structure, centres, r_free: float, shell: float) -> Windows:
-    """Discs around ``centres`` (x, y): free atoms within ``r_free``, frozen out to
-    ``r_free + shell`` (in-plane distances; a 3D sheet is cut through its whole thickness)."""
+def check_window_room(structure: Structure, r_free: float, shell: float) -> None:
+    """An InputError unless ``structure`` can be probed with windows of ``r_free`` + ``shell`` (Å): a 2D
+    structure or a 3D sheet (periodic in x and y, not z) whose periodic sides exceed the window's diameter."""
     box = structure.box
     if structure.dim == 3 and (box.pbc[2] or not box.pbc[:2].all()):
         raise InputError("local probing works on 2D structures and on 3D sheets (periodic in x and y, "
@@ -152,6 +152,14 @@ def cut_windows(structure: Structure, centres, r_free: float, shell: float) -> W
         raise InputError(f"the sample is too small for windows of radius {radius:g} Å (r_free + shell): its periodic "
                          f"sides are {', '.join(f'{x:.1f}' for x in box.lengths[box.pbc])} Å, and a window needs "
                          f"more than {2 * radius:g} Å")
+
+
+def cut_windows(structure: Structure, centres, r_free: float, shell: float) -> Windows:
+    """Discs around ``centres`` (x, y): free atoms within ``r_free``, frozen out to
+    ``r_free + shell`` (in-plane distances; a 3D sheet is cut through its whole thickness)."""
+    check_window_room(structure, r_free, shell)
+    box = structure.box
+    radius = r_free + shell
     atoms, rel, free, species = [], [], [], []
     for c in np.asarray(centres, float):
         shift = np.zeros(structure.dim)

@@ -70,8 +70,8 @@ class ProbeSettings:
     """Probing settings: lengths in Å, strains dimensionless, forces in eV/Å, stress in N/m.
 
     ``shell``: width of the frozen ring, Å (default :func:`default_shell`); ``chunk``: windows
-    in flight at once (rows of the batched Hessians; 32–128 ran equally fast on one CPU core, a
-    GPU wants more); ``predictor``: start of each Newton solve, "affine" (the last stable state
+    in flight at once (rows of the batched Hessians; on one CPU core 16–32 ran fastest, larger chunks
+    spill the batched Hessians out of the cache; a GPU wants 1000 or more); ``predictor``: start of each Newton solve, "affine" (the last stable state
     mapped affinely, the first implementation's choice) or "secant" (linear extrapolation of the
     last two stable states in the reference frame: ~20 % fewer Newton iterations; the same Δτ
     to 2e-6 N/m on most windows, but ~2 % of windows, those whose first rearrangement is small
@@ -102,7 +102,7 @@ class ProbeSettings:
     max_newton: int = 12
     max_jump: float = 0.25
     stress_drop: float = 0.05
-    chunk: int = 64
+    chunk: int = 24
     skin: float = 1.0
     max_step: float = 0.2
     predictor: str = "affine"

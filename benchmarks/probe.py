@@ -146,7 +146,8 @@ def main():
     parser.add_argument("--windows", type=int, default=None, help="size of the random subset")
     parser.add_argument("--workers", type=int, default=2, help="CPU processes (default 2)")
     parser.add_argument("--device", default="cpu", help="torch device (cuda: use --workers 1)")
-    parser.add_argument("--chunk", type=int, default=None, help="windows in flight (default: ProbeSettings' on CPU, 1024 else)")
+    parser.add_argument("--chunk", type=int, default=None,
+                        help="windows in flight (default: ProbeSettings' on CPU, 1024 else)")
     parser.add_argument("--bilayer", action="store_true", help="16 × 16 map of a generated Watanabe bilayer instead")
     parser.add_argument("--goodness", type=Path, default=None, metavar="DATASET",
                         help="score the maps of a dataset against its shear events instead of timing")

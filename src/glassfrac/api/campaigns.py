@@ -32,7 +32,8 @@ def run_campaign(config, workers: int | None = 0, **options) -> dict:
         ``[runner] workers``, else as many as the cores allow.
     **options
         Further options of :func:`glassfrac.campaign.runner.run_campaign`: ``scheduler`` (a Dask address),
-        ``slurm_jobs`` (dask-jobqueue on SLURM), ``retry_failed``, ``store_wait`` (s), ``overwrite``.
+        ``slurm_jobs`` (dask-jobqueue on SLURM), ``retry_failed``, ``store_wait`` (s), ``overwrite``, ``start``
+        and ``stop`` (run only the samples of index start <= i < stop).
 
     Returns
     -------

@@ -69,14 +69,15 @@ from glassfrac.structure import Box, Structure, neighbor_pairs
 class ProbeSettings:
     """Probing settings: lengths in Å, strains dimensionless, forces in eV/Å, stress in N/m.
 
-    ``shell``: width of the frozen ring, Å (default :func:`default_shell`); ``chunk``: windows
-    in flight at once (rows of the batched Hessians; on one CPU core 16–32 ran fastest, larger chunks
-    spill the batched Hessians out of the cache; a GPU wants 1000 or more); ``predictor``: start of each Newton solve, "affine" (the last stable state
-    mapped affinely, the first implementation's choice) or "secant" (linear extrapolation of the
-    last two stable states in the reference frame: ~20 % fewer Newton iterations; the same Δτ
-    to 2e-6 N/m on most windows, but ~2 % of windows, those whose first rearrangement is small
-    (jumps of 0.05–0.25 Å), find a different event, as the affine path itself does with smaller
-    steps); ``max_step``: Newton trust radius per atom, Å; ``placement``: "saddle-node" (trial strains
+    ``shell``: width of the frozen ring, Å (default :func:`default_shell`); ``chunk``: windows in flight
+    at once (rows of the batched Hessians; on one CPU core 16–32 ran fastest, larger chunks spill the
+    batched Hessians out of the cache; a GPU wants 1000 or more); ``predictor``: start of each Newton
+    solve, "affine" (the last stable state mapped affinely, the first implementation's choice) or
+    "secant" (linear extrapolation of the last two stable states in the reference frame: ~20 % fewer
+    Newton iterations; the same Δτ to 2e-6 N/m on most windows, but ~2 % of windows, those whose first
+    rearrangement is small (jumps of 0.05–0.25 Å), find a different event, as the affine path itself does
+    with smaller steps; with the saddle-node placement it found later events, so it stays off by default);
+    ``max_step``: Newton trust radius per atom, Å; ``placement``: "saddle-node" (trial strains
     from the normal form, module docstring) or "bisection" (coarse steps and halving only, the first
     implementation's); ``approach``: fraction of the predicted distance to the instability a trial goes;
     ``mode_iterations``: inverse iterations per stable state for the lowest mode; ``newton_tol``: a solve
@@ -85,9 +86,10 @@ class ProbeSettings:
     solve); ``workers``: CPU processes sharing the map; ``device``: torch device.
 
     The defaults against the first implementation (``step=0.01, placement="bisection", newton_tol=0``):
-    ``benchmarks/probe.py --compare`` (README, Throughput): fewer Newton iterations per window, the same
-    event in most windows, and in the others a lower threshold strain, where the bisection stepped across a
-    saddle-node (λ → 0) whose jump stayed just under ``max_jump``; none higher.
+    ``benchmarks/probe.py --compare`` (README, Local probing): fewer Newton iterations per window and the
+    same first event in most windows. In most of the others the new placement finds a lower threshold
+    strain, where the bisection stepped across a saddle-node (λ → 0) whose jump stayed just under
+    ``max_jump``; in a few it steps across such a small rearrangement itself.
     """
 
     grid: int = 50

@@ -56,7 +56,7 @@ from glassfrac.imaging.prediction import predict_structure, require_models, writ
 from glassfrac.labels import shear_labels, tension_labels
 from glassfrac.labels.probe import ThresholdMap, event_sites, goodness
 from glassfrac.learn.registry import Registry
-from glassfrac.mechanics.probe import ProbeSettings, check_window_room, default_shell, probe_map
+from glassfrac.mechanics.probe import ProbeSettings, check_window_room, frozen_shell, probe_map
 from glassfrac.mechanics.protocols import SHEAR_DEFAULTS, TENSION_DEFAULTS, shear_test, tension_test
 from glassfrac.mechanics.relax import relax_to_minimum
 from glassfrac.potentials import get_potential
@@ -276,8 +276,7 @@ def relax(ctx: SampleContext) -> None:
     _ring_statistics(ctx)
     probed = _probe_settings(ctx)
     if probed is not None:  # a cell relaxed too small for the windows fails here, not after the other tests
-        check_window_room(structure, probed.r_free, default_shell(ctx.potential()) if probed.shell is None
-                          else probed.shell)
+        check_window_room(structure, probed.r_free, frozen_shell(ctx.potential(), probed))
 
 
 PREDICTED_KEYS = {"predicted_mu2": ("mu2", "prediction"), "predicted_rupture_strain": ("rupture_strain", "prediction")}

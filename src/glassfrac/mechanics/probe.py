@@ -134,6 +134,11 @@ def default_shell(potential) -> float:
     return potential.cutoff if potential.can("pair_derivatives") else 2.0 * potential.cutoff
 
 
+def frozen_shell(potential, settings: ProbeSettings) -> float:
+    """The frozen ring width of ``settings`` for ``potential``, Å: its ``shell``, else :func:`default_shell`."""
+    return default_shell(potential) if settings.shell is None else settings.shell
+
+
 def grid_centres(box: Box, n: int) -> np.ndarray:
     """n × n probe centres at the middle of the cells of a regular grid over the box (Å)."""
     f = (np.arange(n) + 0.5) / n
@@ -578,8 +583,7 @@ def probe_map(structure: Structure, potential, settings: ProbeSettings | None = 
 
 def _probe_centres(structure, potential, s: ProbeSettings, centres, angles, progress_bar=False):
     """Thresholds of the windows at ``centres`` × ``angles`` (job order: centre-major)."""
-    shell = default_shell(potential) if s.shell is None else s.shell
-    windows = cut_windows(structure, centres, s.r_free, shell)
+    windows = cut_windows(structure, centres, s.r_free, frozen_shell(potential, s))
     jobs = [(w, a) for w in range(len(centres)) for a in angles]
     bar = progress(total=len(jobs), desc="probe windows", unit="win", disable=None if progress_bar else True)
     try:

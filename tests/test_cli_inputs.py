@@ -94,6 +94,9 @@ BAD_OPTIONS = [  # (command line after the structure file is filled in, command,
     (["campaign", "run", "config.toml", "--workers", "-2"], "campaign run", "--workers"),
     (["oxide", "softness", "train", "a.xyz", "--group", "("], "oxide softness train", "--group"),
     (["oxide", "analyse", "{f}", "--dt", "0"], "oxide analyse", "--dt"),
+    (["oxide", "samples", "--config", "c.toml", "--out", "run", "--stop", "0"], "oxide samples", "--stop"),
+    (["oxide", "samples", "--config", "c.toml", "--out", "run", "--stop", "4", "--workers", "0"], "oxide samples",
+     "--workers"),
 ]
 
 

@@ -20,6 +20,7 @@ from glassfrac.core.errors import InputError
 from glassfrac.core.outputs import MARKER, OutputFolder, check_file
 from glassfrac.structure import read, write
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY_CAMPAIGN = """
 [campaign]
 name = "{name}"
@@ -311,7 +312,8 @@ def test_explain_and_oxide_folders_refused(work, tmp_path):
                  ("oxide", "quench", "--out", mine),
                  ("oxide", "tension", "s.xyz", "--out", mine),
                  ("oxide", "softness", "train", "s.xyz", "--out", mine),
-                 ("oxide", "softness", "tension", "m.safetensors", "t_frames.xyz", "--out", mine)):
+                 ("oxide", "softness", "tension", "m.safetensors", "t_frames.xyz", "--out", mine),
+                 ("oxide", "samples", "--config", CONFIGS / "alumina-softness.toml", "--out", mine, "--stop", 1)):
         assert_refused(mine, *argv)
 
 

@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     export.add_argument("--database", metavar="URL", default=None, help="store, if not the directory's SQLite")
     part = add_command(dsub, "part", "export a campaign's finished samples of an index range into a dataset "
                                      "folder (DATASET/parts/part-iSTART-STOP.npz)", _part)
-    part.add_argument("directory", help="campaign directory")
+    part.add_argument("directory", help="campaign directory (or run folder of 'glassfrac oxide samples')")
     part.add_argument("dataset", help="dataset folder (e.g. datasets/NAME)")
     part.add_argument("--start", type=non_negative_int, required=True, help="first sample index")
     part.add_argument("--stop", type=positive_int, required=True, help="one past the last sample index")
@@ -127,14 +127,20 @@ def _export(args) -> dict:
 
 
 def _part(args) -> dict:
+    from glassfrac.campaign import oxide_dataset
     from glassfrac.campaign.datasets import export_part
 
+    if (Path(args.directory) / oxide_dataset.RUN_FILE).is_file():  # a run of 'glassfrac oxide samples'
+        return oxide_dataset.export_part(args.directory, args.dataset, args.start, args.stop, args.overwrite)
     return export_part(_store(args), args.dataset, args.start, args.stop, overwrite=args.overwrite)
 
 
 def _merge(args) -> dict:
+    from glassfrac.campaign import oxide_dataset
     from glassfrac.campaign.datasets import merge_parts
 
+    if oxide_dataset.is_oxide_dataset(args.dataset):
+        return oxide_dataset.merge_parts(args.dataset)
     return merge_parts(args.dataset)
 
 

@@ -21,6 +21,7 @@ from glassfrac.cli.options import (
     finite_float,
     non_negative_int,
     positive_float,
+    positive_int,
     regex,
 )
 from glassfrac.core.errors import InputError
@@ -73,6 +74,15 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, type=STRUCTURE_OUTPUT,
                    help="write the structure with per-atom results to this .xyz")
     add_overwrite(p)
+
+    p = add_command(sub, "samples", "the softness dataset's samples (melt-quench, 300 K run, p_hop labels, DU21 "
+                                    "features of each labelled Al), one file each in a run folder; then "
+                                    "'glassfrac dataset part' and 'merge'", _samples)
+    p.add_argument("--config", required=True, help="TOML config (e.g. configs/alumina-softness.toml)")
+    p.add_argument("--out", required=True, help="run folder (made if new; a run of the same config resumes)")
+    p.add_argument("--start", type=non_negative_int, default=0, help="first sample index (default 0)")
+    p.add_argument("--stop", type=positive_int, required=True, help="one past the last sample index")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
 
     softness = sub.add_parser("softness", help="softness from p_hop labels (DU21): train, or follow along tension",
                               description="Softness of amorphous Al2O3 (DU21): a linear SVM on the DU21 structure "
@@ -143,6 +153,22 @@ def _quench(args) -> dict:
         outputs += [str(folder.path / "quench.png"), str(folder.path / "quench.json")]
         folder.finish()
     return {**summary, "outputs": outputs}
+
+
+# -- dataset samples ---------------------------------------------------------------------------
+
+def _samples(args) -> dict:
+    from glassfrac.campaign.oxide_config import load_config
+    from glassfrac.campaign.oxide_dataset import open_run, run_samples
+    from glassfrac.core.progress import progress
+
+    config = load_config(args.config)
+    if args.stop <= args.start:
+        raise InputError(f"--stop ({args.stop}) must be greater than --start ({args.start})")
+    open_run(args.out, config)  # refuses another config's folder before any work
+    with progress(total=args.stop - args.start, desc="samples", unit="sample") as bar:
+        return run_samples(config, args.out, args.start, args.stop, args.workers, args.threads or 1,
+                           progress=lambda _: bar.update())
 
 
 # -- tension ----------------------------------------------------------------------------------

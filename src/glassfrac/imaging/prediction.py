@@ -6,7 +6,9 @@ strain, rupture location, crack, mu2, threshold map, oxide softness) the one cho
 reasons. What each task gives (units: Å, N/m, strain dimensionless):
 
 - ``first_break`` / ``oxide_softness`` (softness SVM): per-atom ``softness`` (signed distance to the SVM
-  boundary, standardised descriptor units; NaN for atoms of other species than the model's), the
+  boundary, standardised descriptor units; NaN for atoms of other species than the model's; a model trained on
+  inherent structures, the DU21 oxide softness, reads the inherent structure of the input: CG minimum at
+  fixed cell in LAMMPS, ``features_on`` says how far the atoms moved), the
   predicted class (softness > 0), the top 10 % softest atoms and, for models built by their recipe
   (:mod:`glassfrac.learn.recipes`), ``first_break_probability``: a distribution over the atoms (sums to 1)
   of where the first broken bond starts. On an image, the summary is over the Si
@@ -48,6 +50,7 @@ from glassfrac.imaging.predict import (
 from glassfrac.learn.gradcam import attention, location_probability, render_for_model, scan
 from glassfrac.learn.images import angstrom, flips
 from glassfrac.learn.registry import ModelCard, Registry, StructureFacts, describe
+from glassfrac.mechanics.md import inherent_structure
 from glassfrac.structure import Structure, read, write
 
 ATTENTION_STAGE = 16
@@ -203,6 +206,13 @@ def _softness(card, model, structure, facts, kind):
         values = {k: s[k] for k in ("label", "species", "reach", "region", "atoms", "interior", "mean", "std", "min",
                                     "max", "positive_fraction", "top10")}
         return values, {"softness": r["softness"], "top": r["top"], "interior": r["interior"]}
+    features_on = "the structure as given"
+    if model.info.get("inherent"):  # a model that learnt on inherent structures (DU21 softness) reads one
+        minimum = inherent_structure(structure, ftol=model.info["inherent_ftol"])
+        moved = np.linalg.norm(minimum.box.minimum_image(minimum.positions - structure.positions), axis=1)
+        features_on = {"inherent_structure": True, "fmax_eV_A": minimum.info["inherent_fmax_eV_A"],
+                       "max_displacement_A": float(moved.max())}
+        structure = minimum
     softness = model.softness(structure)
     scored = np.isfinite(softness)
     if not scored.any():
@@ -211,7 +221,7 @@ def _softness(card, model, structure, facts, kind):
     top = np.zeros(len(softness), bool)
     top[np.flatnonzero(scored)[np.argsort(-softness[scored], kind="stable")[:k]]] = True
     v = softness[scored]
-    values = {"label": model.label, "species": model.species, "atoms": int(scored.sum()),
+    values = {"label": model.label, "species": model.species, "atoms": int(scored.sum()), "features_on": features_on,
               "predicted": int(np.sum(v > 0)), "mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
               "max": float(v.max()), "positive_fraction": float(np.mean(v > 0)),
               "top10": {"atoms": k, "threshold": float(softness[top].min()),

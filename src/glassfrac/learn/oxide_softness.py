@@ -240,7 +240,7 @@ def softness_features(dataset, species=("Al",)):
     return np.concatenate([descriptor.transform_one(s)[m] for s, m in zip(dataset.structures, masks, strict=True)])
 
 
-def _fit_svm(X, y, groups, settings: SoftnessSettings):
+def fit_linear_svm(X, y, groups, settings: SoftnessSettings):
     """Standardised linear SVC (balanced class weights) with C = ``settings.C``, or the best C
     of a list by GroupKFold over ``groups``; returns (fitted pipeline, chosen C)."""
     if not isinstance(settings.C, tuple) or len(settings.C) == 1:
@@ -282,14 +282,14 @@ def train_softness(dataset, settings: SoftnessSettings | None = None, radial_onl
     for train_idx, test_idx in GroupKFold(n_splits=n_splits).split(X, y, groups):
         if len(np.unique(y[train_idx])) < 2:
             raise InputError("a training fold has only one class; use more samples or fewer splits")
-        estimator, C = _fit_svm(X[train_idx], y[train_idx], groups[train_idx], settings)
+        estimator, C = fit_linear_svm(X[train_idx], y[train_idx], groups[train_idx], settings)
         scores[test_idx] = SoftnessModel.from_pipeline(None, estimator).softness_from_features(X[test_idx])
         folds.append({"test_samples": [dataset.group_names[g] for g in np.unique(groups[test_idx])],
                       "train_samples": [dataset.group_names[g] for g in np.unique(groups[train_idx])],
                       "chosen": {"svm__C": C}})
     evaluation = Evaluation(y, scores, groups, dataset.group_names, dataset.label, folds)
     held_out = evaluation.summary()
-    estimator, C = _fit_svm(X, y, groups, settings)
+    estimator, C = fit_linear_svm(X, y, groups, settings)
     info = {"n_samples": n_groups, "samples": dataset.group_names, "n_atoms": int(len(y)), "n_positive": int(y.sum()),
             "chosen": {"svm__C": C},
             "held_out": {k: held_out[k] for k in ("sensitivity", "specificity", "accuracy", "balanced_accuracy",

@@ -132,6 +132,9 @@ def test_oxide_samples_runs_resumes_and_merges_tiny_quenched_samples(needs_lammp
     status, merged = cli("dataset", "merge", data)
     assert status == 0 and merged["samples"] == 2 and merged["labels"] == sum(s["positive"] + s["negative"]
                                                                                for s in out["samples"])
+    merged_arrays = dict(np.load(data / "dataset.npz"))
+    f = (merged_arrays["positions"][:100] - merged_arrays["origin"][0]) / np.diag(merged_arrays["cell"][0])
+    assert np.all((f >= 0) & (f < 1))  # wrapped into the cell (MD gives unwrapped positions)
     other = tmp_path / "other.toml"
     other.write_text(TINY.replace("T = 1500.0", "T = 1400.0"))
     status, refused = cli("oxide", "samples", "--config", other, "--out", run, "--stop", 3)

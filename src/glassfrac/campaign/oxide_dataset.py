@@ -15,9 +15,9 @@ from another definition (:func:`definition`: potential, MD, quench and softness 
 
 Arrays of a sample (and, concatenated, of a part and of the dataset; ``label_start`` / ``atom_start`` are the
 offsets of each sample's rows): ``index``, ``seed``, ``pressure_GPa``, ``density_g_cm3``; the quenched sample
-(``positions`` Å, ``species``, ``cell`` Å, ``origin`` Å); per labelled Al at one label time: ``label_time_ps``,
-``label_atom`` (index in the sample), ``label`` (1 rearranging, 0 not), ``features`` (float32, the DU21
-descriptor of that Al in the inherent structure at that time, radial block first).
+(``positions`` Å wrapped into the cell, ``species``, ``cell`` Å, ``origin`` Å); per labelled Al at one label
+time: ``label_time_ps``, ``label_atom`` (index in the sample), ``label`` (1 rearranging, 0 not), ``features``
+(float32, the DU21 descriptor of that Al in the inherent structure at that time, radial block first).
 """
 
 import json
@@ -38,7 +38,7 @@ from glassfrac.core.threads import set_threads
 from glassfrac.generate.quench import density, melt_quench
 from glassfrac.learn.exports import read_npz
 from glassfrac.learn.oxide_softness import LABEL, du21_softness_descriptor, hop_dataset, hop_trajectory
-from glassfrac.structure import Structure
+from glassfrac.structure import Box, Structure
 
 FORMAT = "glassfrac-oxide-dataset-1"
 RUN_FILE = "oxide-samples.json"
@@ -126,6 +126,7 @@ def sample_arrays(index: int, seed: int, pressure: float, quenched: Structure, s
         labels.append(label[mask])
         features.append(descriptor.transform_one(snap)[mask])
     n_features = int(descriptor.n_features_out_)
+    quenched = quenched.wrapped()
     box = quenched.box
     return {
         "index": np.array([index]), "seed": np.array([seed]), "pressure_GPa": np.array([pressure], float),
@@ -226,13 +227,21 @@ def export_part(run, folder, start: int, stop: int, overwrite: bool = False) -> 
     if missing:
         raise InputError(f"samples {missing[:5]}{' ...' if len(missing) > 5 else ''} of [{start}, {stop}) are not "
                          f"finished ({len(missing)}); run them first (glassfrac oxide samples)", run)
-    samples = [read_npz(run / sample_name(i)) for i in range(start, stop)]
+    samples = [_wrapped(read_npz(run / sample_name(i))) for i in range(start, stop)]
     record = json.loads((run / RUN_FILE).read_text())
     metadata = {"format": FORMAT, "definition": record["definition"], "n_samples": len(samples), "exported": now(),
                 "part": {"start": start, "stop": stop, "indices": list(range(start, stop))}}
     _write(path, metadata, samples)
     return {"part": str(path), "start": start, "stop": stop, "samples": len(samples),
             "labels": int(sum(len(s["label"]) for s in samples))}
+
+
+def _wrapped(sample: dict) -> dict:
+    """The sample with its positions wrapped into its cell (run files of the first samples kept MD's unwrapped
+    positions; features and labels do not depend on it)."""
+    box = Box(sample["cell"][0], True, sample["origin"][0])
+    f = box.fractional(sample["positions"])
+    return {**sample, "positions": box.cartesian(f - np.floor(f))}
 
 
 def read_part(path) -> tuple[dict, dict]:

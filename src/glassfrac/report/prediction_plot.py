@@ -7,7 +7,7 @@ Grad-CAM attention (``rupture_strain.png``, ``mu2.png``) or the crack map (``cra
 Over the original image (image input): the figures of ``glassfrac image``
 (:func:`~glassfrac.report.image_overlay.write_image_figures`), named ``TASK.softness.png``,
 ``TASK.attention.png``, ``TASK.listi.png``. A 3D oxide's softness is drawn as the
-Al atoms projected on the xy plane, coloured by softness.
+Al atoms, wrapped into the cell, projected on the xy plane, coloured by softness.
 """
 
 import textwrap
@@ -68,7 +68,7 @@ def write_prediction_figures(prediction: Prediction, path_of) -> dict:
 def _draw(task, p, structure, rings, path, title) -> bool:
     a, v = p.arrays, p.values
     if task in ("first_break", "oxide_softness"):
-        xy = structure.positions[:, :2]
+        xy = structure.wrapped().positions[:, :2]  # in the cell (MD output is often unwrapped)
         shown = np.isfinite(a["softness"])
         if rings is not None:
             plot_rings_marked(rings, path, points=[("top 10 % softest", xy[a["top"]], False)],

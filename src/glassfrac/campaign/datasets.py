@@ -84,15 +84,16 @@ def export_part(store: CampaignStore, folder, start: int, stop: int, overwrite: 
             "atoms": int(sum(len(s["positions"]) for s in samples))}
 
 
-def read_part(path) -> tuple[dict, dict]:
-    """(metadata, arrays) of a part file, checked: its name, format tag, range and indices."""
+def read_part(path, format: str = FORMAT) -> tuple[dict, dict]:
+    """(metadata, arrays) of a part file, checked: its name, format tag (a campaign export's, or ``format``),
+    range and indices."""
     path = Path(path)
     match = PART.match(path.name)
     if match is None:
         raise InputError("not a dataset part: expected a name part-iSTART-STOP.npz", path)
     arrays = read_npz(path)
-    if str(arrays.get("format", "")) != FORMAT or "metadata" not in arrays or "atom_start" not in arrays:
-        raise InputError(f"not a dataset part: expected a concatenated export ({FORMAT})", path)
+    if str(arrays.get("format", "")) != format or "metadata" not in arrays or "atom_start" not in arrays:
+        raise InputError(f"not a dataset part: expected a concatenated export ({format})", path)
     try:
         metadata = json.loads(str(arrays["metadata"]))
         part, definition = metadata["part"], metadata["definition"]
@@ -119,23 +120,31 @@ def _layout(definition: dict) -> dict:
     return out
 
 
-def merge_parts(folder, overwrite: bool = True) -> dict:
-    """Merge ``folder/parts/*.npz`` into ``folder/dataset.npz`` and write ``folder/card.json`` (module
-    docstring). Both are outputs of this function: replaced on a rerun unless ``overwrite`` is false."""
-    folder = Path(folder)
+def parts_to_merge(folder: Path, read, overwrite: bool) -> tuple:
+    """The parts of ``folder/parts`` as (metadata, arrays, path) in index order (``read(path)`` gives metadata
+    with its ``part`` range, and arrays), and the merged file and card paths, checked for writing; parts whose
+    ranges overlap are refused."""
     paths = sorted((folder / "parts").glob("*.npz"))
     if not paths:
         raise InputError("no parts (parts/part-iSTART-STOP.npz) to merge", folder)
     output, card_path = folder / "dataset.npz", folder / "card.json"
     for path in (output, card_path):
         check_file(path, overwrite)
-    parts = sorted((read_part(p) + (p,) for p in paths), key=lambda m: m[0]["part"]["start"])
-    first_meta, _, first_path = parts[0]
-    reference = _layout(first_meta["definition"])
+    parts = sorted((read(p) + (p,) for p in paths), key=lambda m: m[0]["part"]["start"])
     for (meta, _, path), (next_meta, _, next_path) in zip(parts, parts[1:], strict=False):
         if next_meta["part"]["start"] < meta["part"]["stop"]:
             raise InputError(f"parts overlap: {path.name} and {next_path.name} both cover index "
                              f"{next_meta['part']['start']}", folder)
+    return parts, output, card_path
+
+
+def merge_parts(folder, overwrite: bool = True) -> dict:
+    """Merge ``folder/parts/*.npz`` into ``folder/dataset.npz`` and write ``folder/card.json`` (module
+    docstring). Both are outputs of this function: replaced on a rerun unless ``overwrite`` is false."""
+    folder = Path(folder)
+    parts, output, card_path = parts_to_merge(folder, read_part, overwrite)
+    first_meta, _, first_path = parts[0]
+    reference = _layout(first_meta["definition"])
     for meta, _, path in parts[1:]:
         layout = _layout(meta["definition"])
         if layout != reference:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glassfrac.campaign.datasets import PART, part_name
+from glassfrac.campaign.datasets import part_name, parts_to_merge, read_part
 from glassfrac.campaign.oxide_config import OxideConfig
 from glassfrac.core.errors import InputError
 from glassfrac.core.files import atomic_open
@@ -244,23 +244,6 @@ def _wrapped(sample: dict) -> dict:
     return {**sample, "positions": box.cartesian(f - np.floor(f))}
 
 
-def read_part(path) -> tuple[dict, dict]:
-    """(metadata, arrays) of an oxide part file, checked: its name, format and range."""
-    path = Path(path)
-    match = PART.match(path.name)
-    if match is None:
-        raise InputError("not a dataset part: expected a name part-iSTART-STOP.npz", path)
-    arrays = read_npz(path)
-    if str(arrays.get("format", "")) != FORMAT:
-        raise InputError(f"not an oxide dataset part ({FORMAT})", path)
-    metadata = json.loads(str(arrays["metadata"]))
-    start, stop = metadata["part"]["start"], metadata["part"]["stop"]
-    if (start, stop) != (int(match[1]), int(match[2])) or np.asarray(arrays["index"]).tolist() != list(
-            range(start, stop)):
-        raise InputError(f"the part's samples do not match its name's range [{match[1]}, {match[2]})", path)
-    return metadata, arrays
-
-
 def is_oxide_dataset(folder) -> bool:
     """Whether the dataset folder ``folder`` holds oxide parts (its first part's format)."""
     paths = sorted((Path(folder) / "parts").glob("*.npz"))
@@ -271,19 +254,11 @@ def merge_parts(folder, overwrite: bool = True) -> dict:
     """Merge ``folder/parts/*.npz`` into ``folder/dataset.npz`` and write ``folder/card.json``; parts must not
     overlap and must share one definition (module docstring)."""
     folder = Path(folder)
-    paths = sorted((folder / "parts").glob("*.npz"))
-    if not paths:
-        raise InputError("no parts (parts/part-iSTART-STOP.npz) to merge", folder)
-    output, card_path = folder / "dataset.npz", folder / "card.json"
-    for path in (output, card_path):
-        check_file(path, overwrite)
-    parts = sorted((read_part(p) + (p,) for p in paths), key=lambda m: m[0]["part"]["start"])
+    parts, output, card_path = parts_to_merge(folder, lambda path: read_part(path, FORMAT), overwrite)
     reference = parts[0][0]["definition"]
-    for (meta, _, path), (next_meta, _, next_path) in zip(parts, parts[1:], strict=False):
-        if next_meta["part"]["start"] < meta["part"]["stop"]:
-            raise InputError(f"parts overlap: {path.name} and {next_path.name}", folder)
-        if next_meta["definition"] != reference:
-            raise InputError(f"{next_path.name} was made from another config than {parts[0][2].name}", folder)
+    for meta, _, path in parts[1:]:
+        if meta["definition"] != reference:
+            raise InputError(f"{path.name} was made from another config than {parts[0][2].name}", folder)
     samples = [s for _, arrays, _ in parts for s in split_samples(arrays)]
     metadata = {"format": FORMAT, "definition": parts[0][0]["definition"], "n_samples": len(samples),
                 "exported": now(), "parts": [{"file": p.name, **m["part"]} for m, _, p in parts]}

@@ -153,6 +153,22 @@ def test_training_learns_resumes_exactly_and_saves(tmp_path):
     assert loaded.task == "mu2" and loaded.config == TINY
 
 
+def test_the_huber_loss_bounds_the_pull_of_an_outlier():
+    data = _toy()
+    y = torch.tensor([[0.0], [0.5], [13.0]])  # standardised targets; the last one 13 sigma off
+    out = torch.zeros(3, 1, requires_grad=True)
+    pulls = {}
+    for name in ("mse", "huber"):
+        trainer = Trainer(data, TINY, TrainSettings(epochs=1, n_shifts=2, val_copies=2, scalar_loss=name))
+        out.grad = None
+        trainer.loss(out, y).backward()
+        pulls[name] = out.grad[:, 0].abs()
+    assert pulls["mse"][2] == pytest.approx(2 * 13 / 3) and pulls["huber"][2] == pytest.approx(1 / 3)  # capped at δ
+    assert pulls["huber"][1] == pytest.approx(pulls["mse"][1] / 2)  # within δ: half the squared error's
+    with pytest.raises(Exception, match="scalar_loss"):
+        TrainSettings(scalar_loss="l1")
+
+
 def test_location_evaluation_undoes_transforms():
     """A model that outputs the exact (transformed) blob position is right after averaging."""
     data = _toy("location", n=4)

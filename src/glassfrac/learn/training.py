@@ -88,13 +88,16 @@ HEADS = ("regression", "heatmap")
 """Location heads: pooled regression (FC22) or heat map with periodic centroid (module docstring)."""
 LOCATION_LOSSES = ("fc22", "heatmap")
 CRACK_LOSSES = ("mse", "distribution")
+SCALAR_LOSSES = ("mse", "huber")
 
 
 @dataclass(frozen=True)
 class TrainSettings:
     """Loop settings (module docstring). ``n_shifts``: random translations per sample (× 4 flips);
     ``head``, ``location_loss`` and ``heatmap_sigma`` (px of the input image): location models;
-    ``crack_loss``: crack models."""
+    ``crack_loss``: crack models; ``scalar_loss``: mu2 and strain models, "mse" or "huber" (squared error
+    within one standard deviation of the training targets, absolute error beyond: a sample far off the
+    rest, such as a network that lost a bond, pulls no harder than one at 1 σ)."""
 
     epochs: int = 100
     batch_size: int = 32
@@ -109,8 +112,11 @@ class TrainSettings:
     location_loss: str = "fc22"
     heatmap_sigma: float = 2.0
     crack_loss: str = "mse"
+    scalar_loss: str = "mse"
 
     def __post_init__(self):
+        if self.scalar_loss not in SCALAR_LOSSES:
+            raise InputError(f"scalar_loss must be one of {SCALAR_LOSSES}")
         if self.crack_loss not in CRACK_LOSSES:
             raise InputError(f"crack_loss must be one of {CRACK_LOSSES}")
         if self.head not in HEADS or self.location_loss not in LOCATION_LOSSES:
@@ -432,6 +438,8 @@ class Trainer:
             return location_loss(y, output)
         if self.task == "crack" and self.settings.crack_loss == "distribution":
             return crack_distribution_loss(output, y, CRACK_NOISE)
+        if self.settings.scalar_loss == "huber":  # standardised targets: quadratic within one σ, linear beyond
+            return torch.nn.functional.huber_loss(output, y, delta=1.0)
         return torch.mean((output - y) ** 2)
 
     # -- the Task of trainer.fit ----------------------------------------------------------------

@@ -180,8 +180,8 @@ def test_every_shipped_model_is_built_by_its_recipe_from_a_dataset_of_the_reposi
         assert (card.kind, card.rebuild, card.training["dataset"]) == (recipe.kind, recipe.rebuild, recipe.dataset)
         dataset = json.loads((root / recipe.dataset / "card.json").read_text())
         assert card.training["samples"] <= dataset["samples"] and card.training["potential"] == recipe.potential
-        # 20 held-out samples, or 10 for the alumina softness: 5 CPU-minutes per sample, ~80 labelled Al each
-        assert card.training["test_samples"] >= (10 if card.kind == "oxide-softness" else 20)
+        # 20 held-out samples, or 8 for the alumina softness (5 CPU-minutes per sample, ~150 labelled Al each)
+        assert card.training["test_samples"] >= (8 if card.kind == "oxide-softness" else 20)
         assert card.metrics and card.load() is not None
         for name, m in card.metrics.items():
             assert m["low"] <= m["high"] and np.isfinite(m["value"]), name

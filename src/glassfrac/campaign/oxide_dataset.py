@@ -239,9 +239,8 @@ def export_part(run, folder, start: int, stop: int, overwrite: bool = False) -> 
 def _wrapped(sample: dict) -> dict:
     """The sample with its positions wrapped into its cell (run files of the first samples kept MD's unwrapped
     positions; features and labels do not depend on it)."""
-    box = Box(sample["cell"][0], True, sample["origin"][0])
-    f = box.fractional(sample["positions"])
-    return {**sample, "positions": box.cartesian(f - np.floor(f))}
+    structure = Structure(sample["positions"], sample["species"], Box(sample["cell"][0], True, sample["origin"][0]))
+    return {**sample, "positions": structure.wrapped().positions}
 
 
 def is_oxide_dataset(folder) -> bool:
